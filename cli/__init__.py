@@ -1,0 +1,50 @@
+"""The ``markovfork`` command tree: a thin click layer over the Python API.
+
+Every error caused by the user's input (click's usage errors and the library's ``ValueError``)
+is printed as one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from markovfork import __version__
+
+
+class _OneLineErrors(click.Group):
+    """A click group that reports bad input as a single ``Error: ...`` line, exit code 2."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except (ValueError, FileNotFoundError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="markovfork")
+def main() -> None:
+    """markovfork: predict how post-training trades pass@k for pass@1.
+
+    Chain-of-thought is a walk over a reasoning tree; fine-tuning reweights it. Commands
+    simulate that reweighting exactly or by sampling and measure pass@k.
+    """
+
+
+def _register_commands() -> None:
+    """Import the command modules; each attaches its commands to ``main``."""
+    from cli import commands  # noqa: F401
+
+
+_register_commands()
