@@ -131,6 +131,17 @@ def _uniforms_kernel(states, out):
 
 
 @numba.njit(cache=True)
+def _row_sums_kernel(child_start, nodes, probs, out):
+    """out[p, i] = sum of probs[p] over the children of nodes[i] (for validation)."""
+    for p in range(probs.shape[0]):
+        for i in range(nodes.shape[0]):
+            acc = 0.0
+            for v in range(child_start[nodes[i]], child_start[nodes[i] + 1]):
+                acc += probs[p, v]
+            out[p, i] = acc
+
+
+@numba.njit(cache=True)
 def _fill_table(child_start, probs_row, stride, table):
     """Per-problem lookup table of integer step thresholds (layout chosen by ``stride``).
 
@@ -206,52 +217,62 @@ def _walk(child_start, table, stride, v, s0, s1, s2, s3):
 
 
 @numba.njit(cache=True, parallel=True)
-def _sample_leaves_kernel(child_start, probs, start, states, stride, out):
-    """out[p, i] = leaf reached by rollout i of problem p (stream states[p], rollouts in order)."""
+def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, out):
+    """out[p, i] = leaf reached by rollout i of problem p (stream states[p], rollouts in order).
+
+    Problems are split into n_chunks contiguous chunks run in parallel; each chunk reuses one
+    lookup table (allocating a fresh one per problem cost as much as a thousand steps). The
+    result does not depend on n_chunks: problem p only ever uses its own stream.
+    """
     n_problems, n_nodes = probs.shape
-    for p in numba.prange(n_problems):
+    for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
-        _fill_table(child_start, probs[p], stride, table)
-        s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
-        s = start[p]
-        for i in range(out.shape[1]):
-            leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
-            out[p, i] = leaf
+        for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
+            _fill_table(child_start, probs[p], stride, table)
+            s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
+            s = start[p]
+            for i in range(out.shape[1]):
+                leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
+                out[p, i] = leaf
 
 
 @numba.njit(cache=True, parallel=True)
-def _rollout_counts_kernel(child_start, probs, start, states, stride, n_samples, hard_edges, correct, valid, out):
+def _rollout_counts_kernel(
+    child_start, probs, start, states, stride, n_chunks, n_samples, hard_edges, correct, valid, out
+):
     """out[p] = (correct, easy_valid, hard_valid, invalid) counts over n_samples rollouts of p.
 
     hard_edges[v] = number of hard steps on the root -> v path, so a rollout from s to leaf v is
-    all-easy exactly when hard_edges[v] == hard_edges[s]. Same draws as _sample_leaves_kernel.
+    all-easy exactly when hard_edges[v] == hard_edges[s]. Same draws and chunking as
+    _sample_leaves_kernel.
     """
     n_problems, n_nodes = probs.shape
-    for p in numba.prange(n_problems):
+    for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
-        _fill_table(child_start, probs[p], stride, table)
-        s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
-        s = start[p]
-        hard_at_start = hard_edges[s]
-        n_correct = 0
-        n_easy = 0
-        n_hard = 0
-        n_invalid = 0
-        for i in range(n_samples):
-            leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
-            if correct[p, leaf]:
-                n_correct += 1
-            if valid[p, leaf]:
-                if hard_edges[leaf] == hard_at_start:
-                    n_easy += 1
+        for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
+            _fill_table(child_start, probs[p], stride, table)
+            s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
+            s = start[p]
+            hard_at_start = hard_edges[s]
+            n_correct = 0
+            n_easy = 0
+            n_hard = 0
+            n_invalid = 0
+            for i in range(n_samples):
+                leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
+                if correct[p, leaf]:
+                    n_correct += 1
+                if valid[p, leaf]:
+                    if hard_edges[leaf] == hard_at_start:
+                        n_easy += 1
+                    else:
+                        n_hard += 1
                 else:
-                    n_hard += 1
-            else:
-                n_invalid += 1
-        out[p, 0] = n_correct
-        out[p, 1] = n_easy
-        out[p, 2] = n_hard
-        out[p, 3] = n_invalid
+                    n_invalid += 1
+            out[p, 0] = n_correct
+            out[p, 1] = n_easy
+            out[p, 2] = n_hard
+            out[p, 3] = n_invalid
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +347,8 @@ def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"probs[{p}, {v}] is negative ({probs[p, v]})")
     internal = np.flatnonzero(tree.n_children > 0)
     if internal.size and probs.shape[0]:
-        row_sums = np.add.reduceat(probs, tree.child_start[internal], axis=1)  # (P, n_internal)
+        row_sums = np.empty((probs.shape[0], internal.size))
+        _row_sums_kernel(tree.child_start, internal, probs, row_sums)
         bad = np.abs(row_sums - 1.0) > PROB_TOL
         if np.any(bad):
             p, i = np.argwhere(bad)[0]
@@ -372,8 +394,15 @@ def sample_leaves(
     _stream_states_kernel(seed, states)
     out = np.empty((start.shape[0], n_samples), dtype=np.int64)
     with _numba_threads(n_threads):
-        _sample_leaves_kernel(tree.child_start, probs, start, states, _record_stride(tree, fixed_width), out)
+        _sample_leaves_kernel(
+            tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)), out
+        )
     return out
+
+
+def _n_chunks(n_problems: int) -> int:
+    """Parallel chunks of problems: a few per thread for load balance (results do not depend on it)."""
+    return max(1, min(n_problems, 4 * numba.get_num_threads()))
 
 
 def _record_stride(tree, fixed_width: bool = True) -> int:
@@ -412,7 +441,8 @@ def sample_rollouts(
     out = np.empty((start.shape[0], 4), dtype=np.int64)
     with _numba_threads(n_threads):
         _rollout_counts_kernel(
-            tree.child_start, probs, start, states, _record_stride(tree, fixed_width), n_samples, _hard_edges(tree),
+            tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)),
+            n_samples, _hard_edges(tree),
             np.ascontiguousarray(problems.correct, dtype=np.bool_),
             np.ascontiguousarray(problems.valid, dtype=np.bool_), out,
         )

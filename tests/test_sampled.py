@@ -185,7 +185,7 @@ def test_uniform_beyond_row_sum_takes_last_positive_child(fixed_width):
     half = np.array([[1.0, 0.25, 0.25, 0.0, 0.0]])  # bypasses validation on purpose
     out = np.empty((1, 20_000), dtype=np.int64)
     _sample_leaves_kernel(tree.child_start, half, np.zeros(1, np.int64), stream_states(0, 1),
-                          _record_stride(tree, fixed_width), out)
+                          _record_stride(tree, fixed_width), 1, out)
     counts = np.bincount(out[0], minlength=5)
     assert counts[3] == 0 and counts[4] == 0
     assert counts[2] / 20_000 == pytest.approx(0.75, abs=0.02)  # [0.25, 1): the last positive child
