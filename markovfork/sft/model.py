@@ -22,7 +22,7 @@ from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
 from markovfork.problems import Problems
 from markovfork.tree import DECIPHERABLE, FORK, Tree
 
-__all__ = ["SFTParams", "StepGradient", "fork_children", "step_probs", "step_gradient", "step_gradient_reference"]
+__all__ = ["SFTParams", "StepGradient", "fork_children", "step_probs", "step_gradient", "fused_step_gradient", "step_gradient_reference"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +86,61 @@ def step_gradient(tree: Tree, probs, on_path, problem, node, target, weight) -> 
     scalars = np.zeros(2)
     _step_gradient_kernel(tree.child_start, tree.kind, on_path, probs, problem, node, target, weight, grad, scalars)
     return StepGradient(grad, float(scalars[1]), float(scalars[0]))
+
+
+@numba.njit(cache=True)
+def _fused_step_kernel(
+    child_start, kind, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight, grad_fc, scalars
+):
+    """Softmax and gradient at each step's node straight from the logit parts, without forming
+    the (P, N) probability table. z(c) = base_logit[c] + skill [visible[p, c]] + fork_logit[p, fc_col[c]]
+    (the last term for fork children only; fork_logit is stored (F, P)). Accumulates w g(c) into
+    grad_fc[fc_col[c], p];
+    scalars[0] += loss, scalars[1] += dL/ds."""
+    z = np.empty(64)
+    for i in range(problem.shape[0]):
+        p, u, y, w = problem[i], node[i], target[i], weight[i]
+        a, b = child_start[u], child_start[u + 1]
+        if b - a > z.shape[0]:
+            z = np.empty(b - a)
+        zmax = -np.inf
+        for c in range(a, b):
+            v = base_logit[c]
+            if visible[p, c]:
+                v += skill
+            if fc_col[c] >= 0:
+                v += fork_logit[fc_col[c], p]
+            z[c - a] = v
+            if v > zmax:
+                zmax = v
+        total = 0.0
+        for j in range(b - a):
+            z[j] = np.exp(z[j] - zmax)
+            total += z[j]
+        scalars[0] -= w * (np.log(z[y - a] / total) if z[y - a] > 0 else np.log(1e-300))  # guard: pruned step
+        visible_node = kind[u] == 0  # DECIPHERABLE
+        s_grad = 0.0
+        for c in range(a, b):
+            g = z[c - a] / total - (1.0 if c == y else 0.0)
+            if fc_col[c] >= 0:
+                grad_fc[fc_col[c], p] += w * g
+            if visible_node and visible[p, c]:
+                s_grad += g
+        scalars[1] += w * s_grad
+
+
+def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight):
+    """Gradient of the summed step loss w.r.t. the fork-child logits (F, P) and the skill, and the
+    loss, computed per step from the logit parts (see :func:`_fused_step_kernel`).
+
+    Equals :func:`step_gradient` on the full probability table restricted to fork children."""
+    grad_fc = np.zeros_like(fork_logit)
+    scalars = np.zeros(2)
+    _fused_step_kernel(
+        tree.child_start, tree.kind, base_logit, fc_col, visible, fork_logit, float(skill),
+        problem, node, target, weight, grad_fc, scalars,
+    )
+    return grad_fc, float(scalars[1]), float(scalars[0])
 
 
 def step_gradient_reference(tree: Tree, probs, on_path, problem, node, target, weight) -> StepGradient:

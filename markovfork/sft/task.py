@@ -38,9 +38,9 @@ class PathStarTask:
     rationale_steps: int = 2  # extra steps of the rationale mode before the (decipherable) arm choice
     mode_prior: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # base P(forward, reverse, rationale)
     base_step_accuracy: float = 0.8  # base probability of the correct step at a binary decipherable node
-    feature_dim: int = 2000  # d, dimension of the per-problem features phi(x)
+    feature_dim: int = 500  # d, dimension of the per-problem features phi(x)
     feature_scale: float = 1.0  # phi(x) ~ N(0, feature_scale^2 I_d), centred on the training mean
-    n_train: int = 1000  # training problems
+    n_train: int = 500  # training problems
     n_test: int = 500  # held-out test problems
 
     def __post_init__(self) -> None:
