@@ -42,6 +42,8 @@ __all__ = [
 
 PLACEMENTS = ("top", "random", "bottom")
 MAX_NODES = 2_000_000  # default cap on generated tree sizes (the (P, N) problem masks scale with it)
+# Seed tags: the tree and the problems draw from unrelated streams even when given the same seed.
+_TREE_TAG, _PROBLEM_TAG = 0x7472, 0x7072
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def fork_tree(
             f"a full depth-{depth}, branching-{branching} tree exceeds max_nodes={max_nodes} nodes; "
             "lower depth or branching, or use dead_ends=True"
         )
-    ss = np.random.SeedSequence(seed)
+    ss = np.random.SeedSequence([seed, _TREE_TAG])
     rng_shape, rng_place, rng_easy = (np.random.default_rng(s) for s in ss.spawn(3))
     builder = _ForkTreeBuilder(depth, branching, dead_ends, rng_shape, max_nodes)
 
@@ -247,7 +249,7 @@ def fork_problems(
     feature_dim = _check_int("feature_dim", feature_dim, 0)
     if not (np.isfinite(feature_scale) and feature_scale >= 0):
         raise ValueError(f"feature_scale must be finite and >= 0, got {feature_scale}")
-    rng_walk, rng_feat = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    rng_walk, rng_feat = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, _PROBLEM_TAG]).spawn(2))
     n = tree.n_nodes
     n_children = tree.n_children
     is_internal = n_children > 0
@@ -547,7 +549,7 @@ def tmc_problems(tree: Tree, tmc: TMC, task: int, n_instances: int, seed: int = 
     if tree.n_nodes != tmc.tree.n_nodes or not np.array_equal(tree.label, tmc.tree.label):
         raise ValueError(f"the tree ({tree.n_nodes} nodes) is not the unrolled chain ({tmc.tree.n_nodes} nodes)")
     paths = tmc.task_paths(task)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, _PROBLEM_TAG])
     hit = rng.random((n_instances, paths.leaf.size)) < paths.expected_correctness[None, :]
     correct = np.zeros((n_instances, tree.n_nodes), dtype=bool)
     correct[:, paths.leaf] = hit
