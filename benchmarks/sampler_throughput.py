@@ -1,0 +1,193 @@
+"""Sampled-engine throughput in ns per step, next to its floor and two references.
+
+    python benchmarks/sampler_throughput.py [--problems 64] [--samples 2000] [--repeats 7]
+
+One step = one edge traversed. The tree: depth 10, every internal node has 2, 3 or 4 children
+(probabilities 0.7 / 0.2 / 0.1), seed 0: about 10k nodes and 6k leaves, all leaves at depth 10.
+Per-problem step probabilities: softmax of (base logit + N(0, 1) noise) per problem.
+
+Rows (all in this one process, compiled functions warmed up first):
+  floor            one bare xoshiro256** uniform in a numba loop (the engine's RNG), 1 thread
+  numpy random     numpy Generator.random (PCG64) filling an array, per draw (for reference)
+  engine leaves    markovfork.sampled.sample_leaves, 1 and 2 numba threads
+  engine counts    markovfork.sampled.sample_rollouts (leaves classified, not stored)
+  numpy reference  markovfork.sampled.sample_leaves_reference (vectorised over samples)
+  quantecon        MarkovChain(P_sparse).simulate(ts_length=depth+1, init=0, num_reps=n)
+                   on the same tree as a sparse transition matrix (leaves absorbing), one
+                   chain per problem; only simulate is timed (its lazily cached CDFs warm)
+Times are wall-clock medians over --repeats runs (best run beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import time
+
+import numba
+import numpy as np
+
+from markovfork.policy import transition_probs
+from markovfork.problems import Problems
+from markovfork.sampled import (
+    _to_unit,
+    _xoshiro_next,
+    sample_leaves,
+    sample_leaves_reference,
+    sample_rollouts,
+    stream_states,
+)
+from markovfork.tree import LEAF, tree_from_children
+
+DEPTH = 10
+
+
+def benchmark_tree(depth: int = DEPTH, seed: int = 0):
+    """Complete-depth random tree: 2, 3 or 4 children per internal node, Dirichlet(1) base probs."""
+    rng = np.random.default_rng(seed)
+    children: list[list[int]] = [[]]
+    prob = [1.0]
+    front = [0]
+    for _ in range(depth):
+        new_front = []
+        for u in front:
+            k = int(rng.choice([2, 3, 4], p=[0.7, 0.2, 0.1]))
+            for w in rng.dirichlet(np.ones(k)):
+                children.append([])
+                prob.append(float(w))
+                children[u].append(len(children) - 1)
+                new_front.append(len(children) - 1)
+        front = new_front
+    kind = [LEAF if not c else 0 for c in children]
+    tree, _ = tree_from_children(children, kind, prob)
+    return tree
+
+
+@numba.njit(cache=True)
+def _floor_kernel(state, n):
+    """Sum of n uniforms from one xoshiro256** stream: the cost of a bare draw."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    acc = 0.0
+    for _ in range(n):
+        x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+        acc += _to_unit(x)
+    return acc
+
+
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(median, best) wall seconds of fn() over ``repeats`` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), min(times)
+
+
+def sparse_chain(tree, probs_row):
+    """CSR transition matrix of the tree walk for one problem: leaves absorbing."""
+    from scipy import sparse
+
+    n = tree.n_nodes
+    rows = np.concatenate([tree.parent[1:], tree.leaves])
+    cols = np.concatenate([np.arange(1, n), tree.leaves])
+    vals = np.concatenate([probs_row[1:], np.ones(tree.leaves.size)])
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", type=int, default=64, help="problems for the engine rows")
+    parser.add_argument("--samples", type=int, default=2000, help="rollouts per problem")
+    parser.add_argument("--ref-problems", type=int, default=8, help="problems for the numpy/quantecon rows")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per row (median reported)")
+    args = parser.parse_args()
+
+    import quantecon as qe  # benchmark-only dependency (the `bench` extra)
+
+    tree = benchmark_tree()
+    rng = np.random.default_rng(1)
+    P, n, P_ref = args.problems, args.samples, args.ref_problems
+    probs = transition_probs(tree, tree.edge_logit[None, :] + rng.normal(size=(P, tree.n_nodes)))
+    start = np.zeros(P, dtype=np.int64)
+    problems = Problems(start, np.zeros((P, tree.n_nodes), bool), tree.kind[None, :].repeat(P, 0) == LEAF,
+                        np.zeros((P, 0)), np.arange(P))
+    steps = int(P * n * DEPTH)  # every leaf is at depth DEPTH
+    ref_steps = int(P_ref * n * DEPTH)
+
+    print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+          f"quantecon {qe.__version__}, numba threads available {numba.config.NUMBA_NUM_THREADS}")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"tree: depth {DEPTH}, {tree.n_nodes} nodes, {tree.leaves.size} leaves, "
+          f"branching 2-4 (mean {tree.n_children[tree.n_children > 0].mean():.2f})")
+    print(f"engine: {P} problems x {n} rollouts = {steps:,} steps per run; "
+          f"numpy/quantecon: {P_ref} problems x {n} rollouts = {ref_steps:,} steps; {args.repeats} runs each")
+
+    rows = []  # (name, median ns/step, best ns/step)
+
+    n_draws = 10_000_000
+    state = stream_states(0, 1)[0].copy()
+    med, best = timed(lambda: _floor_kernel(state, n_draws), args.repeats)
+    rows.append(("floor: xoshiro256** draw (numba, 1 thread)", med / n_draws * 1e9, best / n_draws * 1e9))
+    gen = np.random.default_rng(0)
+    buf = np.empty(n_draws)
+    med, best = timed(lambda: gen.random(out=buf), args.repeats)
+    rows.append(("numpy Generator.random per draw", med / n_draws * 1e9, best / n_draws * 1e9))
+
+    leaves = sample_leaves(tree, probs, start, n, seed=0)
+    assert int((tree.depth[leaves] - tree.depth[start][:, None]).sum()) == steps
+    engine = {}
+    for threads in (1, 2):
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            continue
+        med, best = timed(lambda: sample_leaves(tree, probs, start, n, seed=1, n_threads=threads), args.repeats)
+        engine[threads] = med
+        rows.append((f"engine sample_leaves, {threads} thread(s)", med / steps * 1e9, best / steps * 1e9))
+    med, best = timed(lambda: sample_rollouts(tree, probs, problems, n, seed=1, n_threads=1), args.repeats)
+    rows.append(("engine sample_rollouts, 1 thread", med / steps * 1e9, best / steps * 1e9))
+    med, best = timed(lambda: sample_leaves(tree, probs, start, n, 1, 1, fixed_width=False), args.repeats)
+    rows.append(("engine sample_leaves per-child layout, 1 thread", med / steps * 1e9, best / steps * 1e9))
+
+    med_setup, _ = timed(lambda: sample_leaves(tree, probs, start, 1, seed=1, n_threads=1), args.repeats)
+    setup_share = med_setup / engine[1]  # per-problem lookup-table build, included in the rows above
+
+    ref_reps = max(1, min(args.repeats, 3))
+    med, best = timed(lambda: sample_leaves_reference(tree, probs[:P_ref], start[:P_ref], n, seed=1), ref_reps)
+    rows.append(("numpy reference sampler", med / ref_steps * 1e9, best / ref_steps * 1e9))
+
+    chains = [qe.MarkovChain(sparse_chain(tree, probs[p])) for p in range(P_ref)]
+
+    def run_quantecon():
+        for p, mc in enumerate(chains):
+            mc.simulate(ts_length=DEPTH + 1, init=0, num_reps=n, random_state=p)
+
+    med, best = timed(run_quantecon, args.repeats)
+    qe_ns = med / ref_steps * 1e9
+    rows.append(("quantecon MarkovChain.simulate (sparse)", qe_ns, best / ref_steps * 1e9))
+
+    floor_ns = rows[0][1]
+    print()
+    print(f"| {'row':<48} | {'ns/step med':>11} | {'ns/step best':>12} | {'x floor':>7} | {'x quantecon':>11} |")
+    print(f"|{'-' * 50}|{'-' * 12}:|{'-' * 13}:|{'-' * 8}:|{'-' * 12}:|")
+    for name, med_ns, best_ns in rows:
+        print(f"| {name:<48} | {med_ns:>11.2f} | {best_ns:>12.2f} | {med_ns / floor_ns:>7.2f} | {med_ns / qe_ns:>11.3f} |")
+    print()
+    if 2 in engine:
+        print(f"2-thread scaling (1-thread time / 2-thread time): {engine[1] / engine[2]:.2f}x (ideal 2.00x)")
+    print(f"single-thread engine vs floor: {rows[2][1] / floor_ns:.2f}x (target <= 2x); "
+          f"vs quantecon per step: {qe_ns / rows[2][1]:.1f}x faster")
+    print(f"per-problem table build (n_samples=1 call): {med_setup / P * 1e6:.1f} us per problem, "
+          f"{100 * setup_share:.0f}% of the 1-thread engine time at n={n}")
+    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(f"peak memory (maxrss of this process): {maxrss_mb:.0f} MiB; "
+          f"engine leaves output {P * n * 8 / 2**20:.1f} MiB, probs {probs.nbytes / 2**20:.1f} MiB")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Trainable parameters of the SFT policy and the exact cross-entropy gradient.
+
+Parameters: the shared logits ``theta`` of steps out of forks, the feature weights ``W`` of those
+steps, and one decipherable-step skill ``s`` shared by every decipherable node (the logits of
+decipherable steps are otherwise frozen at the base model's). For a step u -> y of problem x with
+weight w, the loss is ``-w log pi_x(y | u)`` and, with g(c) = pi_x(c | u) - [c = y],
+
+    dL/dtheta(c) = w g(c),   dL/dW(c) = w g(c) phi(x)   (u a fork),
+    dL/ds = w sum_c g(c) [c on a correct path of x]      (u decipherable).
+
+Losses and gradients are normalised by the total step weight of the whole dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
+from markovfork.problems import Problems
+from markovfork.tree import DECIPHERABLE, FORK, Tree
+
+__all__ = ["SFTParams", "StepGradient", "fork_children", "step_probs", "step_gradient", "step_gradient_reference"]
+
+
+@dataclass(frozen=True, eq=False)
+class SFTParams:
+    """The trainable state; ``to_policy`` turns it into a :class:`~markovfork.policy.Policy`."""
+
+    theta: np.ndarray  # (N,) offsets added to the base logits of steps out of forks
+    weight: np.ndarray  # (N, d) feature weights W of steps out of forks
+    skill: float  # shared decipherable-step skill s
+
+    @classmethod
+    def initial(cls, tree: Tree, feature_dim: int, skill: float) -> "SFTParams":
+        return cls(np.zeros(tree.n_nodes), np.zeros((tree.n_nodes, feature_dim)), float(skill))
+
+    def to_policy(self, tree: Tree) -> Policy:
+        base = Policy.base(tree, self.weight.shape[1], self.skill)
+        return base.with_(logit=base.logit + self.theta, fork_weight=self.weight)
+
+
+def fork_children(tree: Tree) -> np.ndarray:
+    """Ids of the children of fork nodes: the steps whose theta and W are trained."""
+    is_fork_child = np.zeros(tree.n_nodes, dtype=bool)
+    is_fork_child[1:] = tree.kind[tree.parent[1:]] == FORK
+    return np.flatnonzero(is_fork_child)
+
+
+def step_probs(tree: Tree, params: SFTParams, problems: Problems, decoding: Decoding = Decoding()) -> np.ndarray:
+    """(P, N) step probabilities of the policy ``params`` for ``problems``."""
+    return transition_probs(tree, problem_logits(tree, params.to_policy(tree), problems), decoding)
+
+
+@dataclass(frozen=True)
+class StepGradient:
+    """Gradient of the summed weighted step loss (not yet normalised)."""
+
+    logit: np.ndarray  # (P, N): sum over a problem's steps of w g(c), per child c
+    skill: float  # dL/ds
+    loss: float  # sum of -w log pi(y)
+
+
+@numba.njit(cache=True)
+def _step_gradient_kernel(child_start, kind, on_path, probs, problem, node, target, weight, grad_logit, scalars):
+    """Accumulate w g(c) into grad_logit[p, c]; scalars[0] += loss, scalars[1] += dL/ds."""
+    for i in range(problem.shape[0]):
+        p, u, y, w = problem[i], node[i], target[i], weight[i]
+        py = probs[p, y]
+        scalars[0] -= w * np.log(py if py > 1e-300 else 1e-300)  # guard: log(0) for a pruned step
+        visible = kind[u] == 0  # DECIPHERABLE
+        s_grad = 0.0
+        for c in range(child_start[u], child_start[u + 1]):
+            g = probs[p, c] - (1.0 if c == y else 0.0)
+            grad_logit[p, c] += w * g
+            if visible and on_path[p, c]:
+                s_grad += g
+        scalars[1] += w * s_grad
+
+
+def step_gradient(tree: Tree, probs, on_path, problem, node, target, weight) -> StepGradient:
+    """Exact gradient of ``sum_i -w_i log pi_{problem_i}(target_i | node_i)`` (see module docstring)."""
+    grad = np.zeros_like(probs)
+    scalars = np.zeros(2)
+    _step_gradient_kernel(tree.child_start, tree.kind, on_path, probs, problem, node, target, weight, grad, scalars)
+    return StepGradient(grad, float(scalars[1]), float(scalars[0]))
+
+
+def step_gradient_reference(tree: Tree, probs, on_path, problem, node, target, weight) -> StepGradient:
+    """NumPy reference for :func:`step_gradient`, one step at a time."""
+    grad = np.zeros_like(probs)
+    skill = loss = 0.0
+    for p, u, y, w in zip(problem, node, target, weight):
+        kids = np.arange(tree.child_start[u], tree.child_start[u + 1])
+        g = probs[p, kids] - (kids == y)
+        grad[p, kids] += w * g
+        loss -= w * np.log(max(probs[p, y], 1e-300))
+        if tree.kind[u] == DECIPHERABLE:
+            skill += w * float(np.sum(g * on_path[p, kids]))
+    return StepGradient(grad, skill, loss)

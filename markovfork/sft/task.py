@@ -1,0 +1,180 @@
+"""The path-star task as a reasoning tree with three reasoning modes at the root.
+
+Each problem asks for the end of one arm of a path-star graph. The root is a *mode choice*
+(a fork whose branches are all valid):
+
+* ``forward``: pick an arm at the source (a FORK with one valid arm, hidden from the
+  left-to-right context), then walk ``depth`` decipherable steps along it;
+* ``reverse``: substitute back from the target (``depth + 1`` decipherable steps, no fork);
+* ``rationale``: ``rationale_steps`` extra decipherable steps that name the arm, then the arm
+  choice as a *decipherable* step, then ``depth`` steps.
+
+Every decipherable node's first child is the correct step; its other children are dead-end
+leaves (wrong answers), so the tree stays linear in ``depth``. A problem's correct leaves are the
+ends of its arm in the forward and rationale subtrees and the end of the reverse chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from markovfork.problems import Problems
+from markovfork.tree import DECIPHERABLE, FORK, LEAF, Tree, tree_from_children
+
+__all__ = ["MODES", "PathStarTask", "PathStar"]
+
+MODES = ("forward", "reverse", "rationale")
+
+
+@dataclass(frozen=True)
+class PathStarTask:
+    """Configuration of the path-star task and its base model."""
+
+    arms: int = 2  # branches at the source (the fork of the forward mode)
+    depth: int = 5  # decipherable steps along an arm after the fork
+    branching: int = 2  # children of each decipherable step: 1 correct + (branching-1) dead ends
+    rationale_steps: int = 2  # extra steps of the rationale mode before the (decipherable) arm choice
+    mode_prior: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # base P(forward, reverse, rationale)
+    base_step_accuracy: float = 0.8  # base probability of the correct step at a binary decipherable node
+    feature_dim: int = 2000  # d, dimension of the per-problem features phi(x)
+    feature_scale: float = 1.0  # phi(x) ~ N(0, feature_scale^2 I_d), centred on the training mean
+    n_train: int = 1000  # training problems
+    n_test: int = 500  # held-out test problems
+
+    def __post_init__(self) -> None:
+        if self.arms < 2:
+            raise ValueError(f"arms must be >= 2, got {self.arms}")
+        if self.depth < 1:
+            raise ValueError(f"depth must be >= 1, got {self.depth}")
+        if self.branching < 2:
+            raise ValueError(f"branching must be >= 2, got {self.branching}")
+        if self.rationale_steps < 0:
+            raise ValueError(f"rationale_steps must be >= 0, got {self.rationale_steps}")
+        prior = np.asarray(self.mode_prior, dtype=float)
+        if prior.shape != (3,) or np.any(prior < 0) or abs(prior.sum() - 1) > 1e-6:
+            raise ValueError(f"mode_prior must be 3 non-negative numbers summing to 1, got {self.mode_prior}")
+        if not 0.0 < self.base_step_accuracy < 1.0:
+            raise ValueError(f"base_step_accuracy must be in (0, 1), got {self.base_step_accuracy}")
+        if self.feature_dim < 0:
+            raise ValueError(f"feature_dim must be >= 0, got {self.feature_dim}")
+        if not (np.isfinite(self.feature_scale) and self.feature_scale >= 0):
+            raise ValueError(f"feature_scale must be >= 0, got {self.feature_scale}")
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train} and {self.n_test}")
+
+    @property
+    def base_skill(self) -> float:
+        """Skill logit s with e^s / (e^s + 1) = base_step_accuracy at a binary decipherable node."""
+        a = self.base_step_accuracy
+        return float(np.log(a / (1.0 - a)))
+
+    def build(self, seed: int) -> "PathStar":
+        """The tree, and train/test problems drawn from ``seed`` (arms and features)."""
+        return _build(self, seed)
+
+
+@dataclass(frozen=True, eq=False)
+class PathStar:
+    """A built path-star task: the tree, node roles, and the train and test problems."""
+
+    task: PathStarTask
+    tree: Tree
+    mode_node: np.ndarray  # (3,) node id of each mode's subtree root (child of the root)
+    fork_node: int  # the forward mode's arm fork
+    answer_leaf: np.ndarray  # (3, arms) correct leaf of each mode for each arm (reverse: same for all arms)
+    train: Problems
+    test: Problems
+    train_arm: np.ndarray = field(repr=False)  # (n_train,) the hidden correct arm of each training problem
+    test_arm: np.ndarray = field(repr=False)  # (n_test,)
+
+    def trajectory_leaf(self, mode: int, arm: np.ndarray) -> np.ndarray:
+        """The leaf a correct trajectory in ``mode`` ends at, for each problem's arm."""
+        return self.answer_leaf[mode, arm]
+
+
+def _build(task: PathStarTask, seed: int) -> PathStar:
+    children: list[list[int]] = []
+    kind: list[int] = []
+    prob: list[float] = []
+    easy: list[bool] = []
+    label: list[int] = []
+    valid: list[int] = []
+
+    def node(k: int, p: float, lab: int = 0, vb: int = 1, is_easy: bool = True) -> int:
+        children.append([])
+        kind.append(k)
+        prob.append(p)
+        easy.append(is_easy)
+        label.append(lab)
+        valid.append(vb)
+        return len(children) - 1
+
+    def chain(head: int, steps: int) -> int:
+        """Append ``steps`` decipherable steps below ``head`` (itself the first); return the answer leaf."""
+        u = head
+        for i in range(steps):
+            last = i == steps - 1
+            nxt = node(LEAF if last else DECIPHERABLE, 1.0 / task.branching)
+            children[u].append(nxt)
+            for _ in range(task.branching - 1):
+                children[u].append(node(LEAF, 1.0 / task.branching, is_easy=False))
+            u = nxt
+        return u
+
+    root = node(FORK, 1.0, vb=3)
+    answer = np.zeros((3, task.arms), dtype=np.int64)
+    heads = []
+    for m in range(3):
+        first = DECIPHERABLE if m != 0 else FORK
+        h = node(first, task.mode_prior[m], lab=m, vb=1)
+        children[root].append(h)
+        heads.append(h)
+    # forward: fork over arms, then `depth` steps along each arm
+    for a in range(task.arms):
+        arm = node(DECIPHERABLE, 1.0 / task.arms, lab=a)
+        children[heads[0]].append(arm)
+        answer[0, a] = chain(arm, task.depth)
+    # reverse: depth + 1 decipherable steps, the arm step included
+    answer[1, :] = chain(heads[1], task.depth + 1)
+    # rationale: rationale_steps steps, a decipherable arm choice, then `depth` steps
+    u = heads[2]
+    for _ in range(task.rationale_steps):
+        nxt = node(DECIPHERABLE, 1.0 / task.branching)
+        children[u].append(nxt)
+        for _ in range(task.branching - 1):
+            children[u].append(node(LEAF, 1.0 / task.branching, is_easy=False))
+        u = nxt
+    for a in range(task.arms):
+        arm = node(DECIPHERABLE, 1.0 / task.arms, lab=a)
+        children[u].append(arm)
+        answer[2, a] = chain(arm, task.depth)
+    tree, new_id = tree_from_children(children, kind, prob, easy, label, valid)
+
+    rng = np.random.default_rng(seed)
+    n = task.n_train + task.n_test
+    arm_of = rng.integers(0, task.arms, size=n)
+    features = rng.normal(0.0, task.feature_scale, size=(n, task.feature_dim))
+    # Centre every problem's features on the training mean: what all training problems share is
+    # then carried by the shared logits theta alone, and W can only fit what is specific to a
+    # problem (see docs/sft.md).
+    features -= features[: task.n_train].mean(axis=0, keepdims=True)
+    answer_new = new_id[answer]
+    correct = np.zeros((n, tree.n_nodes), dtype=bool)
+    rows = np.arange(n)
+    for m in range(3):
+        correct[rows, answer_new[m, arm_of]] = True
+    problems = Problems(np.zeros(n, dtype=np.int64), correct, correct.copy(), features, np.arange(n, dtype=np.int64))
+    train_idx, test_idx = np.arange(task.n_train), np.arange(task.n_train, n)
+    return PathStar(
+        task=task,
+        tree=tree,
+        mode_node=new_id[np.array(heads)],
+        fork_node=int(new_id[heads[0]]),
+        answer_leaf=answer_new,
+        train=problems.subset(train_idx),
+        test=problems.subset(test_idx),
+        train_arm=arm_of[train_idx],
+        test_arm=arm_of[test_idx],
+    )
