@@ -7,9 +7,14 @@ With step probabilities pi_x(v) (the probability of the step parent[v] -> v for 
 and the per-problem success probability is p_x = V_x(start_x). Exact pass@k is
 ``mean_x 1 - (1 - p_x)^k``. The forward sweep ``R_x(v) = R_x(parent v) pi_x(v)``,
 ``R_x(start_x) = 1``, gives the probability of reaching every node (every leaf: a path).
+From it, :func:`path_type_mass` splits each problem's unit of probability mass over leaves into
+easy-valid (every edge easy), hard-valid and invalid paths, and :func:`node_entropy` gives the
+entropy ``H_x(u) = -sum_v pi_x(v) log pi_x(v)`` of each node's step distribution.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -19,6 +24,11 @@ __all__ = [
     "success_probability_reference",
     "reach_probability",
     "exact_pass_at_k",
+    "PathTypeMass",
+    "path_type_mass",
+    "path_type_mass_reference",
+    "node_entropy",
+    "node_entropy_reference",
 ]
 
 
@@ -86,3 +96,123 @@ def exact_pass_at_k(success: np.ndarray, k) -> np.ndarray:
         raise ValueError("success probabilities must lie in [0, 1]")
     fail = np.clip(1.0 - success, 0.0, 1.0)
     return 1.0 - np.mean(fail[:, None] ** np.atleast_1d(k_arr)[None, :], axis=0).reshape(k_arr.shape)
+
+
+@dataclass(frozen=True)
+class PathTypeMass:
+    """Per-problem split of the rollout distribution over leaves (each row sums to 1)."""
+
+    easy_valid: np.ndarray  # (P,) mass of paths from the start whose every edge is easy, ending at a valid leaf
+    hard_valid: np.ndarray  # (P,) mass of paths with at least one hard edge, ending at a valid leaf
+    invalid: np.ndarray  # (P,) mass of paths ending at a leaf that is not valid
+
+
+@numba.njit(cache=True)
+def _path_type_kernel(parent, leaf, edge_easy, probs, valid, start, out):
+    """out[p] = (easy-valid, hard-valid, invalid) mass: forward sweep of R and of 'all easy so far'."""
+    n_nodes = parent.shape[0]
+    reach = np.empty(n_nodes)
+    easy = np.empty(n_nodes, dtype=np.bool_)
+    for p in range(probs.shape[0]):
+        out[p, 0] = 0.0
+        out[p, 1] = 0.0
+        out[p, 2] = 0.0
+        s = start[p]
+        for v in range(n_nodes):
+            reach[v] = 0.0
+        reach[s] = 1.0
+        easy[s] = True
+        for v in range(s + 1, n_nodes):
+            u = parent[v]
+            reach[v] = reach[u] * probs[p, v]
+            easy[v] = easy[u] and edge_easy[v]
+            if leaf[v] and reach[v] > 0.0:
+                if not valid[p, v]:
+                    out[p, 2] += reach[v]
+                elif easy[v]:
+                    out[p, 0] += reach[v]
+                else:
+                    out[p, 1] += reach[v]
+        if leaf[s]:  # a rollout that starts at a leaf ends there
+            if not valid[p, s]:
+                out[p, 2] += 1.0
+            else:
+                out[p, 0] += 1.0
+
+
+def _check_probs(tree, probs, name="probs"):
+    probs = np.ascontiguousarray(np.atleast_2d(probs), dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != tree.n_nodes:
+        raise ValueError(f"{name} must have shape (P, {tree.n_nodes}), got {probs.shape}")
+    return probs
+
+
+def path_type_mass(tree, probs: np.ndarray, problems) -> PathTypeMass:
+    """Share of each problem's rollout mass on easy-valid, hard-valid and invalid leaves.
+
+    A path runs from the problem's start node to a leaf; it is *easy* when every edge on it is
+    easy (``tree.edge_easy``). Shares: ``sum over leaves l of R_x(l) * [l in class]``.
+    """
+    probs = _check_probs(tree, probs)
+    problems.check_tree(tree)
+    if probs.shape[0] != len(problems):
+        raise ValueError(f"probs has {probs.shape[0]} rows, there are {len(problems)} problems")
+    out = np.empty((probs.shape[0], 3))
+    _path_type_kernel(
+        tree.parent,
+        np.ascontiguousarray(tree.n_children == 0),
+        np.ascontiguousarray(tree.edge_easy, dtype=np.bool_),
+        probs,
+        np.ascontiguousarray(problems.valid, dtype=np.bool_),
+        np.ascontiguousarray(problems.start, dtype=np.int64),
+        out,
+    )
+    return PathTypeMass(out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy())
+
+
+def path_type_mass_reference(tree, probs, problems) -> PathTypeMass:
+    """NumPy reference: reach probabilities times leaf classes, easiness from the root-to-leaf path."""
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    reach = reach_probability(tree, probs, problems.start)
+    hard_from_root = np.zeros(tree.n_nodes, dtype=np.int64)  # hard edges on the root-to-v path
+    for v in range(1, tree.n_nodes):
+        hard_from_root[v] = hard_from_root[tree.parent[v]] + (not tree.edge_easy[v])
+    easy = hard_from_root[None, :] == hard_from_root[problems.start][:, None]  # no hard edge below start
+    leaf = (tree.kind == 2)[None, :]
+    valid = problems.valid.astype(bool)
+    ev = (reach * (leaf & valid & easy)).sum(axis=1)
+    hv = (reach * (leaf & valid & ~easy)).sum(axis=1)
+    inv = (reach * (leaf & ~valid)).sum(axis=1)
+    return PathTypeMass(ev, hv, inv)
+
+
+@numba.njit(cache=True)
+def _entropy_kernel(child_start, probs, out):
+    """out[p, u] = -sum_{v child of u} probs[p, v] log probs[p, v] (0 log 0 = 0; 0 at leaves)."""
+    n_nodes = child_start.shape[0] - 1
+    for p in range(probs.shape[0]):
+        for u in range(n_nodes):
+            acc = 0.0
+            for v in range(child_start[u], child_start[u + 1]):
+                q = probs[p, v]
+                if q > 0.0:
+                    acc -= q * np.log(q)
+            out[p, u] = acc
+
+
+def node_entropy(tree, probs: np.ndarray) -> np.ndarray:
+    """(P, N) entropy in nats of each node's step distribution, ``-sum_v pi(v) log pi(v)``; 0 at leaves."""
+    probs = _check_probs(tree, probs)
+    out = np.empty_like(probs)
+    _entropy_kernel(tree.child_start, probs, out)
+    return out
+
+
+def node_entropy_reference(tree, probs) -> np.ndarray:
+    """NumPy reference for :func:`node_entropy` via ``scipy.special.entr`` summed per parent."""
+    from scipy.special import entr
+
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    out = np.zeros_like(probs)
+    np.add.at(out.T, tree.parent[1:], entr(probs[:, 1:]).T)
+    return out

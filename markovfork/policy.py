@@ -180,11 +180,13 @@ def transition_probs_reference(tree: Tree, logits: np.ndarray, decoding: Decodin
         zmax = z.max(axis=1, keepdims=True)
         dead = ~np.isfinite(zmax[:, 0])
         e = np.exp(z - np.where(np.isfinite(zmax), zmax, 0.0))
-        q = e / e.sum(axis=1, keepdims=True)
-        q[dead] = 1.0 / (b - a)
+        denom = e.sum(axis=1, keepdims=True)
+        q = e / np.where(denom > 0, denom, 1.0)
+        q[dead] = 1.0 / (b - a)  # every logit -inf: spread uniformly, no filtering (as the kernel)
         order = np.argsort(-q, axis=1, kind="stable")
         sorted_q = np.take_along_axis(q, order, axis=1)
-        before = np.cumsum(sorted_q, axis=1) - sorted_q  # mass strictly ahead of each rank
+        # mass strictly ahead of each rank: an exclusive running sum, added in rank order
+        before = np.concatenate([np.zeros((q.shape[0], 1)), np.cumsum(sorted_q, axis=1)[:, :-1]], axis=1)
         rank = np.arange(b - a)[None, :]
         keep_sorted = (before < decoding.top_p) | (rank == 0)
         if decoding.top_k:
@@ -196,5 +198,6 @@ def transition_probs_reference(tree: Tree, logits: np.ndarray, decoding: Decodin
         if decoding.top_k or decoding.top_p < 1.0 or decoding.min_p > 0.0:
             q = np.where(keep, q, 0.0)
             q = q / q.sum(axis=1, keepdims=True)
+            q[dead] = 1.0 / (b - a)
         out[:, a:b] = q
     return out
