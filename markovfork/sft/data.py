@@ -90,20 +90,23 @@ def teacher_trajectories(ps: PathStar, mix: SFTMix, seed: int) -> Trajectories:
 
 
 def sample_trajectories(ps: PathStar, mix: SFTMix, per_problem: int, seed: int) -> Trajectories:
-    """A finite dataset: ``per_problem`` trajectories per training problem, modes drawn at random.
+    """A finite dataset: ``per_problem`` copies of each training problem's trajectories.
 
-    Data-level (and rationale): each problem's mode is drawn once, fork mode with probability
-    ``rho``. Problem-level: each trajectory's mode is drawn independently.
+    Data-level (and rationale): each problem's mode is drawn at random, the fork mode with
+    probability ``rho`` (so the fork share is itself sampled). Problem-level: every problem is
+    shown in both modes with weights ``rho`` and ``1 - rho``, as in the exact distribution (its
+    mode labels carry no randomness to sample).
     """
     if per_problem < 1:
         raise ValueError(f"trajectories per problem must be >= 1, got {per_problem}")
+    if mix.diversity == "problem":
+        exact = teacher_trajectories(ps, mix, seed)
+        rep = lambda a: np.tile(a, per_problem)  # noqa: E731
+        return Trajectories(rep(exact.problem), rep(exact.leaf), rep(exact.weight), rep(exact.mode))
     n = len(ps.train)
     rng = np.random.default_rng(seed)
     problem = np.repeat(np.arange(n), per_problem)
-    if mix.diversity == "problem":
-        in_fork = rng.random(problem.size) < mix.rho
-    else:
-        in_fork = np.repeat(rng.random(n) < mix.rho, per_problem)
+    in_fork = np.repeat(rng.random(n) < mix.rho, per_problem)
     mode = np.where(in_fork, mix.fork_mode, REVERSE).astype(np.int64)
     leaf = ps.answer_leaf[mode, ps.train_arm[problem]]
     return Trajectories(problem.astype(np.int64), leaf.astype(np.int64), np.ones(problem.size), mode)
