@@ -453,16 +453,19 @@ def _check_n_threads(n_threads) -> int | None:
 
 @contextmanager
 def _numba_threads(n_threads: int | None):
-    """Run the body with ``n_threads`` numba threads (None: leave as is); restore afterwards."""
-    if n_threads is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    """Run the body with ``n_threads`` numba threads (None: leave as is) and dynamic scheduling
+    of prange iterations (one chunk of problems at a time: a thread slowed by other processes
+    on a shared core then takes fewer chunks); restore both afterwards."""
+    with numba.parallel_chunksize(1):
+        if n_threads is None:
+            yield
+            return
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
@@ -543,8 +546,9 @@ def sample_leaves(
 
 
 def _n_chunks(n_problems: int) -> int:
-    """Parallel chunks of problems: a few per thread for load balance (results do not depend on it)."""
-    return max(1, min(n_problems, 4 * numba.get_num_threads()))
+    """Parallel chunks of problems: several per thread, handed out dynamically for load balance
+    (results do not depend on it); each chunk builds its own lookup table."""
+    return max(1, min(n_problems, 8 * numba.get_num_threads()))
 
 
 def _record_stride(tree, fixed_width: bool = True) -> int:
