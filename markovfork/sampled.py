@@ -294,7 +294,15 @@ def _walk_block(child_start, table, stride, v0, depth, n_walks, draws, nodes, s0
             draws[d * n_walks + w] = np.int64(x >> _U64(11))
     for w in range(n_walks):
         nodes[w] = v0
-    if stride > 0:
+    if stride == 4:  # the common layout (2-4 children), unrolled: 4 independent loads + 3 compares
+        for d in range(depth):
+            row = d * n_walks
+            for w in range(n_walks):
+                k = draws[row + w]
+                base = nodes[w] * 4
+                nodes[w] = (table[base] + np.int64(table[base + 1] <= k) + np.int64(table[base + 2] <= k)
+                            + np.int64(table[base + 3] <= k))
+    elif stride > 0:
         for d in range(depth):
             row = d * n_walks
             for w in range(n_walks):
