@@ -12,10 +12,15 @@ Rows (all in this one process, compiled functions warmed up first):
   engine leaves    markovfork.sampled.sample_leaves, 1 and 2 numba threads
   engine counts    markovfork.sampled.sample_rollouts (leaves classified, not stored)
   numpy reference  markovfork.sampled.sample_leaves_reference (vectorised over samples)
+  engine uneven    sample_leaves on a tree with leaves at uneven depths (1 thread): walks of
+                   unknown length use the one-at-a-time walk, not the blocked one
   quantecon        MarkovChain(P_sparse).simulate(ts_length=depth+1, init=0, num_reps=n)
                    on the same tree as a sparse transition matrix (leaves absorbing), one
                    chain per problem; only simulate is timed (its lazily cached CDFs warm)
-Times are wall-clock medians over --repeats runs (best run beside it).
+Times are wall-clock medians over --repeats runs (best run beside it). After the table: the
+per-problem set-up cost, the walk cost with set-up subtracted, ns/step against tree size (lookup
+table size: which cache level the dependent loads hit), and 1- vs 2-thread scaling on a larger
+workload (--scale-problems x --samples).
 """
 
 from __future__ import annotations
@@ -45,15 +50,19 @@ from markovfork.tree import LEAF, tree_from_children
 DEPTH = 10
 
 
-def benchmark_tree(depth: int = DEPTH, seed: int = 0):
-    """Complete-depth random tree: 2, 3 or 4 children per internal node, Dirichlet(1) base probs."""
+def benchmark_tree(depth: int = DEPTH, seed: int = 0, p_stop: float = 0.0):
+    """Random tree: 2, 3 or 4 children per internal node, Dirichlet(1) base probs. p_stop = 0:
+    complete depth (all leaves at ``depth``); p_stop > 0: each node in the last three levels above
+    ``depth`` is a leaf with that probability (leaves at uneven depths: walks of unknown length)."""
     rng = np.random.default_rng(seed)
     children: list[list[int]] = [[]]
     prob = [1.0]
     front = [0]
-    for _ in range(depth):
+    for d in range(depth):
         new_front = []
         for u in front:
+            if d >= depth - 3 and p_stop > 0 and rng.random() < p_stop:
+                continue
             k = int(rng.choice([2, 3, 4], p=[0.7, 0.2, 0.1]))
             for w in rng.dirichlet(np.ones(k)):
                 children.append([])
@@ -105,6 +114,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2000, help="rollouts per problem")
     parser.add_argument("--ref-problems", type=int, default=8, help="problems for the numpy/quantecon rows")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per row (median reported)")
+    parser.add_argument("--scale-problems", type=int, default=2000, help="problems for the scaling run (0: skip)")
     args = parser.parse_args()
 
     import quantecon as qe  # benchmark-only dependency (the `bench` extra)
@@ -153,6 +163,13 @@ def main() -> None:
     med, best = timed(lambda: sample_leaves(tree, probs, start, n, 1, 1, fixed_width=False), args.repeats)
     rows.append(("engine sample_leaves per-child layout, 1 thread", med / steps * 1e9, best / steps * 1e9))
 
+    uneven = benchmark_tree(p_stop=0.3)
+    probs_u = transition_probs(uneven, uneven.edge_logit[None, :] + rng.normal(size=(P, uneven.n_nodes)))
+    leaves_u = sample_leaves(uneven, probs_u, start, n, seed=0)
+    steps_u = int(uneven.depth[leaves_u].sum())
+    med, best = timed(lambda: sample_leaves(uneven, probs_u, start, n, seed=1, n_threads=1), args.repeats)
+    rows.append(("engine uneven-depth tree (unblocked), 1 thread", med / steps_u * 1e9, best / steps_u * 1e9))
+
     med_setup, _ = timed(lambda: sample_leaves(tree, probs, start, 1, seed=1, n_threads=1), args.repeats)
     setup_share = med_setup / engine[1]  # per-problem lookup-table build, included in the rows above
 
@@ -183,6 +200,38 @@ def main() -> None:
           f"vs quantecon per step: {qe_ns / rows[2][1]:.1f}x faster")
     print(f"per-problem table build (n_samples=1 call): {med_setup / P * 1e6:.1f} us per problem, "
           f"{100 * setup_share:.0f}% of the 1-thread engine time at n={n}")
+    print(f"engine walk alone (1 thread, set-up subtracted): {(engine[1] - med_setup) / steps * 1e9:.2f} ns/step "
+          f"= {(engine[1] - med_setup) / steps * 1e9 / floor_ns:.2f}x floor")
+    print(f"uneven-depth tree: {uneven.n_nodes} nodes, mean walk {steps_u / (P * n):.2f} steps")
+
+    print()
+    print("ns/step vs tree size (complete trees, 1 thread, same P x n; table = N x stride x 8 B):")
+    print(f"| {'depth':>5} | {'nodes':>6} | {'table KiB':>9} | {'ns/step':>7} | {'walk ns/step':>12} | {'x floor':>7} |")
+    print(f"|{'-' * 6}:|{'-' * 7}:|{'-' * 10}:|{'-' * 8}:|{'-' * 13}:|{'-' * 8}:|")
+    for depth in (4, 6, 8, 10, 12):
+        t = benchmark_tree(depth=depth)
+        pr = transition_probs(t, t.edge_logit[None, :] + rng.normal(size=(P, t.n_nodes)))
+        st = depth * P * n
+        full, _ = timed(lambda: sample_leaves(t, pr, start, n, seed=1, n_threads=1), max(3, args.repeats // 2))
+        setup, _ = timed(lambda: sample_leaves(t, pr, start, 1, seed=1, n_threads=1), max(3, args.repeats // 2))
+        walk = (full - setup) / st * 1e9
+        print(f"| {depth:>5} | {t.n_nodes:>6} | {t.n_nodes * 4 * 8 / 1024:>9.0f} | {full / st * 1e9:>7.2f} | "
+              f"{walk:>12.2f} | {full / st * 1e9 / floor_ns:>7.2f} |")
+
+    if args.scale_problems and numba.config.NUMBA_NUM_THREADS >= 2:
+        Ps = args.scale_problems
+        probs_s = transition_probs(tree, tree.edge_logit[None, :] + rng.normal(size=(Ps, tree.n_nodes)))
+        start_s = np.zeros(Ps, dtype=np.int64)
+        print()
+        print(f"scaling run: {Ps} problems x {n} rollouts = {Ps * n * DEPTH:,} steps; "
+              f"threading layer {numba.threading_layer()}; load average before: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        res = {}
+        for threads in (1, 2):
+            res[threads], _ = timed(lambda: sample_leaves(tree, probs_s, start_s, n, seed=1, n_threads=threads), 3)
+            print(f"  {threads} thread(s): {res[threads]:.3f} s, {res[threads] / (Ps * n * DEPTH) * 1e9:.2f} ns/step")
+        print(f"  scaling {res[1] / res[2]:.2f}x (ideal 2.00x); load average after: "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak memory (maxrss of this process): {maxrss_mb:.0f} MiB; "
           f"engine leaves output {P * n * 8 / 2**20:.1f} MiB, probs {probs.nbytes / 2**20:.1f} MiB")

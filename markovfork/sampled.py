@@ -142,6 +142,31 @@ def _row_sums_kernel(child_start, nodes, probs, out):
 
 
 @numba.njit(cache=True)
+def _probs_ok_kernel(child_start, probs, tol):
+    """True iff every entry of probs is finite and >= 0 and every internal node's row sums to 1
+    within tol (row sums accumulated exactly as _row_sums_kernel does). One pass over probs; the
+    Python layer re-runs the detailed checks only when this fails, to name the offending entry."""
+    n_nodes = child_start.shape[0] - 1
+    for p in range(probs.shape[0]):
+        for u in range(n_nodes):
+            a, b = child_start[u], child_start[u + 1]
+            if a == b:
+                continue
+            acc = 0.0
+            for v in range(a, b):
+                acc += probs[p, v]
+            if not abs(acc - 1.0) <= tol:  # also catches NaN
+                return False
+        bad = False
+        for v in range(n_nodes):
+            x = probs[p, v]
+            bad |= not (x >= 0.0 and x < np.inf)  # NaN, -inf, +inf, negative
+        if bad:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
 def _fill_table(child_start, probs_row, stride, table):
     """Per-problem lookup table of integer step thresholds (layout chosen by ``stride``).
 
@@ -153,33 +178,69 @@ def _fill_table(child_start, probs_row, stride, table):
 
     stride > 0 (fixed-width records, every node has <= stride children): the record of node u is
     table[u*stride : (u+1)*stride] = (first child, T of children 0 .. stride-2, padding 2^53);
-    first child = -1 marks a leaf. stride == 0 (any branching): table[v] = T(v) per child.
+    first child = -1 marks a leaf, and a leaf's other slots are never read (left unwritten).
+    stride == 0 (any branching): table[v] = T(v) per child.
+
+    One pass per node, writing each slot once (the table build is a sizeable share of a call at
+    a few thousand rollouts per problem).
     """
     n_nodes = child_start.shape[0] - 1
-    if stride > 0:
-        for j in range(n_nodes * stride):
-            table[j] = _NEVER
-    else:
+    if stride == 0:
         table[0] = _NEVER  # the root is nobody's child
     for u in range(n_nodes):
         a, b = child_start[u], child_start[u + 1]
+        if stride > 0 and a == b:
+            table[u * stride] = -1
+            continue
         if stride > 0:
-            table[u * stride] = a if b > a else -1
-        last_pos = b
-        for v in range(a, b):
-            if probs_row[v] > 0.0:
-                last_pos = v
-        acc = 0.0
-        for v in range(a, b):
-            acc += probs_row[v]
-            t = np.int64(np.ceil(acc * _TWO53)) if v < last_pos else _NEVER
-            if stride > 0:
-                if v - a + 1 < stride:
-                    table[u * stride + v - a + 1] = t
-            else:
-                table[v] = t
+            # fixed trip counts and selects instead of branches: the children count varies from
+            # node to node, and mispredicted loop exits dominated the build
+            last_pos = b
+            for j in range(stride):
+                v = a + j
+                last_pos = v if (v < b and probs_row[min(v, n_nodes - 1)] > 0.0) else last_pos
+            base = u * stride
+            table[base] = a
+            acc = 0.0
+            for j in range(1, stride):
+                v = a + j - 1
+                pv = probs_row[min(v, n_nodes - 1)]  # unconditional load, then a select
+                acc += pv if v < b else 0.0
+                table[base + j] = np.int64(np.ceil(acc * _TWO53)) if v < last_pos else _NEVER
+        else:
+            last_pos = b
+            for v in range(a, b):
+                if probs_row[v] > 0.0:
+                    last_pos = v
+            acc = 0.0
+            for v in range(a, b):
+                acc += probs_row[v]
+                table[v] = np.int64(np.ceil(acc * _TWO53)) if v < last_pos else _NEVER
         # a row with no positive entry (rejected by the Python layer) has last_pos = b: its
         # thresholds are the plain cumulative sums (all 0), and the walk takes its last child.
+
+
+@numba.njit(cache=True)
+def _uniform_heights(child_start):
+    """height[v] = the depth of every leaf below v counted from v, or -1 if leaves below v sit at
+    different depths (then walks from v have no fixed length). Assumes children have larger ids
+    than their parent (breadth-first layout); if not, returns all -1 (no fixed-length walks)."""
+    n_nodes = child_start.shape[0] - 1
+    height = np.full(n_nodes, -1, dtype=np.int64)
+    for u in range(n_nodes):
+        if child_start[u + 1] > child_start[u] and child_start[u] <= u:
+            return height
+    for u in range(n_nodes - 1, -1, -1):
+        a, b = child_start[u], child_start[u + 1]
+        if a == b:
+            height[u] = 0
+            continue
+        h = height[a]
+        for v in range(a + 1, b):
+            if height[v] != h:
+                h = -1
+        height[u] = h + 1 if h >= 0 else -1
+    return height
 
 
 @numba.njit(cache=True, inline="always")
@@ -216,24 +277,99 @@ def _walk(child_start, table, stride, v, s0, s1, s2, s3):
             v = c
 
 
+@numba.njit(cache=True, inline="always")
+def _walk_block(child_start, table, stride, v0, depth, n_walks, draws, nodes, s0, s1, s2, s3):
+    """n_walks consecutive rollouts from v0, all exactly ``depth`` steps long (every leaf below v0
+    is ``depth`` steps away): leaves into nodes[:n_walks]; returns the new rng state.
+
+    Walk w consumes draws w*depth .. w*depth+depth-1 of the stream, exactly as the one-at-a-time
+    ``_walk`` does (the walk lengths are known, so every draw's walk and level are known up front).
+    The draws are generated first (stored level-major), then the walks advance level by level:
+    the n_walks table lookups of one level are independent, so their memory latencies overlap
+    instead of forming one dependent chain per rollout, and there is no leaf test per step.
+    """
+    for w in range(n_walks):
+        for d in range(depth):
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            draws[d * n_walks + w] = np.int64(x >> _U64(11))
+    for w in range(n_walks):
+        nodes[w] = v0
+    if stride == 4:  # the common layout (2-4 children), unrolled: 4 independent loads + 3 compares
+        for d in range(depth):
+            row = d * n_walks
+            for w in range(n_walks):
+                k = draws[row + w]
+                base = nodes[w] * 4
+                nodes[w] = (table[base] + np.int64(table[base + 1] <= k) + np.int64(table[base + 2] <= k)
+                            + np.int64(table[base + 3] <= k))
+    elif stride > 0:
+        for d in range(depth):
+            row = d * n_walks
+            for w in range(n_walks):
+                k = draws[row + w]
+                base = nodes[w] * stride
+                c = table[base]
+                for j in range(base + 1, base + stride):
+                    if table[j] <= k:
+                        c += 1
+                nodes[w] = c
+    else:
+        for d in range(depth):
+            row = d * n_walks
+            for w in range(n_walks):
+                k = draws[row + w]
+                v = nodes[w]
+                c = child_start[v]
+                for j in range(c, child_start[v + 1] - 1):
+                    if table[j] <= k:
+                        c += 1
+                nodes[w] = c
+    return s0, s1, s2, s3
+
+
+_BLOCK_DRAWS = 2048  # draws buffered per block of fixed-length walks (16 KiB: stays in L1)
+
+
+@numba.njit(cache=True, inline="always")
+def _block_size(depth, n_samples):
+    """Walks per block for walks of ``depth`` steps: ~_BLOCK_DRAWS draws, at least 1 walk."""
+    return max(1, min(n_samples, _BLOCK_DRAWS // max(depth, 1)))
+
+
 @numba.njit(cache=True, parallel=True)
 def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, out):
     """out[p, i] = leaf reached by rollout i of problem p (stream states[p], rollouts in order).
 
     Problems are split into n_chunks contiguous chunks run in parallel; each chunk reuses one
     lookup table (allocating a fresh one per problem cost as much as a thousand steps). The
-    result does not depend on n_chunks: problem p only ever uses its own stream.
+    result does not depend on n_chunks: problem p only ever uses its own stream. Problems whose
+    start has all its leaves at one depth use the blocked walk (``_walk_block``), others the
+    one-at-a-time walk; both consume the same draws, so they give the same leaves.
     """
     n_problems, n_nodes = probs.shape
+    n_samples = out.shape[1]
+    height = _uniform_heights(child_start)
     for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
+        draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
+        nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
             _fill_table(child_start, probs[p], stride, table)
             s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
             s = start[p]
-            for i in range(out.shape[1]):
-                leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
-                out[p, i] = leaf
+            depth = height[s]
+            if depth >= 0:
+                block = _block_size(depth, n_samples)
+                for i0 in range(0, n_samples, block):
+                    nb = min(block, n_samples - i0)
+                    s0, s1, s2, s3 = _walk_block(child_start, table, stride, s, depth, nb, draws, nodes,
+                                                 s0, s1, s2, s3)
+                    for w in range(nb):
+                        out[p, i0 + w] = nodes[w]
+            else:
+                for i in range(n_samples):
+                    leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
+                    out[p, i] = leaf
 
 
 @numba.njit(cache=True, parallel=True)
@@ -243,12 +379,15 @@ def _rollout_counts_kernel(
     """out[p] = (correct, easy_valid, hard_valid, invalid) counts over n_samples rollouts of p.
 
     hard_edges[v] = number of hard steps on the root -> v path, so a rollout from s to leaf v is
-    all-easy exactly when hard_edges[v] == hard_edges[s]. Same draws and chunking as
+    all-easy exactly when hard_edges[v] == hard_edges[s]. Same draws, walks and chunking as
     _sample_leaves_kernel.
     """
     n_problems, n_nodes = probs.shape
+    height = _uniform_heights(child_start)
     for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
+        draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
+        nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
             _fill_table(child_start, probs[p], stride, table)
             s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
@@ -258,17 +397,26 @@ def _rollout_counts_kernel(
             n_easy = 0
             n_hard = 0
             n_invalid = 0
-            for i in range(n_samples):
-                leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
-                if correct[p, leaf]:
-                    n_correct += 1
-                if valid[p, leaf]:
-                    if hard_edges[leaf] == hard_at_start:
-                        n_easy += 1
-                    else:
-                        n_hard += 1
+            depth = height[s]
+            block = _block_size(depth, n_samples) if depth >= 0 else 1
+            for i0 in range(0, n_samples, block):
+                nb = min(block, n_samples - i0)
+                if depth >= 0:
+                    s0, s1, s2, s3 = _walk_block(child_start, table, stride, s, depth, nb, draws, nodes,
+                                                 s0, s1, s2, s3)
                 else:
-                    n_invalid += 1
+                    nodes[0], s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
+                for w in range(nb):
+                    leaf = nodes[w]
+                    if correct[p, leaf]:
+                        n_correct += 1
+                    if valid[p, leaf]:
+                        if hard_edges[leaf] == hard_at_start:
+                            n_easy += 1
+                        else:
+                            n_hard += 1
+                    else:
+                        n_invalid += 1
             out[p, 0] = n_correct
             out[p, 1] = n_easy
             out[p, 2] = n_hard
@@ -313,16 +461,19 @@ def _check_n_threads(n_threads) -> int | None:
 
 @contextmanager
 def _numba_threads(n_threads: int | None):
-    """Run the body with ``n_threads`` numba threads (None: leave as is); restore afterwards."""
-    if n_threads is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    """Run the body with ``n_threads`` numba threads (None: leave as is) and dynamic scheduling
+    of prange iterations (one chunk of problems at a time: a thread slowed by other processes
+    on a shared core then takes fewer chunks); restore both afterwards."""
+    with numba.parallel_chunksize(1):
+        if n_threads is None:
+            yield
+            return
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(previous)
 
 
 def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
@@ -339,6 +490,8 @@ def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
     if probs.shape != (start.shape[0], n_nodes):
         raise ValueError(f"probs must have shape (P, n_nodes) = ({start.shape[0]}, {n_nodes}), got {probs.shape}")
     probs = np.ascontiguousarray(probs)
+    if _probs_ok_kernel(tree.child_start, probs, PROB_TOL):  # fast path: one fused pass
+        return probs, start
     if not np.all(np.isfinite(probs)):
         p, v = np.argwhere(~np.isfinite(probs))[0]
         raise ValueError(f"probs[{p}, {v}] is not finite ({probs[p, v]})")
@@ -401,8 +554,9 @@ def sample_leaves(
 
 
 def _n_chunks(n_problems: int) -> int:
-    """Parallel chunks of problems: a few per thread for load balance (results do not depend on it)."""
-    return max(1, min(n_problems, 4 * numba.get_num_threads()))
+    """Parallel chunks of problems: several per thread, handed out dynamically for load balance
+    (results do not depend on it); each chunk builds its own lookup table."""
+    return max(1, min(n_problems, 8 * numba.get_num_threads()))
 
 
 def _record_stride(tree, fixed_width: bool = True) -> int:
