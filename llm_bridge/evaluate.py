@@ -154,8 +154,9 @@ def sample_responses(
             N = ids.shape[0]
             finished = torch.zeros(N, dtype=torch.bool, device=device)
             new_tokens = []
+            mask = torch.ones((N, ids.shape[1] + max_new_tokens), dtype=torch.long, device=device)  # no padding
             with autocast(device):
-                step_out = model(input_ids=ids, use_cache=True)
+                step_out = model(input_ids=ids, attention_mask=mask[:, :ids.shape[1]], use_cache=True)
             past, logits = step_out.past_key_values, step_out.logits[:, -1]  # (N, V)
             for t in range(max_new_tokens):
                 probs = process_logits(logits, sampling)  # (N, V)
@@ -169,7 +170,8 @@ def sample_responses(
                 if bool(finished.all()) or t == max_new_tokens - 1:
                     break
                 with autocast(device):
-                    step_out = model(input_ids=nxt[:, None], past_key_values=past, use_cache=True)
+                    step_out = model(input_ids=nxt[:, None], attention_mask=mask[:, :ids.shape[1] + t + 1],
+                                     past_key_values=past, use_cache=True)
                 past, logits = step_out.past_key_values, step_out.logits[:, -1]
             gen_ids = torch.stack(new_tokens, dim=1).cpu().tolist()  # (N, t)
             for row, seq in enumerate(gen_ids):
@@ -206,7 +208,7 @@ def fork_probabilities(model: torch.nn.Module, tok: PreTrainedTokenizerFast, pro
             chunk = members[start:start + batch_size]
             ids = torch.tensor([encoded[i] for i in chunk], device=device)  # (B, T)
             with autocast(device):
-                logits = model(input_ids=ids).logits[:, -1]  # (B, V)
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]  # (B, V)
             probs = torch.softmax(logits.float(), dim=-1).cpu().double().numpy()
             raw[chunk] = np.take_along_axis(probs, arm_ids[chunk], axis=1)
     mass = raw.sum(axis=1)
