@@ -53,7 +53,7 @@ class ModelConfig:
 class PhaseConfig:
     """One training phase (base pretraining or SFT): AdamW, linear warm-up, cosine decay."""
 
-    epochs: int = 4  # epochs (a checkpoint is saved after each)
+    epochs: int = 6  # epochs (a checkpoint is saved after each)
     steps_per_epoch: int = 250  # base only: optimizer steps per epoch (SFT: one pass over its data)
     batch_size: int = 64  # sequences per optimizer step
     lr: float = 1e-3  # peak learning rate
@@ -82,7 +82,7 @@ class PhaseConfig:
 class SFTConfig(PhaseConfig):
     """SFT on a fixed set of problems, once per (diversity, rho)."""
 
-    epochs: int = 8
+    epochs: int = 12
     lr: float = 5e-4
     warmup_steps: int = 20
     n_problems: int = 2000  # trajectories per SFT set (distinct problems at data-level diversity)
@@ -137,8 +137,8 @@ class EvalConfig:
 
     n_test: int = 200  # test problems (disjoint from every training problem)
     n_samples: int = 32  # samples per problem (the n of pass@k)
-    epochs: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # SFT epochs to evaluate
-    batch_sequences: int = 2048  # sequences generated together (prompts x samples)
+    epochs: list[int] = field(default_factory=lambda: [1, 3, 6, 12])  # SFT epochs to evaluate
+    batch_sequences: int = 512  # sequences generated together (prompts x samples; 512 is fastest on a CPU)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:

@@ -124,7 +124,7 @@ def sample_responses(
     max_new_tokens: int,
     seed: int,
     device: torch.device,
-    batch_sequences: int = 2048,
+    batch_sequences: int = 512,
 ) -> list[list[str]]:
     """``n`` completions of each prompt (texts without [EOS]); (P, n) nested list.
 
@@ -150,14 +150,17 @@ def sample_responses(
             chunk = members[start:start + per_batch]
             gen = torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, batch_no]).generate_state(1)[0]))
             batch_no += 1
-            ids = torch.tensor([encoded[i] for i in chunk], device=device).repeat_interleave(n, dim=0)  # (N, T)
-            N = ids.shape[0]
+            ids = torch.tensor([encoded[i] for i in chunk], device=device)  # (B, T)
+            # prefill each prompt once, then copy its KV cache to its n samples
+            with autocast(device):
+                step_out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+            past = step_out.past_key_values
+            past.batch_repeat_interleave(n)
+            logits = step_out.logits[:, -1].repeat_interleave(n, dim=0)  # (N, V)
+            N, T = logits.shape[0], ids.shape[1]
+            mask = torch.ones((N, T + max_new_tokens), dtype=torch.long, device=device)  # no padding anywhere
             finished = torch.zeros(N, dtype=torch.bool, device=device)
             new_tokens = []
-            mask = torch.ones((N, ids.shape[1] + max_new_tokens), dtype=torch.long, device=device)  # no padding
-            with autocast(device):
-                step_out = model(input_ids=ids, attention_mask=mask[:, :ids.shape[1]], use_cache=True)
-            past, logits = step_out.past_key_values, step_out.logits[:, -1]  # (N, V)
             for t in range(max_new_tokens):
                 probs = process_logits(logits, sampling)  # (N, V)
                 if sampling.spread_first > 0 and t == sampling.spread_position:
@@ -170,7 +173,7 @@ def sample_responses(
                 if bool(finished.all()) or t == max_new_tokens - 1:
                     break
                 with autocast(device):
-                    step_out = model(input_ids=nxt[:, None], attention_mask=mask[:, :ids.shape[1] + t + 1],
+                    step_out = model(input_ids=nxt[:, None], attention_mask=mask[:, :T + t + 1],
                                      past_key_values=past, use_cache=True)
                 past, logits = step_out.past_key_values, step_out.logits[:, -1]
             gen_ids = torch.stack(new_tokens, dim=1).cpu().tolist()  # (N, t)
@@ -224,7 +227,7 @@ def evaluate_model(
     *,
     seed: int,
     device: torch.device,
-    batch_sequences: int = 2048,
+    batch_sequences: int = 512,
     keep_responses: bool = False,
 ) -> EvalResult:
     """Sample ``n`` responses per problem, grade them, and read the fork probabilities."""

@@ -54,7 +54,8 @@ def build_model(cfg: ModelConfig, tok: PreTrainedTokenizerFast, seed: int) -> to
     torch.manual_seed(seed)
     if cfg.arch == "gpt2":
         config = GPT2Config(n_layer=cfg.n_layer, n_embd=cfg.n_embd, n_head=cfg.n_head, n_positions=cfg.max_len,
-                            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
+                            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+                            activation_function="gelu_pytorch_tanh", **common)  # GPT-2's tanh GELU, fused
         return GPT2LMHeadModel(config)
     config = LlamaConfig(num_hidden_layers=cfg.n_layer, hidden_size=cfg.n_embd, num_attention_heads=cfg.n_head,
                          num_key_value_heads=cfg.n_head, intermediate_size=4 * cfg.n_embd,

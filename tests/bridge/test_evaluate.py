@@ -53,6 +53,13 @@ def test_process_logits_matches_numpy_reference(temperature, top_p, min_p):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+class _NoCache:
+    """The KV cache of a model that has no state: copying it per sample is a no-op."""
+
+    def batch_repeat_interleave(self, repeats):
+        pass
+
+
 class FixedModel(torch.nn.Module):
     """A stand-in LM whose next-token distribution ignores its input: logits are fixed."""
 
@@ -62,7 +69,7 @@ class FixedModel(torch.nn.Module):
 
     def forward(self, input_ids, past_key_values=None, use_cache=False, **_):
         B, T = input_ids.shape
-        return SimpleNamespace(logits=self.logits.expand(B, T, -1), past_key_values=past_key_values)
+        return SimpleNamespace(logits=self.logits.expand(B, T, -1), past_key_values=past_key_values or _NoCache())
 
 
 def _tok():
