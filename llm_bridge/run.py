@@ -18,7 +18,6 @@ set, the SFT problems, each base batch, each SFT epoch's order, initialisation a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import resource

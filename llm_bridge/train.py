@@ -153,11 +153,10 @@ def train_phase(
     if start and not resume:
         raise ValueError(f"{out_dir} already holds checkpoints up to epoch {start}; resume or use a fresh directory")
     if start:
+        start = min(start, cfg.epochs)
         state = torch.load(epoch_dir(out_dir, start) / STATE_FILE, map_location="cpu", weights_only=False)
         if state["fingerprint"] != fingerprint:
             raise ValueError(f"checkpoints in {out_dir} were made with a different configuration; use a fresh directory")
-        start = min(start, cfg.epochs)
-        state = torch.load(epoch_dir(out_dir, start) / STATE_FILE, map_location="cpu", weights_only=False)
         model.load_state_dict(load_checkpoint(epoch_dir(out_dir, start)).state_dict())
         model.to(device)
         opt.load_state_dict(state["optimizer"])
