@@ -1,0 +1,93 @@
+"""``markovfork bridge``: train real transformers on the path-star task and measure pass@k.
+
+A thin layer over :mod:`llm_bridge.run`; torch is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from cli import main
+
+
+def _load(config: str | None, seed: int | None, device: str | None, threads: int | None):
+    from llm_bridge.config import RunConfig, load_config
+
+    cfg: RunConfig = load_config(config)
+    changes = {k: v for k, v in {"seed": seed, "device": device, "threads": threads}.items() if v is not None}
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+@main.group()
+def bridge() -> None:
+    """Train small transformers on the path-star task; measure pass@k (needs the `bridge` extra)."""
+
+
+@bridge.command("run")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file overriding the CPU default (sections task, model, base, sft, eval).")
+@click.option("--device", default=None, help="auto (CUDA if present), cpu, cuda or cuda:N. Overrides the config.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/bridge", show_default=True,
+              help="Output directory (checkpoints, data, table, figures).")
+@click.option("--seed", type=int, default=None, help="Seed of the whole run. Overrides the config.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads. Overrides the config.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same configuration).")
+def run_cmd(config, device, out, seed, threads, resume) -> None:
+    """Data, base pretraining, SFT at each rho, evaluation; writes OUT/bridge_results.{parquet,csv}."""
+    from llm_bridge.run import run_bridge
+
+    cfg = _load(config, seed, device, threads)
+    res = run_bridge(cfg, out, resume=resume)
+    click.echo(f"wrote {Path(out) / 'bridge_results.parquet'} and .csv ({res.table.height} rows) "
+               f"in {res.summary['timings_s']['total_s']:.0f} s")
+
+
+@bridge.command("eval")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML config (task, eval). Default: the config.json of the run holding CHECKPOINT, if any.")
+@click.option("--problems", type=click.Path(dir_okay=False), default=None,
+              help="JSONL of test problems (e.g. OUT/data/test.jsonl). Default: the run's test set from the seed.")
+@click.option("--base", type=click.Path(), default=None, help="Base checkpoint: adds pass_at_k_base and shrinkage.")
+@click.option("--n-samples", type=int, default=None, help="Samples per problem (the n of pass@k).")
+@click.option("--n-test", type=int, default=None, help="Test problems (when no --problems).")
+@click.option("--temperature", type=float, default=None)
+@click.option("--top-p", type=float, default=None)
+@click.option("--min-p", type=float, default=None)
+@click.option("--spread-first", type=int, default=None, help="Spread the first decision over this many candidates.")
+@click.option("--spread-position", type=int, default=None, help="Response position of that decision (0 = first).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=None)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write OUT/eval_results.{parquet,csv}.")
+def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_p, min_p, spread_first,
+             spread_position, device, seed, out) -> None:
+    """Evaluate a local CHECKPOINT (a save_pretrained directory) and print pass@k."""
+    from llm_bridge.config import config_from_dict
+    from llm_bridge.run import evaluate_checkpoint, find_run_config
+    from llm_bridge.tasks import Problem, read_jsonl
+
+    if not Path(checkpoint, "config.json").is_file():
+        raise ValueError(f"no model checkpoint (config.json) in {checkpoint}")
+    if config is None and (found := find_run_config(checkpoint)) is not None:
+        cfg = config_from_dict(json.loads(found.read_text()))
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in {"seed": seed, "device": device}.items() if v is not None})
+    else:
+        cfg = _load(config, seed, device, None)
+    ev = cfg.eval
+    ev_changes = {k: v for k, v in {"n_samples": n_samples, "n_test": n_test}.items() if v is not None}
+    s_changes = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "min_p": min_p,
+                                   "spread_first": spread_first, "spread_position": spread_position}.items()
+                 if v is not None}
+    sampling = dataclasses.replace(ev.sampling, **s_changes)
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(ev, sampling=sampling, **ev_changes))
+    probs = None
+    if problems is not None:
+        records = list(read_jsonl(problems))
+        probs = [r if isinstance(r, Problem) else r.problem for r in records]
+    table = evaluate_checkpoint(checkpoint, cfg, problems=probs, base=base, out=out)
+    cols = ["k", "pass_at_k_base", "pass_at_k_post", "shrinkage", "fork_accuracy"]
+    click.echo(table.select(cols))

@@ -1,0 +1,331 @@
+"""A whole bridge run: data, base pretraining, SFT per (diversity, rho), evaluation, table, figures.
+
+Layout of ``out``::
+
+    config.json                    the RunConfig (a resumed run must match it)
+    data/test.jsonl                test problems
+    data/sft-<div>-rho<r>.jsonl    SFT trajectories
+    base/epoch-NNN/                base checkpoints (save_pretrained + tokenizer + trainer state)
+    sft/<div>-rho<r>/epoch-NNN/    SFT checkpoints
+    eval/*.json                    evaluation of each checkpoint (cached, so resume skips it)
+    bridge_results.{parquet,csv}   the results table (markovfork.results schema, engine "llm")
+    fig_*.png                      figures
+    summary.json                   wall times, throughput, peak memory
+
+Every random stream is a child of ``seed`` (see :func:`llm_bridge.tasks._derive_seed`): the test
+set, the SFT problems, each base batch, each SFT epoch's order, initialisation and sampling.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from markovfork.io import save_figure, write_json, write_table
+from markovfork.results import results_frame
+from llm_bridge.config import RunConfig, config_from_dict
+from llm_bridge.evaluate import EvalResult, evaluate_model
+from llm_bridge.model import build_model, load_checkpoint, resolve_device
+from llm_bridge.tasks import (
+    Problem,
+    _derive_seed,
+    generate_problems,
+    sft_mix,
+    undirected_derivation,
+    vocabulary,
+    write_jsonl,
+)
+from llm_bridge.tokenizer import build_tokenizer, encode_example
+from llm_bridge.train import PhaseResult, epoch_dir, train_phase
+
+__all__ = ["RunResult", "run_bridge", "evaluate_checkpoint", "find_run_config", "base_batch_fn", "sft_batch_fn", "test_problems", "result_rows", "evaluate_cached"]
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_bridge` produced."""
+
+    table: pl.DataFrame  # the results table
+    out: Path  # the output directory
+    summary: dict  # timings, throughput, peak memory
+
+
+def test_problems(cfg: RunConfig) -> list[Problem]:
+    """The run's test problems (a pure function of the task and the seed)."""
+    return generate_problems(cfg.task, cfg.eval.n_test, seed=_derive_seed(cfg.seed, "test"))
+
+
+def sft_problems(cfg: RunConfig, test: list[Problem]) -> list[Problem]:
+    """The fixed SFT problems, disjoint from the test set."""
+    return generate_problems(cfg.task, cfg.sft.n_problems, seed=_derive_seed(cfg.seed, "sft"),
+                             exclude={p.key() for p in test})
+
+
+def base_batch_fn(cfg: RunConfig, tok, test: list[Problem]):
+    """Base pretraining batches: fresh problems each step (none from the test set), each with an
+    undirected derivation. A pure function of (seed, epoch, step)."""
+    exclude = {p.key() for p in test}
+
+    def batch(epoch: int, step: int):
+        seed = _derive_seed(cfg.seed, f"base-{epoch}-{step}")
+        problems = generate_problems(cfg.task, cfg.base.batch_size, seed=seed, exclude=exclude)
+        rng = np.random.default_rng(seed)
+        return [encode_example(tok, e.prompt, e.response) for e in (undirected_derivation(p, rng) for p in problems)]
+
+    return batch
+
+
+def sft_batch_fn(encoded: list, batch_size: int, seed: int):
+    """SFT batches: a fresh permutation of the fixed set each epoch (a function of seed and epoch)."""
+
+    def batch(epoch: int, step: int):
+        order = np.random.default_rng(_derive_seed(seed, f"order-{epoch}")).permutation(len(encoded))
+        return [encoded[i] for i in order[step * batch_size:(step + 1) * batch_size]]
+
+    return batch
+
+
+def evaluate_cached(checkpoint: Path, cache: Path, cfg: RunConfig, tok, test: list[Problem], device) -> EvalResult:
+    """Evaluate a checkpoint on the test set, or read the cached result of an earlier run."""
+    if cache.is_file():
+        return EvalResult.from_dict(json.loads(cache.read_text()))
+    model = load_checkpoint(checkpoint).to(device)
+    res = evaluate_model(model, tok, test, cfg.eval.n_samples, cfg.eval.sampling, seed=_derive_seed(cfg.seed, "sample"),
+                         device=device, batch_sequences=cfg.eval.batch_sequences)
+    write_json(res.to_dict(), cache)
+    return res
+
+
+def result_rows(base: EvalResult, post: EvalResult, ks: list[int], *, rho: float, diversity: str, seed: int,
+                epoch: int, train_loss: float, extra: dict | None = None) -> list[dict]:
+    """Rows of the results table for one (rho, diversity, epoch): one per k."""
+    pb, pp = base.pass_at_k(ks), post.pass_at_k(ks)
+    rows = []
+    for k, b, p in zip(ks, pb, pp):
+        rows.append({
+            "engine": "llm", "rho": rho, "diversity": diversity, "seed": seed, "epoch": epoch, "k": int(k),
+            "pass_at_k_base": float(b), "pass_at_k_post": float(p), "shrinkage": float(b - p),
+            "fork_accuracy": post.fork_accuracy,
+            "fork_confidence_correct": post.fork_confidence(True),
+            "fork_confidence_wrong": post.fork_confidence(False),
+            "fork_entropy": post.fork_entropy,
+            "train_loss": train_loss,
+            "forward_share": post.forward_share,
+            "sampled_fork_accuracy": post.sampled_fork_accuracy,
+            "n_samples": post.n_samples,
+            "n_test": len(post.correct),
+            **(extra or {}),
+        })
+    return rows
+
+
+def _rho_label(rho: float) -> str:
+    return f"{rho:.3f}".rstrip("0").rstrip(".") if rho not in (0.0, 1.0) else str(int(rho))
+
+
+def _peak_rss_gib() -> float:
+    # ru_maxrss is KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool | None = None,
+               log=None) -> RunResult:
+    """Run the whole pipeline into ``out``. ``resume`` continues an interrupted run (same config)."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = Path(out)
+    cfg_dict = json.loads(json.dumps(cfg.to_dict()))
+    if out.exists() and any(out.iterdir()):
+        if not resume:
+            raise ValueError(f"output directory {out} is not empty; pass --resume to continue it or choose another")
+        saved = out / "config.json"
+        if saved.is_file() and config_from_dict(json.loads(saved.read_text())) != cfg:
+            raise ValueError(f"{saved} differs from this run's configuration; cannot resume {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(cfg_dict, out / "config.json")
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    throughput: dict[str, float] = {}
+
+    tok = build_tokenizer(vocabulary(cfg.task))
+    test = test_problems(cfg)
+    pool = sft_problems(cfg, test)
+    write_jsonl(test, out / "data" / "test.jsonl")
+    ks = cfg.eval.ks
+    log(f"bridge: device {device}, {torch.get_num_threads()} threads, {len(test)} test problems, ks {ks}")
+
+    # --- base pretraining on undirected derivations ---
+    t0 = time.perf_counter()
+    model = build_model(cfg.model, tok, seed=_derive_seed(cfg.seed, "init"))
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"bridge: model {cfg.model.arch} with {n_params:,} parameters")
+    base_res: PhaseResult = train_phase(model, tok, base_batch_fn(cfg, tok, test), cfg.base.steps_per_epoch, cfg.base,
+                                        out / "base", seed=cfg.seed, device=device, resume=True, desc="base",
+                                        progress=progress)
+    timings["base_train_s"] = time.perf_counter() - t0
+    throughput["base_tokens_per_s"] = base_res.tokens_per_s
+    base_ckpt = epoch_dir(out / "base", cfg.base.epochs)
+    log(f"bridge: base trained, loss per epoch {[round(x, 3) for x in base_res.epoch_losses]}")
+    t0 = time.perf_counter()
+    base_eval = evaluate_cached(base_ckpt, out / "eval" / "base.json", cfg, tok, test, device)
+    timings["eval_s"] = time.perf_counter() - t0
+    log(f"bridge: base pass@1 {base_eval.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {base_eval.pass_at_k([ks[-1]])[0]:.3f} "
+        f"fork accuracy {base_eval.fork_accuracy:.3f}")
+    del model
+
+    # --- SFT per (diversity, rho) ---
+    rows: list[dict] = []
+    sft_tokens, sft_seconds = 0, 0.0
+    timings["sft_train_s"] = 0.0
+    for diversity in cfg.sft.diversities:
+        for rho in cfg.sft.rhos:
+            if diversity == "problem" and rho in (0.0, 1.0) and "data" in cfg.sft.diversities:
+                continue  # identical to the data-level mix at rho 0 or 1
+            name = f"{diversity}-rho{_rho_label(rho)}"
+            mix_seed = _derive_seed(cfg.seed, f"mix-{name}")
+            examples = sft_mix(pool, rho, diversity, seed=mix_seed, fork_format=cfg.sft.fork_format)
+            write_jsonl(examples, out / "data" / f"sft-{name}.jsonl")
+            encoded = [encode_example(tok, e.prompt, e.response) for e in examples]
+            steps = math.ceil(len(encoded) / cfg.sft.batch_size)
+            t0 = time.perf_counter()
+            model = load_checkpoint(base_ckpt)
+            res = train_phase(model, tok, sft_batch_fn(encoded, cfg.sft.batch_size, mix_seed), steps, cfg.sft,
+                              out / "sft" / name, seed=cfg.seed, device=device, resume=True, desc=f"sft {name}",
+                              progress=progress)
+            timings["sft_train_s"] += time.perf_counter() - t0
+            sft_tokens += res.tokens
+            sft_seconds += res.seconds
+            del model
+            extra = {"fork_format": cfg.sft.fork_format, "answer": cfg.task.answer, "arms": cfg.task.arms,
+                     "depth": cfg.task.depth}
+            rows += result_rows(base_eval, base_eval, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=0,
+                                train_loss=float("nan"), extra=extra)
+            for e in sorted(set(cfg.eval.epochs)):
+                t0 = time.perf_counter()
+                post = evaluate_cached(epoch_dir(out / "sft" / name, e), out / "eval" / f"{name}-epoch{e:03d}.json",
+                                       cfg, tok, test, device)
+                timings["eval_s"] += time.perf_counter() - t0
+                rows += result_rows(base_eval, post, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=e,
+                                    train_loss=res.epoch_losses[e - 1], extra=extra)
+                log(f"bridge: {name} epoch {e}: loss {res.epoch_losses[e - 1]:.3f} "
+                    f"pass@1 {post.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {post.pass_at_k([ks[-1]])[0]:.3f} "
+                    f"fork acc {post.fork_accuracy:.3f} conf {post.fork_confidence(True):.3f}/"
+                    f"{post.fork_confidence(False):.3f} forward share {post.forward_share:.2f}")
+
+    table = results_frame(rows)
+    write_table(table, out / "bridge_results")
+    _figures(table, out)
+    throughput["sft_tokens_per_s"] = sft_tokens / sft_seconds if sft_seconds > 0 else float("nan")
+    timings["total_s"] = time.perf_counter() - t_start
+    summary = {"timings_s": timings, "throughput_tokens_per_s": throughput, "peak_rss_gib": _peak_rss_gib(),
+               "n_params": n_params, "device": str(device), "threads": torch.get_num_threads(),
+               "base_epoch_losses": base_res.epoch_losses}
+    write_json(summary, out / "summary.json")
+    log(f"bridge: done in {timings['total_s']:.0f} s, peak RSS {summary['peak_rss_gib']:.2f} GiB; table {out}/bridge_results.csv")
+    return RunResult(table, out, summary)
+
+
+def _figures(table: pl.DataFrame, out: Path) -> None:
+    """pass@k curves (base vs last epoch), shrinkage at the largest k vs rho, fork metrics vs epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if table.is_empty():
+        return
+    last = int(table["epoch"].max())
+    kmax = int(table["k"].max())
+    groups = table.select("diversity", "rho").unique().sort("diversity", "rho").rows()
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    base = table.filter(pl.col("epoch") == 0).group_by("k").agg(pl.col("pass_at_k_base").first()).sort("k")
+    ax.plot(base["k"], base["pass_at_k_base"], "k--", label="base")
+    for div, rho in groups:
+        t = table.filter((pl.col("diversity") == div) & (pl.col("rho") == rho) & (pl.col("epoch") == last)).sort("k")
+        ax.plot(t["k"], t["pass_at_k_post"], marker="o", ms=3, label=f"SFT {div} rho={rho:g}")
+    ax.set(xscale="log", xlabel="k", ylabel="pass@k", title=f"pass@k after {last} SFT epochs (LLM)")
+    ax.legend(fontsize=7)
+    save_figure(fig, out / "fig_pass_at_k.png")
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for div in table["diversity"].unique().sort():
+        for epoch in sorted(table.filter(pl.col("epoch") > 0)["epoch"].unique()):
+            t = table.filter((pl.col("diversity") == div) & (pl.col("epoch") == epoch) & (pl.col("k") == kmax)).sort("rho")
+            ax.plot(t["rho"], t["shrinkage"], marker="o", label=f"{div}, epoch {epoch}")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set(xlabel="rho (fork prevalence)", ylabel=f"shrinkage at k={kmax}", title="coverage shrinkage (LLM)")
+    ax.legend(fontsize=7)
+    save_figure(fig, out / "fig_shrinkage.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for div, rho in groups:
+        t = table.filter((pl.col("diversity") == div) & (pl.col("rho") == rho) & (pl.col("k") == 1)).sort("epoch")
+        axes[0].plot(t["epoch"], t["fork_accuracy"], marker="o", label=f"{div} rho={rho:g}")
+        line, = axes[1].plot(t["epoch"], t["fork_confidence_correct"], marker="o", label=f"{div} rho={rho:g} right")
+        axes[1].plot(t["epoch"], t["fork_confidence_wrong"], marker="x", ls="--", color=line.get_color(),
+                     label=f"{div} rho={rho:g} wrong")
+    axes[0].set(xlabel="SFT epoch", ylabel="fork accuracy", ylim=(0, 1))
+    axes[1].set(xlabel="SFT epoch", ylabel="fork confidence (max arm prob.)", ylim=(0, 1.02))
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=6)
+    save_figure(fig, out / "fig_fork.png")
+
+
+def find_run_config(checkpoint: str | Path) -> Path | None:
+    """The ``config.json`` of the run a checkpoint belongs to (searched up to three levels up)."""
+    p = Path(checkpoint).resolve()
+    for parent in [p, *p.parents][:4]:
+        if (parent / "config.json").is_file() and (parent / "base").is_dir():
+            return parent / "config.json"
+    return None
+
+
+def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: list[Problem] | None = None,
+                        base: str | Path | None = None, out: str | Path | None = None,
+                        log=None) -> pl.DataFrame:
+    """Evaluate one local checkpoint (and optionally a base checkpoint on the same problems and
+    samples' seed) and return results-table rows; with ``out``, also write ``eval_results``."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    checkpoint = Path(checkpoint)
+    model = load_checkpoint(checkpoint).to(device)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
+    problems = problems if problems is not None else test_problems(cfg)
+    ks = cfg.eval.ks
+    seed = _derive_seed(cfg.seed, "sample")
+    kwargs = dict(seed=seed, device=device, batch_sequences=cfg.eval.batch_sequences)
+    post = evaluate_model(model, tok, problems, cfg.eval.n_samples, cfg.eval.sampling, **kwargs)
+    if base is not None:
+        base_eval = evaluate_model(load_checkpoint(base).to(device), tok, problems, cfg.eval.n_samples,
+                                   cfg.eval.sampling, **kwargs)
+    else:
+        base_eval = None
+    state_file = checkpoint / "trainer_state.pt"
+    epoch = int(torch.load(state_file, map_location="cpu", weights_only=False)["epoch"]) if state_file.is_file() else 0
+    rows = result_rows(base_eval or post, post, ks, rho=float("nan"), diversity="", seed=cfg.seed, epoch=epoch,
+                       train_loss=float("nan"), extra={"checkpoint": str(checkpoint)})
+    if base_eval is None:
+        for r in rows:
+            r["pass_at_k_base"] = r["shrinkage"] = float("nan")
+    table = results_frame(rows)
+    if out is not None:
+        write_table(table, Path(out) / "eval_results")
+    log(f"bridge eval: {checkpoint}: " + ", ".join(f"pass@{k} {v:.3f}" for k, v in zip(ks, post.pass_at_k(ks)))
+        + f"; fork accuracy {post.fork_accuracy:.3f}")
+    return table

@@ -1,0 +1,221 @@
+"""The training loop (no HF Trainer): response-only loss, AdamW with warm-up and cosine decay,
+a checkpoint per epoch, and exact resume.
+
+Resume is exact because nothing in a step depends on hidden state that is not checkpointed: the
+batch of (epoch, step) is a pure function of the seed (see ``run.py``), and each epoch directory
+holds the weights (``save_pretrained``), the optimizer and scheduler state and the torch RNG
+state. Training 2 epochs straight and 1 epoch + resume 1 gives bitwise-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import PreTrainedTokenizerFast
+
+from llm_bridge.config import PhaseConfig
+from llm_bridge.model import autocast, load_checkpoint, save_checkpoint
+from llm_bridge.tokenizer import EncodedExample
+
+__all__ = ["Batch", "collate", "response_loss", "lr_at", "PhaseResult", "train_phase", "epoch_dir", "latest_epoch"]
+
+BatchFn = Callable[[int, int], Sequence[EncodedExample]]  # (epoch from 0, step in epoch) -> examples
+STATE_FILE = "trainer_state.pt"
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T) token ids, right-padded
+    attention_mask: torch.Tensor  # (B, T) 1 on real tokens
+    loss_mask: torch.Tensor  # (B, T) 1 on response tokens (the targets the loss is taken on)
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device))
+
+
+def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
+    """Right-pad a list of encoded examples into tensors."""
+    T = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), T), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(examples), T), dtype=torch.long)
+    lmask = torch.zeros((len(examples), T), dtype=torch.bool)
+    for i, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[i, :n] = torch.tensor(e.input_ids)
+        attn[i, :n] = 1
+        lmask[i, :n] = torch.tensor(e.loss_mask)
+    return Batch(ids, attn, lmask)
+
+
+def response_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over response tokens only, and how many there were.
+
+    Position t predicts token t+1, so the target mask is ``loss_mask[:, 1:]``.
+    """
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
+    logits = logits[:, :-1].float()  # (B, T-1, V)
+    targets = batch.input_ids[:, 1:]  # (B, T-1)
+    mask = batch.loss_mask[:, 1:]  # (B, T-1)
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError("batch has no response tokens to train on")
+    return (ce.view_as(targets) * mask).sum() / n, n
+
+
+def lr_at(step: int, total: int, cfg: PhaseConfig) -> float:
+    """Multiplier of ``cfg.lr`` at optimizer step ``step`` (0-based): linear warm-up, then cosine
+    from 1 down to ``min_lr_ratio`` at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    span = max(total - cfg.warmup_steps - 1, 1)
+    progress = min((step - cfg.warmup_steps) / span, 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def epoch_dir(out_dir: str | os.PathLike, epoch: int) -> Path:
+    """Checkpoint directory of ``epoch`` (1-based) inside ``out_dir``."""
+    return Path(out_dir) / f"epoch-{epoch:03d}"
+
+
+def latest_epoch(out_dir: str | os.PathLike) -> int:
+    """The last epoch with a complete checkpoint in ``out_dir`` (0 if none)."""
+    out_dir = Path(out_dir)
+    done = [int(p.name.split("-")[1]) for p in out_dir.glob("epoch-[0-9][0-9][0-9]") if (p / STATE_FILE).is_file()]
+    return max(done, default=0)
+
+
+@dataclass
+class PhaseResult:
+    """What a training phase did."""
+
+    epoch_losses: list[float] = field(default_factory=list)  # mean response loss per epoch (all epochs)
+    tokens: int = 0  # tokens (prompt + response, no padding) processed in this call
+    seconds: float = 0.0  # wall time of the optimizer steps in this call
+    resumed_from: int = 0  # epoch the call resumed from (0 = fresh start)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _fingerprint(cfg: PhaseConfig, steps_per_epoch: int, seed: int) -> dict:
+    return {"phase": asdict(cfg) | {"betas": list(cfg.betas)}, "steps_per_epoch": steps_per_epoch, "seed": seed}
+
+
+def train_phase(
+    model: torch.nn.Module,
+    tok: PreTrainedTokenizerFast,
+    batch_fn: BatchFn,
+    steps_per_epoch: int,
+    cfg: PhaseConfig,
+    out_dir: str | os.PathLike,
+    *,
+    seed: int,
+    device: torch.device,
+    resume: bool = True,
+    stop_after: int | None = None,
+    desc: str = "train",
+    progress: bool | None = None,
+) -> PhaseResult:
+    """Train ``model`` in place for ``cfg.epochs`` epochs of ``steps_per_epoch`` steps, saving
+    ``out_dir/epoch-NNN`` (weights, tokenizer, optimizer/scheduler/RNG state) after each epoch.
+
+    With ``resume`` the latest complete checkpoint in ``out_dir`` is loaded and training
+    continues from there (a finished phase just reloads its last epoch); without it, an
+    ``out_dir`` holding checkpoints is an error. ``stop_after`` ends the call after that many
+    epochs in total (to simulate an interruption). ``progress=None`` shows a bar on a TTY only.
+    """
+    out_dir = Path(out_dir)
+    total = cfg.epochs * steps_per_epoch
+    model.to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.betas, foreach=True,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, cfg))
+    result = PhaseResult()
+    fingerprint = _fingerprint(cfg, steps_per_epoch, seed)
+
+    start = latest_epoch(out_dir)
+    if start and not resume:
+        raise ValueError(f"{out_dir} already holds checkpoints up to epoch {start}; resume or use a fresh directory")
+    if start:
+        start = min(start, cfg.epochs)
+        state = torch.load(epoch_dir(out_dir, start) / STATE_FILE, map_location="cpu", weights_only=False)
+        if state["fingerprint"] != fingerprint:
+            raise ValueError(f"checkpoints in {out_dir} were made with a different configuration; use a fresh directory")
+        model.load_state_dict(load_checkpoint(epoch_dir(out_dir, start)).state_dict())
+        model.to(device)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        result.epoch_losses = list(state["epoch_losses"])
+        result.resumed_from = start
+    last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
+
+    model.train()
+    bar = tqdm(total=(last - start) * steps_per_epoch, desc=desc, file=sys.stderr, leave=False,
+               disable=(not progress) if progress is not None else None, dynamic_ncols=True)
+    for epoch in range(start, last):
+        losses = []
+        for step in range(steps_per_epoch):
+            batch = collate(batch_fn(epoch, step), tok.pad_token_id).to(device)
+            t0 = time.perf_counter()
+            with autocast(device):
+                loss, _ = response_loss(model, batch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            result.seconds += time.perf_counter() - t0
+            result.tokens += int(batch.attention_mask.sum())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", tok_s=f"{result.tokens_per_s:,.0f}")
+        result.epoch_losses.append(sum(losses) / len(losses))
+        _save_epoch(model, tok, opt, sched, out_dir, epoch + 1, result.epoch_losses, fingerprint, device)
+    bar.close()
+    model.eval()
+    return result
+
+
+def _save_epoch(model, tok, opt, sched, out_dir: Path, epoch: int, losses, fingerprint, device) -> None:
+    """Write the checkpoint into a temporary directory and rename it into place, so a crash
+    mid-save never leaves a checkpoint that looks complete."""
+    final = epoch_dir(out_dir, epoch)
+    tmp = out_dir / f".epoch-{epoch:03d}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_checkpoint(model, tok, tmp)
+    torch.save(
+        {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "epoch": epoch,
+            "epoch_losses": list(losses),
+            "fingerprint": fingerprint,
+        },
+        tmp / STATE_FILE,
+    )
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
