@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DECIPHERABLE", "FORK", "LEAF", "KIND_NAMES", "Tree", "tree_from_children", "tree_from_dict", "load_tree"]
+__all__ = ["DECIPHERABLE", "FORK", "LEAF", "KIND_NAMES", "Tree", "TreeBuilder", "tree_from_children", "tree_from_dict", "load_tree"]
 
 DECIPHERABLE, FORK, LEAF = 0, 1, 2
 KIND_NAMES = {DECIPHERABLE: "decipherable", FORK: "fork", LEAF: "leaf"}
@@ -192,6 +192,36 @@ def tree_from_children(
     return tree, new_id
 
 
+class TreeBuilder:
+    """Grow a tree node by node in any order; :meth:`build` numbers it breadth-first."""
+
+    def __init__(self) -> None:
+        self.children: list[list[int]] = []
+        self.kind: list[int] = []
+        self.prob: list[float] = []
+        self.easy: list[bool] = []
+        self.label: list[int] = []
+        self.valid: list[int] = []
+
+    def add(self, kind: int, prob: float = 1.0, parent: int | None = None, *, easy: bool = True,
+            label: int = 0, valid_branches: int = 1) -> int:
+        """A new node (a child of ``parent`` when given, reached with probability ``prob``); its id."""
+        u = len(self.children)
+        self.children.append([])
+        self.kind.append(kind)
+        self.prob.append(prob)
+        self.easy.append(easy)
+        self.label.append(label)
+        self.valid.append(valid_branches)
+        if parent is not None:
+            self.children[parent].append(u)
+        return u
+
+    def build(self) -> tuple[Tree, np.ndarray]:
+        """The :class:`Tree` and the map ``new_id[builder_id]`` (node 0 of the builder is the root)."""
+        return tree_from_children(self.children, self.kind, self.prob, self.easy, self.label, self.valid)
+
+
 def tree_from_dict(spec: dict) -> Tree:
     """Build a tree from nested dicts.
 
@@ -202,29 +232,19 @@ def tree_from_dict(spec: dict) -> Tree:
     """
     if not isinstance(spec, dict):
         raise ValueError(f"a tree spec must be a dict, got {type(spec).__name__}")
-    children: list[list[int]] = []
-    kind: list[int] = []
-    prob: list[float] = []
-    easy: list[bool] = []
-    label: list[int] = []
-    valid: list[int] = []
+    builder = TreeBuilder()
 
-    def add(node: dict, p: float, e: bool, where: str) -> int:
+    def add(node: dict, p: float, e: bool, where: str, parent: int | None) -> None:
         if not isinstance(node, dict):
             raise ValueError(f"{where}: each node must be a dict, got {node!r}")
-        u = len(children)
-        children.append([])
         kids = node.get("children", [])
         if not isinstance(kids, list):
             raise ValueError(f"{where}: 'children' must be a list, got {kids!r}")
         k = node.get("kind", "decipherable" if kids else "leaf")
         if k not in _KIND_CODES:
             raise ValueError(f"{where}: unknown kind {k!r} (expected one of {sorted(_KIND_CODES)})")
-        kind.append(_KIND_CODES[k])
-        prob.append(p)
-        easy.append(e)
-        label.append(int(node.get("label", 0)))
-        valid.append(int(node.get("valid_branches", 1)))
+        u = builder.add(_KIND_CODES[k], p, parent, easy=e, label=int(node.get("label", 0)),
+                        valid_branches=int(node.get("valid_branches", 1)))
         for i, child in enumerate(kids):
             if not isinstance(child, dict):
                 raise ValueError(f"{where}.children[{i}]: each node must be a dict, got {child!r}")
@@ -233,12 +253,10 @@ def tree_from_dict(spec: dict) -> Tree:
                 cp = float(cp)
             except (TypeError, ValueError):
                 raise ValueError(f"{where}.children[{i}]: prob must be a number, got {cp!r}") from None
-            children[u].append(add(child, cp, bool(child.get("easy", True)), f"{where}.children[{i}]"))
-        return u
+            add(child, cp, bool(child.get("easy", True)), f"{where}.children[{i}]", u)
 
-    add(spec, 1.0, True, "root")
-    tree, _ = tree_from_children(children, kind, prob, easy, label, valid)
-    return tree
+    add(spec, 1.0, True, "root", None)
+    return builder.build()[0]
 
 
 def load_tree(path: str | Path) -> Tree:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from markovfork.problems import Problems
-from markovfork.tree import DECIPHERABLE, FORK, LEAF, Tree, tree_from_children
+from markovfork.tree import DECIPHERABLE, FORK, LEAF, Tree, TreeBuilder
 
 __all__ = ["MODES", "PathStarTask", "PathStar"]
 
@@ -95,62 +95,35 @@ class PathStar:
 
 
 def _build(task: PathStarTask, seed: int) -> PathStar:
-    children: list[list[int]] = []
-    kind: list[int] = []
-    prob: list[float] = []
-    easy: list[bool] = []
-    label: list[int] = []
-    valid: list[int] = []
+    tb = TreeBuilder()
+    step_prob = 1.0 / task.branching
 
-    def node(k: int, p: float, lab: int = 0, vb: int = 1, is_easy: bool = True) -> int:
-        children.append([])
-        kind.append(k)
-        prob.append(p)
-        easy.append(is_easy)
-        label.append(lab)
-        valid.append(vb)
-        return len(children) - 1
-
-    def chain(head: int, steps: int) -> int:
-        """Append ``steps`` decipherable steps below ``head`` (itself the first); return the answer leaf."""
+    def chain(head: int, steps: int, last_is_answer: bool) -> int:
+        """``steps`` decipherable steps from ``head``: each has one continuing child (the correct
+        step, first) and ``branching - 1`` dead-end leaves. Returns the last continuing node
+        (a leaf, the answer, when ``last_is_answer``)."""
         u = head
         for i in range(steps):
-            last = i == steps - 1
-            nxt = node(LEAF if last else DECIPHERABLE, 1.0 / task.branching)
-            children[u].append(nxt)
+            answer = last_is_answer and i == steps - 1
+            nxt = tb.add(LEAF if answer else DECIPHERABLE, step_prob, u)
             for _ in range(task.branching - 1):
-                children[u].append(node(LEAF, 1.0 / task.branching, is_easy=False))
+                tb.add(LEAF, step_prob, u, easy=False)
             u = nxt
         return u
 
-    root = node(FORK, 1.0, vb=3)
+    root = tb.add(FORK, valid_branches=3)
+    heads = [tb.add(FORK if m == 0 else DECIPHERABLE, task.mode_prior[m], root, label=m) for m in range(3)]
     answer = np.zeros((3, task.arms), dtype=np.int64)
-    heads = []
-    for m in range(3):
-        first = DECIPHERABLE if m != 0 else FORK
-        h = node(first, task.mode_prior[m], lab=m, vb=1)
-        children[root].append(h)
-        heads.append(h)
     # forward: fork over arms, then `depth` steps along each arm
     for a in range(task.arms):
-        arm = node(DECIPHERABLE, 1.0 / task.arms, lab=a)
-        children[heads[0]].append(arm)
-        answer[0, a] = chain(arm, task.depth)
+        answer[0, a] = chain(tb.add(DECIPHERABLE, 1.0 / task.arms, heads[0], label=a), task.depth, True)
     # reverse: depth + 1 decipherable steps, the arm step included
-    answer[1, :] = chain(heads[1], task.depth + 1)
+    answer[1, :] = chain(heads[1], task.depth + 1, True)
     # rationale: rationale_steps steps, a decipherable arm choice, then `depth` steps
-    u = heads[2]
-    for _ in range(task.rationale_steps):
-        nxt = node(DECIPHERABLE, 1.0 / task.branching)
-        children[u].append(nxt)
-        for _ in range(task.branching - 1):
-            children[u].append(node(LEAF, 1.0 / task.branching, is_easy=False))
-        u = nxt
+    choice = chain(heads[2], task.rationale_steps, False)
     for a in range(task.arms):
-        arm = node(DECIPHERABLE, 1.0 / task.arms, lab=a)
-        children[u].append(arm)
-        answer[2, a] = chain(arm, task.depth)
-    tree, new_id = tree_from_children(children, kind, prob, easy, label, valid)
+        answer[2, a] = chain(tb.add(DECIPHERABLE, 1.0 / task.arms, choice, label=a), task.depth, True)
+    tree, new_id = tb.build()
 
     rng = np.random.default_rng(seed)
     n = task.n_train + task.n_test
