@@ -2,3 +2,4 @@
 
 from cli import coverage  # noqa: F401,E402
 from cli import tree_cmd  # noqa: F401,E402
+from cli import simulate_cmd  # noqa: F401,E402
