@@ -7,7 +7,9 @@ Rows (each a fresh ``python -m cli ...`` subprocess, so interpreter start-up and
   simulate cold   the same with NUMBA_CACHE_DIR set to a new empty directory (every kernel compiles)
   sweep warm      ``markovfork sweep --rho 0:1:0.1 --epochs 50`` (11 analytic runs, all cores)
 Times: medians over the repeats (best beside them), after one untimed warm-up run that fills the
-cache. Peak memory: ru_maxrss from ``os.wait4`` on the command's process, which on Linux is the
+cache. CPU s: median user + system
+time of the process and its workers (less sensitive than wall time to other jobs on the machine;
+a sweep's CPU time is spread over its workers). Peak memory: ru_maxrss from ``os.wait4`` on the command's process, which on Linux is the
 largest resident set of that process and of every descendant it waited for (a sweep's workers
 included); it is a per-process peak, not the sum of concurrently running workers.
 """
@@ -31,8 +33,8 @@ TARGETS = {"simulate warm": 2.0, "simulate cold": 30.0, "sweep warm": 10.0}  # s
 MEMORY_TARGET_MIB = 1024.0
 
 
-def run_cli(args: list[str], env_extra: dict | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB, stdout) of ``python -m cli ARGS`` in a fresh process."""
+def run_cli(args: list[str], env_extra: dict | None = None) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds, peak RSS MiB, stdout) of ``python -m cli ARGS`` in a fresh process."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.update(env_extra or {})
     with tempfile.TemporaryFile() as out:
@@ -47,20 +49,22 @@ def run_cli(args: list[str], env_extra: dict | None = None) -> tuple[float, floa
         stdout = out.read().decode()
     if proc.returncode != 0:
         raise RuntimeError(f"markovfork {' '.join(args)} failed ({proc.returncode}): {stderr}")
-    return wall, usage.ru_maxrss / 1024.0, stdout  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime  # the process and its waited-for workers
+    return wall, cpu, usage.ru_maxrss / 1024.0, stdout  # ru_maxrss is in KiB on Linux
 
 
 def measure(name: str, args: list[str], repeats: int, cold: bool = False) -> dict:
-    walls, peaks = [], []
+    walls, cpus, peaks = [], [], []
     for _ in range(repeats):
         if cold:
             with tempfile.TemporaryDirectory(prefix="numba-cold-") as cache:
-                wall, peak, stdout = run_cli(args, {"NUMBA_CACHE_DIR": cache})
+                wall, cpu, peak, stdout = run_cli(args, {"NUMBA_CACHE_DIR": cache})
         else:
-            wall, peak, stdout = run_cli(args)
+            wall, cpu, peak, stdout = run_cli(args)
         walls.append(wall)
+        cpus.append(cpu)
         peaks.append(peak)
-    return dict(name=name, median=statistics.median(walls), best=min(walls), walls=walls, peak=max(peaks), stdout=stdout)
+    return dict(name=name, median=statistics.median(walls), best=min(walls), walls=walls, cpu=statistics.median(cpus), peak=max(peaks), stdout=stdout)
 
 
 def main() -> None:
@@ -85,12 +89,12 @@ def main() -> None:
     ]
     print("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print()
-    print(f"| {'run':<14} | {'runs':>4} | {'median s':>8} | {'best s':>6} | {'target s':>8} | {'median/target':>13} | {'peak MiB':>8} |")
-    print(f"|{'-' * 16}|{'-' * 5}:|{'-' * 9}:|{'-' * 7}:|{'-' * 9}:|{'-' * 14}:|{'-' * 9}:|")
+    print(f"| {'run':<14} | {'runs':>4} | {'median s':>8} | {'best s':>6} | {'target s':>8} | {'median/target':>13} | {'CPU s':>5} | {'peak MiB':>8} |")
+    print(f"|{'-' * 16}|{'-' * 5}:|{'-' * 9}:|{'-' * 7}:|{'-' * 9}:|{'-' * 14}:|{'-' * 6}:|{'-' * 9}:|")
     for r in rows:
         target = TARGETS[r["name"]]
         print(f"| {r['name']:<14} | {len(r['walls']):>4} | {r['median']:>8.2f} | {r['best']:>6.2f} | {target:>8.0f} | "
-              f"{r['median'] / target:>13.2f} | {r['peak']:>8.0f} |")
+              f"{r['median'] / target:>13.2f} | {r['cpu']:>5.2f} | {r['peak']:>8.0f} |")
     peak = max(r["peak"] for r in rows)
     print()
     print(f"peak memory (largest process): {peak:.0f} MiB, target {MEMORY_TARGET_MIB:.0f} MiB, ratio {peak / MEMORY_TARGET_MIB:.2f}")

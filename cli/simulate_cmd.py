@@ -164,7 +164,8 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n
         }
         paths = _write(out, result.table, figures)
     if as_json:
-        click.echo(json.dumps({"summary": _summary_dict(result.summary), "config": config_dict(config), "files": paths}, indent=2))
+        config_json = {**config_dict(config), "rho": config.prevalence}  # the rho in effect (forks / n_train when forks is set)
+        click.echo(json.dumps({"summary": _summary_dict(result.summary), "config": config_json, "files": paths}, indent=2))
         return
     for line in result.summary.lines():
         click.echo(line)
