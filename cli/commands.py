@@ -3,3 +3,4 @@
 from cli import bridge  # noqa: F401,E402
 from cli import coverage  # noqa: F401,E402
 from cli import tree_cmd  # noqa: F401,E402
+from cli import simulate_cmd  # noqa: F401,E402

@@ -128,6 +128,7 @@ def _records_table(config: SimulationConfig, records: list[EpochRecord]) -> pl.D
                     train_loss=rec.train_loss if rec.epoch > 0 else float("nan"),
                     decision_points=config.decision_points,
                     lr=config.train.lr,
+                    epochs=config.train.epochs,  # the run's total epochs (tells runs of an epochs sweep apart)
                     n_train=config.task.n_train,
                     feature_dim=config.task.feature_dim,
                 )
