@@ -14,6 +14,7 @@ import os
 # through worker processes.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import importlib  # noqa: E402
 import sys  # noqa: E402
 
 import click  # noqa: E402
@@ -40,7 +41,24 @@ class _OneLineErrors(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyCommands(_OneLineErrors):
+    """Imports a command's module only when that command runs (or when --help lists them all),
+    so ``markovfork simulate`` does not pay for the bridge, plotting or table libraries."""
+
+    def list_commands(self, ctx):
+        from cli.commands import COMMAND_MODULES
+
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx, name):
+        from cli.commands import COMMAND_MODULES
+
+        if name not in self.commands and name in COMMAND_MODULES:
+            importlib.import_module(COMMAND_MODULES[name])  # its decorators attach it to ``main``
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyCommands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="markovfork")
 def main() -> None:
     """markovfork: predict how post-training trades pass@k for pass@1.
@@ -49,10 +67,3 @@ def main() -> None:
     simulate that reweighting exactly or by sampling and measure pass@k.
     """
 
-
-def _register_commands() -> None:
-    """Import the command modules; each attaches its commands to ``main``."""
-    from cli import commands  # noqa: F401
-
-
-_register_commands()

@@ -1,6 +1,9 @@
-"""Registry of the command modules: importing one attaches its commands to ``cli.main``."""
+"""Where each command lives: ``cli.main`` imports a module the first time its command is used."""
 
-from cli import bridge  # noqa: F401,E402
-from cli import coverage  # noqa: F401,E402
-from cli import tree_cmd  # noqa: F401,E402
-from cli import simulate_cmd  # noqa: F401,E402
+COMMAND_MODULES = {
+    "bridge": "cli.bridge",
+    "coverage": "cli.coverage",
+    "simulate": "cli.simulate_cmd",
+    "sweep": "cli.simulate_cmd",
+    "tree": "cli.tree_cmd",
+}

@@ -8,7 +8,6 @@ import math
 from dataclasses import asdict, replace
 
 import click
-import polars as pl
 
 from cli import main
 from markovfork.io import save_figure, write_table
@@ -117,7 +116,7 @@ def _summary_dict(summary) -> dict:
     return {key: _finite(v) for key, v in asdict(summary).items()}
 
 
-def _write(out: str, table: pl.DataFrame, figures: dict) -> list[str]:
+def _write(out: str, table, figures: dict) -> list[str]:
     """Write the table and the figures (all made before anything is written)."""
     paths = [str(p) for p in write_table(table, out)]
     for name, fig in figures.items():
@@ -174,8 +173,10 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n
 
 
 # ----------------------------------------------------------------------------- sweep
-def sweep_summary(table: pl.DataFrame) -> pl.DataFrame:
-    """One row per run: the last epoch at the largest k."""
+def sweep_summary(table):
+    """One row per run: the last epoch at the largest k (a polars DataFrame in and out)."""
+    import polars as pl
+
     keys = ["engine", "rho", "diversity", "lr", "epochs", "seed"]
     last = table.filter(
         (pl.col("k") == pl.col("k").max()) & (pl.col("epoch") == pl.col("epoch").max().over(keys))
@@ -237,7 +238,7 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, engine, 
         click.echo("wrote " + ", ".join(paths))
 
 
-def _print_runs(runs: pl.DataFrame, n_configs: int) -> None:
+def _print_runs(runs, n_configs: int) -> None:
     k = int(runs["k"].max())
     extra = [c for c in ("engine", "lr", "epochs", "seed") if runs[c].n_unique() > 1]
     click.echo(f"{n_configs} runs, {runs['engine'][0]} engine, last epoch, k = {k}")
@@ -252,9 +253,11 @@ def _print_runs(runs: pl.DataFrame, n_configs: int) -> None:
         )
 
 
-def _sweep_figures(table: pl.DataFrame) -> dict:
+def _sweep_figures(table) -> dict:
     """All four figures: pass@k and fork confidence for the highest-prevalence run of the first
     diversity (first lr, most epochs); shrinkage against rho and against epochs for every run."""
+    import polars as pl
+
     from markovfork.sft.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_epochs, plot_shrinkage_vs_rho
 
     first = table.row(0, named=True)

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import polars as pl
 
 __all__ = ["atomic_path", "write_table", "write_json", "save_figure"]
 
@@ -35,7 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_table(df: pl.DataFrame, prefix: str | os.PathLike) -> tuple[Path, Path]:
+def write_table(df: "pl.DataFrame", prefix: str | os.PathLike) -> tuple[Path, Path]:
     """Write ``df`` as ``<prefix>.parquet`` and ``<prefix>.csv`` (each atomically); return both paths."""
     prefix = Path(prefix)
     parquet, csv = prefix.with_name(prefix.name + ".parquet"), prefix.with_name(prefix.name + ".csv")

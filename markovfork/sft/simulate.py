@@ -17,7 +17,6 @@ from itertools import product
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from markovfork.estimators import crossover_k
 from markovfork.policy import Decoding
@@ -100,11 +99,19 @@ class Summary:
 class SimulationResult:
     config: SimulationConfig
     records: list[EpochRecord]
-    table: pl.DataFrame
     summary: Summary
 
+    @property
+    def table(self) -> "pl.DataFrame":
+        """The tidy results table (``markovfork.results`` schema); built on first use."""
+        cached = self.__dict__.get("_table")
+        if cached is None:
+            cached = _records_table(self.config, self.records)
+            object.__setattr__(self, "_table", cached)
+        return cached
 
-def _records_table(config: SimulationConfig, records: list[EpochRecord]) -> pl.DataFrame:
+
+def _records_table(config: SimulationConfig, records: list[EpochRecord]) -> "pl.DataFrame":
     base = records[0].evaluation
     rows = []
     for rec in records:
@@ -160,7 +167,7 @@ def simulate(config: SimulationConfig = SimulationConfig(), progress: bool = Fal
         fork_confidence_wrong=last.fork_confidence_wrong,
         fork_accuracy=last.fork_accuracy,
     )
-    return SimulationResult(config, records, _records_table(config, records), summary)
+    return SimulationResult(config, records, summary)
 
 
 def _limit_blas_threads() -> None:
@@ -168,11 +175,11 @@ def _limit_blas_threads() -> None:
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _run_table(config: SimulationConfig) -> pl.DataFrame:
+def _run_table(config: SimulationConfig) -> "pl.DataFrame":
     return simulate(config).table
 
 
-def sweep(configs: list[SimulationConfig], workers: int | None = None, progress: bool = False) -> pl.DataFrame:
+def sweep(configs: list[SimulationConfig], workers: int | None = None, progress: bool = False) -> "pl.DataFrame":
     """Run every configuration (in parallel over ``workers`` processes) and stack the tables.
 
     Each run is seeded by its own config, so the result does not depend on ``workers``."""
@@ -184,7 +191,9 @@ def sweep(configs: list[SimulationConfig], workers: int | None = None, progress:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(configs), desc="sweep", disable=not (progress and sys.stderr.isatty()), file=sys.stderr)
-    tables: list[pl.DataFrame | None] = [None] * len(configs)
+    import polars as pl
+
+    tables: list = [None] * len(configs)
     with bar:
         if workers == 1 or len(configs) == 1:
             for i, c in enumerate(configs):
