@@ -7,11 +7,12 @@ in parallel across processes and concatenates their tables.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import product
 from pathlib import Path
@@ -170,9 +171,21 @@ def simulate(config: SimulationConfig = SimulationConfig(), progress: bool = Fal
     return SimulationResult(config, records, summary)
 
 
-def _limit_blas_threads() -> None:
-    """One BLAS thread per worker process: the matrices are small and the workers fill the cores."""
-    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+@contextlib.contextmanager
+def _one_blas_thread_for_children():
+    """Spawned workers inherit this environment and read it when they import NumPy: one BLAS
+    thread each (the matrices are small and the workers fill the cores). Restored afterwards."""
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {n: os.environ.get(n) for n in names}
+    os.environ.update({n: "1" for n in names})
+    try:
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = v
 
 
 def _run_table(config: SimulationConfig) -> "pl.DataFrame":
@@ -180,9 +193,10 @@ def _run_table(config: SimulationConfig) -> "pl.DataFrame":
 
 
 def sweep(configs: list[SimulationConfig], workers: int | None = None, progress: bool = False) -> "pl.DataFrame":
-    """Run every configuration (in parallel over ``workers`` processes) and stack the tables.
+    """Run every configuration in ``workers`` processes (default: one per core) and stack the tables.
 
-    Each run is seeded by its own config, so the result does not depend on ``workers``."""
+    Each run is seeded by its own config and runs in a fresh process, so the result does not
+    depend on ``workers``."""
     if not configs:
         raise ValueError("a sweep needs at least one configuration")
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -194,21 +208,16 @@ def sweep(configs: list[SimulationConfig], workers: int | None = None, progress:
     import polars as pl
 
     tables: list = [None] * len(configs)
-    with bar:
-        if workers == 1 or len(configs) == 1:
-            for i, c in enumerate(configs):
-                tables[i] = _run_table(c)
-                bar.update(1)
-        else:
-            # spawn, not fork: forking a process whose Numba/BLAS thread pools are running can deadlock
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(configs)), mp_context=ctx, initializer=_limit_blas_threads) as pool:
-                futures = {pool.submit(_run_table, c): i for i, c in enumerate(configs)}
-                from concurrent.futures import as_completed
-
-                for fut in as_completed(futures):
-                    tables[futures[fut]] = fut.result()
-                    bar.update(1)
+    # Every run happens in a spawned worker with one BLAS thread (spawn, not fork: forking a
+    # process whose Numba/BLAS thread pools are running can deadlock). Running even a single
+    # worker out of process keeps the numbers independent of the worker count and of the
+    # caller's BLAS threading (GEMM results can differ in the last bits between thread counts).
+    ctx = multiprocessing.get_context("spawn")
+    with bar, _one_blas_thread_for_children(), ProcessPoolExecutor(max_workers=min(workers, len(configs)), mp_context=ctx) as pool:
+        futures = {pool.submit(_run_table, c): i for i, c in enumerate(configs)}
+        for fut in as_completed(futures):
+            tables[futures[fut]] = fut.result()
+            bar.update(1)
     return pl.concat(tables, how="vertical")
 
 
