@@ -22,7 +22,7 @@ from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
 from markovfork.problems import Problems
 from markovfork.tree import DECIPHERABLE, FORK, Tree
 
-__all__ = ["SFTParams", "StepGradient", "fork_children", "step_probs", "step_gradient", "fused_step_gradient", "step_gradient_reference"]
+__all__ = ["SFTParams", "StepGradient", "fork_children", "step_probs", "fused_step_gradient", "step_gradient_reference"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,36 +56,11 @@ def step_probs(tree: Tree, params: SFTParams, problems: Problems, decoding: Deco
 
 @dataclass(frozen=True)
 class StepGradient:
-    """Gradient of the summed weighted step loss (not yet normalised)."""
+    """Gradient of the summed weighted step loss (not yet normalised), from the reference."""
 
     logit: np.ndarray  # (P, N): sum over a problem's steps of w g(c), per child c
     skill: float  # dL/ds
     loss: float  # sum of -w log pi(y)
-
-
-@numba.njit(cache=True)
-def _step_gradient_kernel(child_start, kind, on_path, probs, problem, node, target, weight, grad_logit, scalars):
-    """Accumulate w g(c) into grad_logit[p, c]; scalars[0] += loss, scalars[1] += dL/ds."""
-    for i in range(problem.shape[0]):
-        p, u, y, w = problem[i], node[i], target[i], weight[i]
-        py = probs[p, y]
-        scalars[0] -= w * np.log(py if py > 1e-300 else 1e-300)  # guard: log(0) for a pruned step
-        visible = kind[u] == 0  # DECIPHERABLE
-        s_grad = 0.0
-        for c in range(child_start[u], child_start[u + 1]):
-            g = probs[p, c] - (1.0 if c == y else 0.0)
-            grad_logit[p, c] += w * g
-            if visible and on_path[p, c]:
-                s_grad += g
-        scalars[1] += w * s_grad
-
-
-def step_gradient(tree: Tree, probs, on_path, problem, node, target, weight) -> StepGradient:
-    """Exact gradient of ``sum_i -w_i log pi_{problem_i}(target_i | node_i)`` (see module docstring)."""
-    grad = np.zeros_like(probs)
-    scalars = np.zeros(2)
-    _step_gradient_kernel(tree.child_start, tree.kind, on_path, probs, problem, node, target, weight, grad, scalars)
-    return StepGradient(grad, float(scalars[1]), float(scalars[0]))
 
 
 @numba.njit(cache=True)
@@ -133,7 +108,8 @@ def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, ski
     """Gradient of the summed step loss w.r.t. the fork-child logits (F, P) and the skill, and the
     loss, computed per step from the logit parts (see :func:`_fused_step_kernel`).
 
-    Equals :func:`step_gradient` on the full probability table restricted to fork children."""
+    Equals :func:`step_gradient_reference` on the full probability table, restricted to the fork
+    children (tested)."""
     grad_fc = np.zeros_like(fork_logit)
     scalars = np.zeros(2)
     _fused_step_kernel(
@@ -144,7 +120,8 @@ def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, ski
 
 
 def step_gradient_reference(tree: Tree, probs, on_path, problem, node, target, weight) -> StepGradient:
-    """NumPy reference for :func:`step_gradient`, one step at a time."""
+    """Gradient from a full (P, N) probability table, one step at a time (NumPy): the reference
+    for :func:`fused_step_gradient`."""
     grad = np.zeros_like(probs)
     skill = loss = 0.0
     for p, u, y, w in zip(problem, node, target, weight):
