@@ -86,6 +86,30 @@ def _floor_kernel(state, n):
     return acc
 
 
+@numba.njit(cache=True)
+def _floor_int_kernel(state, n):
+    """n draws as the engine's table walk consumes them (53-bit integers), xor-folded: the
+    generator's own dependency chain only (no float add chain, unlike _floor_kernel)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    acc = np.uint64(0)
+    for _ in range(n):
+        x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+        acc ^= x >> np.uint64(11)
+    return acc
+
+
+@numba.njit(cache=True)
+def _floor_store_kernel(state, buf, n):
+    """n draws stored to a 2048-entry buffer as uniforms, as the engine's blocked walk does."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    m = buf.shape[0]
+    for i0 in range(0, n, m):
+        for i in range(m):
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            buf[i] = _to_unit(x)
+    return buf[0]
+
+
 def timed(fn, repeats: int) -> tuple[float, float]:
     """(median, best) wall seconds of fn() over ``repeats`` runs after one warm-up run."""
     fn()
@@ -144,6 +168,11 @@ def main() -> None:
     state = stream_states(0, 1)[0].copy()
     med, best = timed(lambda: _floor_kernel(state, n_draws), args.repeats)
     rows.append(("floor: xoshiro256** draw (numba, 1 thread)", med / n_draws * 1e9, best / n_draws * 1e9))
+    med, best = timed(lambda: _floor_int_kernel(state, n_draws), args.repeats)
+    floor_rows = [("  draw, 53-bit integer xor-folded (no float add)", med / n_draws * 1e9, best / n_draws * 1e9)]
+    draw_buf = np.empty(2048)
+    med, best = timed(lambda: _floor_store_kernel(state, draw_buf, n_draws), args.repeats)
+    floor_rows.append(("  draw stored to a block buffer (as the engine)", med / n_draws * 1e9, best / n_draws * 1e9))
     gen = np.random.default_rng(0)
     buf = np.empty(n_draws)
     med, best = timed(lambda: gen.random(out=buf), args.repeats)
@@ -187,6 +216,12 @@ def main() -> None:
     qe_ns = med / ref_steps * 1e9
     rows.append(("quantecon MarkovChain.simulate (sparse)", qe_ns, best / ref_steps * 1e9))
 
+    n_small = 50  # few rollouts per problem: steps < nodes, the engine walks probs rows directly (no table)
+    med, best = timed(lambda: sample_leaves(tree, probs, start, n_small, seed=1, n_threads=1), args.repeats)
+    small_steps = P * n_small * DEPTH
+    rows.append((f"engine n={n_small} per problem (direct walk), 1 thread", med / small_steps * 1e9,
+                 best / small_steps * 1e9))
+    rows.extend(floor_rows)  # extra floor variants, listed last (row indices above unchanged)
     floor_ns = rows[0][1]
     print()
     print(f"| {'row':<48} | {'ns/step med':>11} | {'ns/step best':>12} | {'x floor':>7} | {'x quantecon':>11} |")
