@@ -141,13 +141,16 @@ def _row_sums_kernel(child_start, nodes, probs, out):
             out[p, i] = acc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _probs_ok_kernel(child_start, probs, tol):
     """True iff every entry of probs is finite and >= 0 and every internal node's row sums to 1
-    within tol (row sums accumulated exactly as _row_sums_kernel does). One pass over probs; the
-    Python layer re-runs the detailed checks only when this fails, to name the offending entry."""
+    within tol (row sums accumulated exactly as _row_sums_kernel does). One pass over probs,
+    problems in parallel (run under the caller's thread setting: it is a sizeable share of a
+    call); the Python layer re-runs the detailed checks only when this fails, to name the
+    offending entry."""
     n_nodes = child_start.shape[0] - 1
-    for p in range(probs.shape[0]):
+    ok = np.ones(probs.shape[0], dtype=np.bool_)
+    for p in numba.prange(probs.shape[0]):
         for u in range(n_nodes):
             a, b = child_start[u], child_start[u + 1]
             if a == b:
@@ -156,14 +159,15 @@ def _probs_ok_kernel(child_start, probs, tol):
             for v in range(a, b):
                 acc += probs[p, v]
             if not abs(acc - 1.0) <= tol:  # also catches NaN
-                return False
+                ok[p] = False
+                break
         bad = False
         for v in range(n_nodes):
             x = probs[p, v]
             bad |= not (x >= 0.0 and x < np.inf)  # NaN, -inf, +inf, negative
         if bad:
-            return False
-    return True
+            ok[p] = False
+    return ok.all()
 
 
 @numba.njit(cache=True)
@@ -253,12 +257,12 @@ def _walk_stride(stride, height_at_start, n_samples, n_nodes):
 
     A direct step costs about twice a table step (an extra dependent load, child_start, and three
     dependent float adds per step), while the table build costs a few ns per node: the table pays
-    for itself once a problem walks about as many steps as the tree has nodes. Walks of unknown
-    length (height -1) are counted as 8 steps.
+    for itself once a problem walks about 3/4 as many steps as the tree has nodes (measured on
+    the benchmark tree). Walks of unknown length (height -1) are counted as 8 steps.
     """
     if 0 < stride <= MAX_DIRECT_WIDTH:
         steps = n_samples * (height_at_start if height_at_start >= 0 else 8)
-        if steps < n_nodes:
+        if 4 * steps < 3 * n_nodes:
             return _DIRECT
     return stride
 
@@ -627,11 +631,11 @@ def sample_leaves(
     n_samples = _check_int("n_samples", n_samples, 1)
     seed = _check_seed(seed)
     n_threads = _check_n_threads(n_threads)
-    probs, start = _check_walk_inputs(tree, probs, start)
-    states = np.empty((start.shape[0], 4), dtype=np.uint64)
-    _stream_states_kernel(seed, states)
-    out = np.empty((start.shape[0], n_samples), dtype=np.int64)
-    with _numba_threads(n_threads):
+    with _numba_threads(n_threads):  # validation runs in parallel too
+        probs, start = _check_walk_inputs(tree, probs, start)
+        states = np.empty((start.shape[0], 4), dtype=np.uint64)
+        _stream_states_kernel(seed, states)
+        out = np.empty((start.shape[0], n_samples), dtype=np.int64)
         _sample_leaves_kernel(
             tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)), out
         )
@@ -674,11 +678,11 @@ def sample_rollouts(
     seed = _check_seed(seed)
     n_threads = _check_n_threads(n_threads)
     problems.check_tree(tree)
-    probs, start = _check_walk_inputs(tree, probs, problems.start)
-    states = np.empty((start.shape[0], 4), dtype=np.uint64)
-    _stream_states_kernel(seed, states)
-    out = np.empty((start.shape[0], 4), dtype=np.int64)
-    with _numba_threads(n_threads):
+    with _numba_threads(n_threads):  # validation runs in parallel too
+        probs, start = _check_walk_inputs(tree, probs, problems.start)
+        states = np.empty((start.shape[0], 4), dtype=np.uint64)
+        _stream_states_kernel(seed, states)
+        out = np.empty((start.shape[0], 4), dtype=np.int64)
         _rollout_counts_kernel(
             tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)),
             n_samples, _hard_edges(tree),
