@@ -118,6 +118,19 @@ def _build_tables(child_start, probs, table):
         _fill_table(child_start, probs[p], 4, table)
 
 
+@numba.njit(cache=True, parallel=True)
+def _floor_parallel_kernel(states, n, out):
+    """n draws (53-bit integers, xor-folded) from each of states.shape[0] streams, streams in
+    parallel: the hardware's own 2-thread scaling for register-only work (the scaling ceiling)."""
+    for c in numba.prange(states.shape[0]):
+        s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
+        acc = np.uint64(0)
+        for _ in range(n):
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            acc ^= x >> np.uint64(11)
+        out[c] = acc
+
+
 def timed(fn, repeats: int) -> tuple[float, float]:
     """(median, best) wall seconds of fn() over ``repeats`` runs after one warm-up run."""
     fn()
@@ -263,6 +276,9 @@ def main() -> None:
         st = depth * P * n
         full, _ = timed(lambda: sample_leaves(t, pr, start, n, seed=1, n_threads=1), max(3, args.repeats // 2))
         setup, _ = timed(lambda: sample_leaves(t, pr, start, 1, seed=1, n_threads=1), max(3, args.repeats // 2))
+        table_t = np.empty(t.n_nodes * 4, dtype=np.int64)  # the n=1 call builds no table: add the builds
+        build, _ = timed(lambda: _build_tables(t.child_start, pr, table_t), max(3, args.repeats // 2))
+        setup += build
         walk = (full - setup) / st * 1e9
         print(f"| {depth:>5} | {t.n_nodes:>6} | {t.n_nodes * 4 * 8 / 1024:>9.0f} | {full / st * 1e9:>7.2f} | "
               f"{walk:>12.2f} | {full / st * 1e9 / floor_ns:>7.2f} |")
@@ -281,6 +297,15 @@ def main() -> None:
             print(f"  {threads} thread(s): {res[threads]:.3f} s, {res[threads] / (Ps * n * DEPTH) * 1e9:.2f} ns/step")
         print(f"  scaling {res[1] / res[2]:.2f}x (ideal 2.00x); load average after: "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        fl_states, fl_out, fl_n = stream_states(0, 2), np.empty(2, dtype=np.uint64), 20_000_000
+        fl = {}
+        previous = numba.get_num_threads()
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            fl[threads], _ = timed(lambda: _floor_parallel_kernel(fl_states, fl_n, fl_out), 5)
+        numba.set_num_threads(previous)
+        print(f"  floor scaling (2 streams x {fl_n:,} bare draws, 1 vs 2 threads): {fl[1] / fl[2]:.2f}x "
+              f"(the hardware's ceiling for register-only work on this machine)")
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak memory (maxrss of this process): {maxrss_mb:.0f} MiB; "
           f"engine leaves output {P * n * 8 / 2**20:.1f} MiB, probs {probs.nbytes / 2**20:.1f} MiB")
