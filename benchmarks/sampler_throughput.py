@@ -38,6 +38,7 @@ import numpy as np
 from markovfork.policy import transition_probs
 from markovfork.problems import Problems
 from markovfork.sampled import (
+    _fill_table,
     _to_unit,
     _xoshiro_next,
     sample_leaves,
@@ -84,6 +85,50 @@ def _floor_kernel(state, n):
         x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
         acc += _to_unit(x)
     return acc
+
+
+@numba.njit(cache=True)
+def _floor_int_kernel(state, n):
+    """n draws as the engine's table walk consumes them (53-bit integers), xor-folded: the
+    generator's own dependency chain only (no float add chain, unlike _floor_kernel)."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    acc = np.uint64(0)
+    for _ in range(n):
+        x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+        acc ^= x >> np.uint64(11)
+    return acc
+
+
+@numba.njit(cache=True)
+def _floor_store_kernel(state, buf, n):
+    """n draws stored to a 2048-entry buffer as uniforms, as the engine's blocked walk does."""
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    m = buf.shape[0]
+    for i0 in range(0, n, m):
+        for i in range(m):
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            buf[i] = _to_unit(x)
+    return buf[0]
+
+
+@numba.njit(cache=True)
+def _build_tables(child_start, probs, table):
+    """The engine's per-problem lookup-table builds (stride 4), one after another."""
+    for p in range(probs.shape[0]):
+        _fill_table(child_start, probs[p], 4, table)
+
+
+@numba.njit(cache=True, parallel=True)
+def _floor_parallel_kernel(states, n, out):
+    """n draws (53-bit integers, xor-folded) from each of states.shape[0] streams, streams in
+    parallel: the hardware's own 2-thread scaling for register-only work (the scaling ceiling)."""
+    for c in numba.prange(states.shape[0]):
+        s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
+        acc = np.uint64(0)
+        for _ in range(n):
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            acc ^= x >> np.uint64(11)
+        out[c] = acc
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -144,6 +189,11 @@ def main() -> None:
     state = stream_states(0, 1)[0].copy()
     med, best = timed(lambda: _floor_kernel(state, n_draws), args.repeats)
     rows.append(("floor: xoshiro256** draw (numba, 1 thread)", med / n_draws * 1e9, best / n_draws * 1e9))
+    med, best = timed(lambda: _floor_int_kernel(state, n_draws), args.repeats)
+    floor_rows = [("  draw, 53-bit integer xor-folded (no float add)", med / n_draws * 1e9, best / n_draws * 1e9)]
+    draw_buf = np.empty(2048)
+    med, best = timed(lambda: _floor_store_kernel(state, draw_buf, n_draws), args.repeats)
+    floor_rows.append(("  draw stored to a block buffer (as the engine)", med / n_draws * 1e9, best / n_draws * 1e9))
     gen = np.random.default_rng(0)
     buf = np.empty(n_draws)
     med, best = timed(lambda: gen.random(out=buf), args.repeats)
@@ -170,8 +220,13 @@ def main() -> None:
     med, best = timed(lambda: sample_leaves(uneven, probs_u, start, n, seed=1, n_threads=1), args.repeats)
     rows.append(("engine uneven-depth tree (unblocked), 1 thread", med / steps_u * 1e9, best / steps_u * 1e9))
 
-    med_setup, _ = timed(lambda: sample_leaves(tree, probs, start, 1, seed=1, n_threads=1), args.repeats)
-    setup_share = med_setup / engine[1]  # per-problem lookup-table build, included in the rows above
+    # set-up = the n_samples=1 call (validation, streams, output; it walks the probs rows directly,
+    # building no table) + the lookup-table builds the n=2000 call does (timed on their own)
+    med_call, _ = timed(lambda: sample_leaves(tree, probs, start, 1, seed=1, n_threads=1), args.repeats)
+    table = np.empty(tree.n_nodes * 4, dtype=np.int64)
+    med_build, _ = timed(lambda: _build_tables(tree.child_start, probs, table), args.repeats)
+    med_setup = med_call + med_build
+    setup_share = med_setup / engine[1]  # included in the rows above
 
     ref_reps = max(1, min(args.repeats, 3))
     med, best = timed(lambda: sample_leaves_reference(tree, probs[:P_ref], start[:P_ref], n, seed=1), ref_reps)
@@ -187,6 +242,12 @@ def main() -> None:
     qe_ns = med / ref_steps * 1e9
     rows.append(("quantecon MarkovChain.simulate (sparse)", qe_ns, best / ref_steps * 1e9))
 
+    n_small = 50  # few rollouts per problem: steps < nodes, the engine walks probs rows directly (no table)
+    med, best = timed(lambda: sample_leaves(tree, probs, start, n_small, seed=1, n_threads=1), args.repeats)
+    small_steps = P * n_small * DEPTH
+    rows.append((f"engine n={n_small} per problem (direct walk), 1 thread", med / small_steps * 1e9,
+                 best / small_steps * 1e9))
+    rows.extend(floor_rows)  # extra floor variants, listed last (row indices above unchanged)
     floor_ns = rows[0][1]
     print()
     print(f"| {'row':<48} | {'ns/step med':>11} | {'ns/step best':>12} | {'x floor':>7} | {'x quantecon':>11} |")
@@ -198,7 +259,8 @@ def main() -> None:
         print(f"2-thread scaling (1-thread time / 2-thread time): {engine[1] / engine[2]:.2f}x (ideal 2.00x)")
     print(f"single-thread engine vs floor: {rows[2][1] / floor_ns:.2f}x (target <= 2x); "
           f"vs quantecon per step: {qe_ns / rows[2][1]:.1f}x faster")
-    print(f"per-problem table build (n_samples=1 call): {med_setup / P * 1e6:.1f} us per problem, "
+    print(f"per-problem set-up: {med_setup / P * 1e6:.1f} us per problem = {med_call / P * 1e6:.1f} us "
+          f"(n_samples=1 call: validation, streams, output) + {med_build / P * 1e6:.1f} us (lookup-table build), "
           f"{100 * setup_share:.0f}% of the 1-thread engine time at n={n}")
     print(f"engine walk alone (1 thread, set-up subtracted): {(engine[1] - med_setup) / steps * 1e9:.2f} ns/step "
           f"= {(engine[1] - med_setup) / steps * 1e9 / floor_ns:.2f}x floor")
@@ -214,6 +276,9 @@ def main() -> None:
         st = depth * P * n
         full, _ = timed(lambda: sample_leaves(t, pr, start, n, seed=1, n_threads=1), max(3, args.repeats // 2))
         setup, _ = timed(lambda: sample_leaves(t, pr, start, 1, seed=1, n_threads=1), max(3, args.repeats // 2))
+        table_t = np.empty(t.n_nodes * 4, dtype=np.int64)  # the n=1 call builds no table: add the builds
+        build, _ = timed(lambda: _build_tables(t.child_start, pr, table_t), max(3, args.repeats // 2))
+        setup += build
         walk = (full - setup) / st * 1e9
         print(f"| {depth:>5} | {t.n_nodes:>6} | {t.n_nodes * 4 * 8 / 1024:>9.0f} | {full / st * 1e9:>7.2f} | "
               f"{walk:>12.2f} | {full / st * 1e9 / floor_ns:>7.2f} |")
@@ -232,6 +297,15 @@ def main() -> None:
             print(f"  {threads} thread(s): {res[threads]:.3f} s, {res[threads] / (Ps * n * DEPTH) * 1e9:.2f} ns/step")
         print(f"  scaling {res[1] / res[2]:.2f}x (ideal 2.00x); load average after: "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        fl_states, fl_out, fl_n = stream_states(0, 2), np.empty(2, dtype=np.uint64), 20_000_000
+        fl = {}
+        previous = numba.get_num_threads()
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            fl[threads], _ = timed(lambda: _floor_parallel_kernel(fl_states, fl_n, fl_out), 5)
+        numba.set_num_threads(previous)
+        print(f"  floor scaling (2 streams x {fl_n:,} bare draws, 1 vs 2 threads): {fl[1] / fl[2]:.2f}x "
+              f"(the hardware's ceiling for register-only work on this machine)")
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak memory (maxrss of this process): {maxrss_mb:.0f} MiB; "
           f"engine leaves output {P * n * 8 / 2**20:.1f} MiB, probs {probs.nbytes / 2**20:.1f} MiB")

@@ -141,13 +141,16 @@ def _row_sums_kernel(child_start, nodes, probs, out):
             out[p, i] = acc
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def _probs_ok_kernel(child_start, probs, tol):
     """True iff every entry of probs is finite and >= 0 and every internal node's row sums to 1
-    within tol (row sums accumulated exactly as _row_sums_kernel does). One pass over probs; the
-    Python layer re-runs the detailed checks only when this fails, to name the offending entry."""
+    within tol (row sums accumulated exactly as _row_sums_kernel does). One pass over probs,
+    problems in parallel (run under the caller's thread setting: it is a sizeable share of a
+    call); the Python layer re-runs the detailed checks only when this fails, to name the
+    offending entry."""
     n_nodes = child_start.shape[0] - 1
-    for p in range(probs.shape[0]):
+    ok = np.ones(probs.shape[0], dtype=np.bool_)
+    for p in numba.prange(probs.shape[0]):
         for u in range(n_nodes):
             a, b = child_start[u], child_start[u + 1]
             if a == b:
@@ -156,14 +159,15 @@ def _probs_ok_kernel(child_start, probs, tol):
             for v in range(a, b):
                 acc += probs[p, v]
             if not abs(acc - 1.0) <= tol:  # also catches NaN
-                return False
+                ok[p] = False
+                break
         bad = False
         for v in range(n_nodes):
             x = probs[p, v]
             bad |= not (x >= 0.0 and x < np.inf)  # NaN, -inf, +inf, negative
         if bad:
-            return False
-    return True
+            ok[p] = False
+    return ok.all()
 
 
 @numba.njit(cache=True)
@@ -243,15 +247,79 @@ def _uniform_heights(child_start):
     return height
 
 
+MAX_DIRECT_WIDTH = 4  # trees with at most this many children per node can walk the probs rows directly
+_DIRECT = -1  # walk "stride" meaning: no lookup table, steps read the probs row (_step_direct)
+
+
 @numba.njit(cache=True, inline="always")
-def _walk(child_start, table, stride, v, s0, s1, s2, s3):
+def _walk_stride(stride, height_at_start, n_samples, n_nodes):
+    """How problem p walks: _DIRECT (no table) or the table layout ``stride``. Same leaves either way.
+
+    A direct step costs about twice a table step (an extra dependent load, child_start, and three
+    dependent float adds per step), while the table build costs a few ns per node: the table pays
+    for itself once a problem walks about 3/4 as many steps as the tree has nodes (measured on
+    the benchmark tree). Walks of unknown length (height -1) are counted as 8 steps.
+    """
+    if 0 < stride <= MAX_DIRECT_WIDTH:
+        steps = n_samples * (height_at_start if height_at_start >= 0 else 8)
+        if 4 * steps < 3 * n_nodes:
+            return _DIRECT
+    return stride
+
+
+@numba.njit(cache=True, inline="always")
+def _step_direct(child_start, row, n_last, v, u):
+    """Child of internal node v taken by uniform u, read straight off the probs row (no table).
+
+    Same child as the lookup table (``_fill_table``) gives, for nodes with <= 4 children: the
+    cumulative sums acc_j = p_0 + ... + p_j are accumulated in the same order (missing children
+    add 0.0, which leaves a sum unchanged), and for an integer k and u = k 2^-53 (exact),
+    k < ceil(2^53 acc) <=> u < acc (scaling by 2^53 is exact). The child is first +
+    #{j < 3: acc_j <= u} when u < the row sum (acc_j for missing children equals the row sum, so
+    they never count); when u >= the row sum (the rounding guard; rare) it is the last child with
+    positive probability, or the last child if the row has none (a row the Python layer rejects).
+    Four unconditional loads (indices clamped into the row) and selects instead of branches on the
+    children count.
+    """
+    a = child_start[v]
+    nc = child_start[v + 1] - a
+    p0 = row[a]
+    p1 = row[min(a + 1, n_last)]
+    p2 = row[min(a + 2, n_last)]
+    p3 = row[min(a + 3, n_last)]
+    acc0 = p0
+    acc1 = acc0 + p1 * np.float64(nc > 1)  # p * 0.0 = 0.0 (p finite, >= 0): masks without branches
+    acc2 = acc1 + p2 * np.float64(nc > 2)
+    total = acc2 + p3 * np.float64(nc > 3)
+    c = a + np.int64(acc0 <= u) + np.int64(acc1 <= u) + np.int64(acc2 <= u)
+    if u < total:
+        return c
+    c = a + nc - 1
+    while c > a and not row[c] > 0.0:
+        c -= 1
+    return c if row[c] > 0.0 else a + nc - 1
+
+
+
+@numba.njit(cache=True, inline="always")
+def _walk(child_start, row, table, stride, v, s0, s1, s2, s3):
     """Walk from node v to a leaf, one uniform per step; returns (leaf, new rng state).
+
+    stride == _DIRECT: steps read the probs ``row`` directly (``_step_direct``); otherwise the
+    lookup ``table`` built by ``_fill_table`` with that stride.
 
     The child is first + #{thresholds T <= k} over all but the last child: thresholds are
     non-decreasing within a node, so this counts past the children whose interval lies below
     the uniform, without data-dependent branches (fixed-width records also fix the trip count).
     """
-    if stride > 0:
+    if stride == _DIRECT:
+        n_last = row.shape[0] - 1
+        while True:
+            if child_start[v] == child_start[v + 1]:
+                return v, s0, s1, s2, s3
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            v = _step_direct(child_start, row, n_last, v, _to_unit(x))
+    elif stride > 0:
         while True:
             base = v * stride
             c = table[base]
@@ -278,7 +346,7 @@ def _walk(child_start, table, stride, v, s0, s1, s2, s3):
 
 
 @numba.njit(cache=True, inline="always")
-def _walk_block(child_start, table, stride, v0, depth, n_walks, draws, nodes, s0, s1, s2, s3):
+def _walk_block(child_start, row, table, stride, v0, depth, n_walks, draws, udraws, nodes, s0, s1, s2, s3):
     """n_walks consecutive rollouts from v0, all exactly ``depth`` steps long (every leaf below v0
     is ``depth`` steps away): leaves into nodes[:n_walks]; returns the new rng state.
 
@@ -287,7 +355,22 @@ def _walk_block(child_start, table, stride, v0, depth, n_walks, draws, nodes, s0
     The draws are generated first (stored level-major), then the walks advance level by level:
     the n_walks table lookups of one level are independent, so their memory latencies overlap
     instead of forming one dependent chain per rollout, and there is no leaf test per step.
+    stride == _DIRECT: steps read the probs ``row`` directly (uniforms as doubles in
+    ``udraws``); otherwise the lookup ``table`` (integer uniforms in ``draws``).
     """
+    if stride == _DIRECT:
+        for w in range(n_walks):
+            for d in range(depth):
+                x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+                udraws[d * n_walks + w] = _to_unit(x)
+        for w in range(n_walks):
+            nodes[w] = v0
+        n_last = row.shape[0] - 1
+        for d in range(depth):
+            r = d * n_walks
+            for w in range(n_walks):
+                nodes[w] = _step_direct(child_start, row, n_last, nodes[w], udraws[r + w])
+        return s0, s1, s2, s3
     for w in range(n_walks):
         for d in range(depth):
             x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
@@ -352,9 +435,12 @@ def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, o
     for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
         draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
+        udraws = np.empty(_BLOCK_DRAWS, dtype=np.float64)
         nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            _fill_table(child_start, probs[p], stride, table)
+            walk_stride = _walk_stride(stride, height[start[p]], n_samples, n_nodes)
+            if walk_stride != _DIRECT:
+                _fill_table(child_start, probs[p], stride, table)
             s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
             s = start[p]
             depth = height[s]
@@ -362,13 +448,13 @@ def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, o
                 block = _block_size(depth, n_samples)
                 for i0 in range(0, n_samples, block):
                     nb = min(block, n_samples - i0)
-                    s0, s1, s2, s3 = _walk_block(child_start, table, stride, s, depth, nb, draws, nodes,
+                    s0, s1, s2, s3 = _walk_block(child_start, probs[p], table, walk_stride, s, depth, nb, draws, udraws, nodes,
                                                  s0, s1, s2, s3)
                     for w in range(nb):
                         out[p, i0 + w] = nodes[w]
             else:
                 for i in range(n_samples):
-                    leaf, s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
+                    leaf, s0, s1, s2, s3 = _walk(child_start, probs[p], table, walk_stride, s, s0, s1, s2, s3)
                     out[p, i] = leaf
 
 
@@ -387,9 +473,12 @@ def _rollout_counts_kernel(
     for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
         draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
+        udraws = np.empty(_BLOCK_DRAWS, dtype=np.float64)
         nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            _fill_table(child_start, probs[p], stride, table)
+            walk_stride = _walk_stride(stride, height[start[p]], n_samples, n_nodes)
+            if walk_stride != _DIRECT:
+                _fill_table(child_start, probs[p], stride, table)
             s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
             s = start[p]
             hard_at_start = hard_edges[s]
@@ -402,10 +491,10 @@ def _rollout_counts_kernel(
             for i0 in range(0, n_samples, block):
                 nb = min(block, n_samples - i0)
                 if depth >= 0:
-                    s0, s1, s2, s3 = _walk_block(child_start, table, stride, s, depth, nb, draws, nodes,
+                    s0, s1, s2, s3 = _walk_block(child_start, probs[p], table, walk_stride, s, depth, nb, draws, udraws, nodes,
                                                  s0, s1, s2, s3)
                 else:
-                    nodes[0], s0, s1, s2, s3 = _walk(child_start, table, stride, s, s0, s1, s2, s3)
+                    nodes[0], s0, s1, s2, s3 = _walk(child_start, probs[p], table, walk_stride, s, s0, s1, s2, s3)
                 for w in range(nb):
                     leaf = nodes[w]
                     if correct[p, leaf]:
@@ -542,11 +631,11 @@ def sample_leaves(
     n_samples = _check_int("n_samples", n_samples, 1)
     seed = _check_seed(seed)
     n_threads = _check_n_threads(n_threads)
-    probs, start = _check_walk_inputs(tree, probs, start)
-    states = np.empty((start.shape[0], 4), dtype=np.uint64)
-    _stream_states_kernel(seed, states)
-    out = np.empty((start.shape[0], n_samples), dtype=np.int64)
-    with _numba_threads(n_threads):
+    with _numba_threads(n_threads):  # validation runs in parallel too
+        probs, start = _check_walk_inputs(tree, probs, start)
+        states = np.empty((start.shape[0], 4), dtype=np.uint64)
+        _stream_states_kernel(seed, states)
+        out = np.empty((start.shape[0], n_samples), dtype=np.int64)
         _sample_leaves_kernel(
             tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)), out
         )
@@ -589,11 +678,11 @@ def sample_rollouts(
     seed = _check_seed(seed)
     n_threads = _check_n_threads(n_threads)
     problems.check_tree(tree)
-    probs, start = _check_walk_inputs(tree, probs, problems.start)
-    states = np.empty((start.shape[0], 4), dtype=np.uint64)
-    _stream_states_kernel(seed, states)
-    out = np.empty((start.shape[0], 4), dtype=np.int64)
-    with _numba_threads(n_threads):
+    with _numba_threads(n_threads):  # validation runs in parallel too
+        probs, start = _check_walk_inputs(tree, probs, problems.start)
+        states = np.empty((start.shape[0], 4), dtype=np.uint64)
+        _stream_states_kernel(seed, states)
+        out = np.empty((start.shape[0], 4), dtype=np.int64)
         _rollout_counts_kernel(
             tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)),
             n_samples, _hard_edges(tree),

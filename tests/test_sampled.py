@@ -147,6 +147,21 @@ def test_layouts_give_identical_leaves():
     assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("top_k", [0, 2, 1])
+def test_direct_walk_gives_the_table_leaves(top_k):
+    """Few rollouts per problem on a large tree walk the probs rows directly (no lookup table);
+    the leaves are those of the per-child table layout, zero-probability children included."""
+    tree = random_tree(5, depth=7)
+    probs = random_probs(tree, 5, seed=3, decoding=Decoding(top_k=top_k) if top_k else Decoding())
+    start = np.array([0, 0, 1, 2, 3])
+    assert 20 * 7 < tree.n_nodes  # few enough steps per problem for the direct walk
+    for n in (1, 3, 20):
+        a = sample_leaves(tree, probs, start, n, seed=9)
+        b = sample_leaves(tree, probs, start, n, seed=9, fixed_width=False)
+        assert np.array_equal(a, b)
+        assert np.array_equal(a, sample_leaves(tree, probs, start, 4000, seed=9)[:, :n])
+
+
 def test_wide_tree_uses_per_child_layout():
     """A node wider than MAX_FIXED_WIDTH (here 12 children) takes the general path."""
     w = np.arange(1, 13, dtype=float)
