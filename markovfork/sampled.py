@@ -430,7 +430,6 @@ def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, o
     one-at-a-time walk; both consume the same draws, so they give the same leaves.
     """
     n_problems, n_nodes = probs.shape
-    n_samples = out.shape[1]
     height = _uniform_heights(child_start)
     for chunk in numba.prange(n_chunks):
         table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
@@ -438,24 +437,34 @@ def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, o
         udraws = np.empty(_BLOCK_DRAWS, dtype=np.float64)
         nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            walk_stride = _walk_stride(stride, height[start[p]], n_samples, n_nodes)
-            if walk_stride != _DIRECT:
-                _fill_table(child_start, probs[p], stride, table)
-            s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
-            s = start[p]
-            depth = height[s]
-            if depth >= 0:
-                block = _block_size(depth, n_samples)
-                for i0 in range(0, n_samples, block):
-                    nb = min(block, n_samples - i0)
-                    s0, s1, s2, s3 = _walk_block(child_start, probs[p], table, walk_stride, s, depth, nb, draws, udraws, nodes,
-                                                 s0, s1, s2, s3)
-                    for w in range(nb):
-                        out[p, i0 + w] = nodes[w]
-            else:
-                for i in range(n_samples):
-                    leaf, s0, s1, s2, s3 = _walk(child_start, probs[p], table, walk_stride, s, s0, s1, s2, s3)
-                    out[p, i] = leaf
+            _problem_leaves(child_start, probs[p], start[p], states[p], stride, height, table, draws, udraws, nodes, out[p])
+
+
+@numba.njit(cache=True)
+def _problem_leaves(child_start, probs_row, s, state, stride, height, table, draws, udraws, nodes, out_row):
+    """out_row[i] = leaf reached by rollout i from node s, using the stream ``state`` (4 words).
+
+    Builds the lookup table unless the direct walk is cheaper for this many steps; walks in
+    blocks when every leaf below s is at one depth, one rollout at a time otherwise (both
+    consume the same draws, so they give the same leaves)."""
+    n_samples = out_row.shape[0]
+    walk_stride = _walk_stride(stride, height[s], n_samples, probs_row.shape[0])
+    if walk_stride != _DIRECT:
+        _fill_table(child_start, probs_row, stride, table)
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    depth = height[s]
+    if depth >= 0:
+        block = _block_size(depth, n_samples)
+        for i0 in range(0, n_samples, block):
+            nb = min(block, n_samples - i0)
+            s0, s1, s2, s3 = _walk_block(child_start, probs_row, table, walk_stride, s, depth, nb, draws, udraws, nodes,
+                                         s0, s1, s2, s3)
+            for w in range(nb):
+                out_row[i0 + w] = nodes[w]
+    else:
+        for i in range(n_samples):
+            leaf, s0, s1, s2, s3 = _walk(child_start, probs_row, table, walk_stride, s, s0, s1, s2, s3)
+            out_row[i] = leaf
 
 
 @numba.njit(cache=True, parallel=True)
@@ -475,37 +484,25 @@ def _rollout_counts_kernel(
         draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
         udraws = np.empty(_BLOCK_DRAWS, dtype=np.float64)
         nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
+        leaves = np.empty(n_samples, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            walk_stride = _walk_stride(stride, height[start[p]], n_samples, n_nodes)
-            if walk_stride != _DIRECT:
-                _fill_table(child_start, probs[p], stride, table)
-            s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
             s = start[p]
+            _problem_leaves(child_start, probs[p], s, states[p], stride, height, table, draws, udraws, nodes, leaves)
             hard_at_start = hard_edges[s]
             n_correct = 0
             n_easy = 0
             n_hard = 0
             n_invalid = 0
-            depth = height[s]
-            block = _block_size(depth, n_samples) if depth >= 0 else 1
-            for i0 in range(0, n_samples, block):
-                nb = min(block, n_samples - i0)
-                if depth >= 0:
-                    s0, s1, s2, s3 = _walk_block(child_start, probs[p], table, walk_stride, s, depth, nb, draws, udraws, nodes,
-                                                 s0, s1, s2, s3)
-                else:
-                    nodes[0], s0, s1, s2, s3 = _walk(child_start, probs[p], table, walk_stride, s, s0, s1, s2, s3)
-                for w in range(nb):
-                    leaf = nodes[w]
-                    if correct[p, leaf]:
-                        n_correct += 1
-                    if valid[p, leaf]:
-                        if hard_edges[leaf] == hard_at_start:
-                            n_easy += 1
-                        else:
-                            n_hard += 1
+            for leaf in leaves:
+                if correct[p, leaf]:
+                    n_correct += 1
+                if valid[p, leaf]:
+                    if hard_edges[leaf] == hard_at_start:
+                        n_easy += 1
                     else:
-                        n_invalid += 1
+                        n_hard += 1
+                else:
+                    n_invalid += 1
             out[p, 0] = n_correct
             out[p, 1] = n_easy
             out[p, 2] = n_hard
