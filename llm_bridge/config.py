@@ -16,11 +16,11 @@ This module imports no torch.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm_bridge.tasks import TaskSpec
+from markovfork.io import read_toml
 
 __all__ = ["ModelConfig", "PhaseConfig", "SFTConfig", "SamplingConfig", "EvalConfig", "RunConfig", "load_config"]
 
@@ -219,11 +219,4 @@ def load_config(path: str | Path | None) -> RunConfig:
     """Read a TOML config (``None``: the CPU default)."""
     if path is None:
         return RunConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    return config_from_dict(d)
+    return config_from_dict(read_toml(path))

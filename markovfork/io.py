@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 
-__all__ = ["atomic_path", "write_table", "write_json", "save_figure"]
+__all__ = ["atomic_path", "write_table", "write_json", "save_figure", "read_json", "read_toml"]
 
 
 @contextlib.contextmanager
@@ -62,3 +62,32 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
         fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{what} not found: {path}") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc}") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "file"):
+    """Parse a JSON file; ``ValueError`` naming the file when it is missing or not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(_read_text(path, what))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+def read_toml(path: str | os.PathLike, what: str = "config file") -> dict:
+    """Parse a TOML file; ``ValueError`` naming the file when it is missing or not TOML."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        return tomllib.loads(_read_text(path, what))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{what} {path} is not valid TOML: {exc}") from None

@@ -14,7 +14,6 @@ branch leads to a correct answer depends on hidden information) and ``LEAF`` (a 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,11 +260,6 @@ def tree_from_dict(spec: dict) -> Tree:
 
 def load_tree(path: str | Path) -> Tree:
     """Read a tree from a JSON file in the :func:`tree_from_dict` format."""
-    path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"tree file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"tree file {path} is not valid JSON: {exc}") from None
-    return tree_from_dict(spec)
+    from markovfork.io import read_json
+
+    return tree_from_dict(read_json(path, "tree file"))

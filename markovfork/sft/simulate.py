@@ -11,7 +11,6 @@ import contextlib
 import multiprocessing
 import os
 import sys
-import tomllib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields, replace
 from itertools import product
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from markovfork.estimators import crossover_k
+from markovfork.io import read_toml
 from markovfork.policy import Decoding
 from markovfork.results import results_frame
 from markovfork.sft.data import SFTMix
@@ -261,13 +261,7 @@ def load_config(path: str | Path | None = None, **overrides) -> SimulationConfig
     are ignored (options the user did not give)."""
     data: dict = {}
     if path is not None:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        data = read_toml(path)
     task = dict(data.pop("task", {}))
     train = dict(data.pop("train", {}))
     decoding = dict(train.pop("decoding", {}))
