@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork.estimators import mean_pass_at_k
-from markovfork.exact import exact_pass_at_k, reach_probability, success_probability
+from markovfork.estimators import pass_at_k
+from markovfork.exact import exact_pass_at_k, node_entropy, reach_probability, success_probability
 from markovfork.problems import Problems
 from markovfork.tree import FORK, Tree
 
@@ -54,20 +54,20 @@ def evaluate_exact(tree: Tree, probs: np.ndarray, problems: Problems, ks) -> Eva
     success = success_probability(tree, probs, problems.correct, problems.start)
     reach = reach_probability(tree, probs, problems.start)
     on_path = problems.on_correct_path(tree)
+    entropy = node_entropy(tree, probs)  # (P, N)
     acc_num = conf_ok_num = conf_ok_den = conf_bad_num = conf_bad_den = ent_num = r_sum = 0.0
     for u in decision_forks(tree):
         kids = slice(tree.child_start[u], tree.child_start[u + 1])
         r = reach[:, u]
         pi = probs[:, kids]
         ok = on_path[:, kids]
-        acc_num += float(np.sum(r * np.sum(pi * ok, axis=1)))
+        ok_mass = float(np.sum(r * np.sum(pi * ok, axis=1)))  # reach-weighted P(correct branch)
+        acc_num += ok_mass
         conf_ok_num += float(np.sum(r * np.sum(pi**2 * ok, axis=1)))
-        conf_ok_den += float(np.sum(r * np.sum(pi * ok, axis=1)))
+        conf_ok_den += ok_mass
         conf_bad_num += float(np.sum(r * np.sum(pi**2 * ~ok, axis=1)))
         conf_bad_den += float(np.sum(r * np.sum(pi * ~ok, axis=1)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = -np.sum(np.where(pi > 0, pi * np.log(pi), 0.0), axis=1)
-        ent_num += float(np.sum(r * h))
+        ent_num += float(np.sum(r * entropy[:, u]))
         r_sum += float(np.sum(r))
     return Evaluation(
         k=ks,
@@ -105,19 +105,16 @@ def evaluate_sampled(tree: Tree, probs: np.ndarray, problems: Problems, ks, n_sa
     chosen_prob = np.where(passed, probs[pr, np.maximum(branch, 0)], np.nan)
     chosen_ok = passed & on_path[pr, np.maximum(branch, 0)]
     fork_parent = tree.parent[np.maximum(branch, 0)]
+    node_h = node_entropy(tree, probs)  # (P, N)
     entropy = np.full(leaves.shape, np.nan)
     for u in forks:
-        kids = slice(tree.child_start[u], tree.child_start[u + 1])
-        pi = probs[:, kids]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = -np.sum(np.where(pi > 0, pi * np.log(pi), 0.0), axis=1)
         sel = passed & (fork_parent == u)
-        entropy[sel] = np.broadcast_to(h[:, None], leaves.shape)[sel]
-    summary = mean_pass_at_k(n_samples, correct_counts, ks, n_boot=1)
+        entropy[sel] = np.broadcast_to(node_h[:, u, None], leaves.shape)[sel]
+    per_problem = np.atleast_2d(pass_at_k(n_samples, correct_counts, ks))  # (P, K)
     n_pass = int(passed.sum())
     return Evaluation(
         k=ks,
-        pass_at_k=summary.mean,
+        pass_at_k=per_problem.mean(axis=0),
         fork_accuracy=_ratio(chosen_ok.sum(), n_pass),
         fork_confidence_correct=_ratio(np.nansum(chosen_prob * chosen_ok), chosen_ok.sum()),
         fork_confidence_wrong=_ratio(np.nansum(chosen_prob * (passed & ~chosen_ok)), (passed & ~chosen_ok).sum()),
