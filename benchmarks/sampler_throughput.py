@@ -9,18 +9,19 @@ Per-problem step probabilities: softmax of (base logit + N(0, 1) noise) per prob
 Rows (all in this one process, compiled functions warmed up first):
   floor            one bare xoshiro256** uniform in a numba loop (the engine's RNG), 1 thread
   numpy random     numpy Generator.random (PCG64) filling an array, per draw (for reference)
-  engine leaves    markovfork.sampled.sample_leaves, 1 and 2 numba threads
+  engine leaves    markovfork.sampled.sample_leaves (method "auto": paths at this workload),
+                   1 and 2 numba threads; validation of probs and all per-problem set-up included
   engine counts    markovfork.sampled.sample_rollouts (leaves classified, not stored)
+  engine walk      sample_leaves(method="walk"): one uniform per step, no set-up
+  engine uneven    sample_leaves on a tree with leaves at uneven depths (1 thread)
   numpy reference  markovfork.sampled.sample_leaves_reference (vectorised over samples)
-  engine uneven    sample_leaves on a tree with leaves at uneven depths (1 thread): walks of
-                   unknown length use the one-at-a-time walk, not the blocked one
   quantecon        MarkovChain(P_sparse).simulate(ts_length=depth+1, init=0, num_reps=n)
                    on the same tree as a sparse transition matrix (leaves absorbing), one
                    chain per problem; only simulate is timed (its lazily cached CDFs warm)
-Times are wall-clock medians over --repeats runs (best run beside it). After the table: the
-per-problem set-up cost, the walk cost with set-up subtracted, ns/step against tree size (lookup
-table size: which cache level the dependent loads hit), and 1- vs 2-thread scaling on a larger
-workload (--scale-problems x --samples).
+Times are wall-clock medians over --repeats runs (best run beside it). After the table: where a
+path-sampled problem's time goes (validation, set-up, draws), ns/step against tree size and
+rollouts per problem, and 1- vs 2-thread scaling on a larger workload (--scale-problems x
+--samples) next to the scaling of bare draws.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ import numpy as np
 from markovfork.policy import transition_probs
 from markovfork.problems import Problems
 from markovfork.sampled import (
-    _fill_table,
+    _guide_shift,
+    _kernel_tree,
+    _path_buffers,
+    _path_setup,
+    _probs_ok_kernel,
     _to_unit,
     _xoshiro_next,
     sample_leaves,
@@ -46,6 +51,7 @@ from markovfork.sampled import (
     sample_rollouts,
     stream_states,
 )
+from markovfork.tree import PROB_TOL
 from markovfork.tree import LEAF, tree_from_children
 
 DEPTH = 10
@@ -112,10 +118,13 @@ def _floor_store_kernel(state, buf, n):
 
 
 @numba.njit(cache=True)
-def _build_tables(child_start, probs, table):
-    """The engine's per-problem lookup-table builds (stride 4), one after another."""
+def _path_setups(parent, last_child, leaves, probs, shift):
+    """The engine's per-problem path set-up (validation, reach, thresholds, guide), problem after problem."""
+    mass, thresholds, guide = _path_buffers(probs.shape[1], leaves.shape[0], shift)
+    ok = True
     for p in range(probs.shape[0]):
-        _fill_table(child_start, probs[p], 4, table)
+        ok &= _path_setup(parent, last_child, leaves, probs[p], 0, PROB_TOL, mass, thresholds, guide, shift)
+    return ok
 
 
 @numba.njit(cache=True, parallel=True)
@@ -210,23 +219,25 @@ def main() -> None:
         rows.append((f"engine sample_leaves, {threads} thread(s)", med / steps * 1e9, best / steps * 1e9))
     med, best = timed(lambda: sample_rollouts(tree, probs, problems, n, seed=1, n_threads=1), args.repeats)
     rows.append(("engine sample_rollouts, 1 thread", med / steps * 1e9, best / steps * 1e9))
-    med, best = timed(lambda: sample_leaves(tree, probs, start, n, 1, 1, fixed_width=False), args.repeats)
-    rows.append(("engine sample_leaves per-child layout, 1 thread", med / steps * 1e9, best / steps * 1e9))
+    med, best = timed(lambda: sample_leaves(tree, probs, start, n, 1, 1, method="walk"), args.repeats)
+    rows.append(('engine method="walk", 1 thread', med / steps * 1e9, best / steps * 1e9))
 
     uneven = benchmark_tree(p_stop=0.3)
     probs_u = transition_probs(uneven, uneven.edge_logit[None, :] + rng.normal(size=(P, uneven.n_nodes)))
     leaves_u = sample_leaves(uneven, probs_u, start, n, seed=0)
     steps_u = int(uneven.depth[leaves_u].sum())
     med, best = timed(lambda: sample_leaves(uneven, probs_u, start, n, seed=1, n_threads=1), args.repeats)
-    rows.append(("engine uneven-depth tree (unblocked), 1 thread", med / steps_u * 1e9, best / steps_u * 1e9))
+    rows.append(("engine uneven-depth tree, 1 thread", med / steps_u * 1e9, best / steps_u * 1e9))
 
-    # set-up = the n_samples=1 call (validation, streams, output; it walks the probs rows directly,
-    # building no table) + the lookup-table builds the n=2000 call does (timed on their own)
-    med_call, _ = timed(lambda: sample_leaves(tree, probs, start, 1, seed=1, n_threads=1), args.repeats)
-    table = np.empty(tree.n_nodes * 4, dtype=np.int64)
-    med_build, _ = timed(lambda: _build_tables(tree.child_start, probs, table), args.repeats)
-    med_setup = med_call + med_build
-    setup_share = med_setup / engine[1]  # included in the rows above
+    # where a path-sampled problem's time goes: validation + path set-up, then the draws
+    _, parent32, last_child, leaves32 = _kernel_tree(tree)
+    shift = _guide_shift(tree.leaves.size)
+    assert _path_setups(parent32, last_child, leaves32, probs, shift)
+    med_setup, _ = timed(lambda: _path_setups(parent32, last_child, leaves32, probs, shift), args.repeats)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    med_valid, _ = timed(lambda: _probs_ok_kernel(last_child, probs, PROB_TOL), args.repeats)
+    numba.set_num_threads(previous)
 
     ref_reps = max(1, min(args.repeats, 3))
     med, best = timed(lambda: sample_leaves_reference(tree, probs[:P_ref], start[:P_ref], n, seed=1), ref_reps)
@@ -242,10 +253,10 @@ def main() -> None:
     qe_ns = med / ref_steps * 1e9
     rows.append(("quantecon MarkovChain.simulate (sparse)", qe_ns, best / ref_steps * 1e9))
 
-    n_small = 50  # few rollouts per problem: steps < nodes, the engine walks probs rows directly (no table)
+    n_small = 50  # few rollouts per problem: n x depth < N / 2, "auto" walks
     med, best = timed(lambda: sample_leaves(tree, probs, start, n_small, seed=1, n_threads=1), args.repeats)
     small_steps = P * n_small * DEPTH
-    rows.append((f"engine n={n_small} per problem (direct walk), 1 thread", med / small_steps * 1e9,
+    rows.append((f"engine n={n_small} per problem (walks), 1 thread", med / small_steps * 1e9,
                  best / small_steps * 1e9))
     rows.extend(floor_rows)  # extra floor variants, listed last (row indices above unchanged)
     floor_ns = rows[0][1]
@@ -259,29 +270,28 @@ def main() -> None:
         print(f"2-thread scaling (1-thread time / 2-thread time): {engine[1] / engine[2]:.2f}x (ideal 2.00x)")
     print(f"single-thread engine vs floor: {rows[2][1] / floor_ns:.2f}x (target <= 2x); "
           f"vs quantecon per step: {qe_ns / rows[2][1]:.1f}x faster")
-    print(f"per-problem set-up: {med_setup / P * 1e6:.1f} us per problem = {med_call / P * 1e6:.1f} us "
-          f"(n_samples=1 call: validation, streams, output) + {med_build / P * 1e6:.1f} us (lookup-table build), "
-          f"{100 * setup_share:.0f}% of the 1-thread engine time at n={n}")
-    print(f"engine walk alone (1 thread, set-up subtracted): {(engine[1] - med_setup) / steps * 1e9:.2f} ns/step "
-          f"= {(engine[1] - med_setup) / steps * 1e9 / floor_ns:.2f}x floor")
+    per_problem = engine[1] / P * 1e6
+    print(f"per problem ({tree.n_nodes} nodes, {tree.leaves.size} leaves, {n} rollouts, 1 thread): "
+          f"{per_problem:.1f} us = set-up {med_setup / P * 1e6:.1f} us (validation + reach + thresholds + guide; "
+          f"validation alone {med_valid / P * 1e6:.1f} us) + rest {per_problem - med_setup / P * 1e6:.1f} us "
+          f"(draws, streams, output, call) = {(engine[1] - med_setup) / (P * n) * 1e9:.2f} ns per rollout")
     print(f"uneven-depth tree: {uneven.n_nodes} nodes, mean walk {steps_u / (P * n):.2f} steps")
 
     print()
-    print("ns/step vs tree size (complete trees, 1 thread, same P x n; table = N x stride x 8 B):")
-    print(f"| {'depth':>5} | {'nodes':>6} | {'table KiB':>9} | {'ns/step':>7} | {'walk ns/step':>12} | {'x floor':>7} |")
-    print(f"|{'-' * 6}:|{'-' * 7}:|{'-' * 10}:|{'-' * 8}:|{'-' * 13}:|{'-' * 8}:|")
-    for depth in (4, 6, 8, 10, 12):
+    print("ns/step vs tree size and rollouts per problem (complete trees, 1 thread, method auto):")
+    sizes = (4, 6, 8, 10, 12)
+    counts = (50, 200, 2000, 20000)
+    print(f"| {'depth':>5} | {'nodes':>6} | " + " | ".join(f"{'n=' + str(c):>8}" for c in counts) + " |")
+    print(f"|{'-' * 6}:|{'-' * 7}:|" + "|".join(f"{'-' * 9}:" for _ in counts) + "|")
+    for depth in sizes:
         t = benchmark_tree(depth=depth)
-        pr = transition_probs(t, t.edge_logit[None, :] + rng.normal(size=(P, t.n_nodes)))
-        st = depth * P * n
-        full, _ = timed(lambda: sample_leaves(t, pr, start, n, seed=1, n_threads=1), max(3, args.repeats // 2))
-        setup, _ = timed(lambda: sample_leaves(t, pr, start, 1, seed=1, n_threads=1), max(3, args.repeats // 2))
-        table_t = np.empty(t.n_nodes * 4, dtype=np.int64)  # the n=1 call builds no table: add the builds
-        build, _ = timed(lambda: _build_tables(t.child_start, pr, table_t), max(3, args.repeats // 2))
-        setup += build
-        walk = (full - setup) / st * 1e9
-        print(f"| {depth:>5} | {t.n_nodes:>6} | {t.n_nodes * 4 * 8 / 1024:>9.0f} | {full / st * 1e9:>7.2f} | "
-              f"{walk:>12.2f} | {full / st * 1e9 / floor_ns:>7.2f} |")
+        pr = transition_probs(t, t.edge_logit[None, :] + rng.normal(size=(8, t.n_nodes)))
+        st0 = np.zeros(8, dtype=np.int64)
+        cells = []
+        for c in counts:
+            full, _ = timed(lambda: sample_leaves(t, pr, st0, c, seed=1, n_threads=1), max(3, args.repeats // 2))
+            cells.append(f"{full / (8 * c * depth) * 1e9:>8.2f}")
+        print(f"| {depth:>5} | {t.n_nodes:>6} | " + " | ".join(cells) + " |")
 
     if args.scale_problems and numba.config.NUMBA_NUM_THREADS >= 2:
         Ps = args.scale_problems

@@ -1,8 +1,23 @@
 """Sampled engine: Monte Carlo rollouts over the reasoning tree, n samples per problem.
 
-A rollout of problem p starts at ``start[p]`` and, at each internal node u, steps to a child
-drawn from the per-problem step probabilities ``probs[p, child_start[u]:child_start[u+1]]``
-(inverse-CDF on one uniform per step) until it reaches a leaf.
+A rollout of problem p starts at ``start[p]`` and ends at a leaf v below it, reached with
+probability reach(v) = product of ``probs[p, w]`` over the steps w on the path. Two exact
+samplers draw it; ``method`` picks one:
+
+* **walk**, one uniform per step: at each internal node, step to the first child c whose
+  cumulative probability (children in order) exceeds the uniform (inverse CDF), until a leaf.
+  O(steps) per rollout, no set-up.
+* **path**, one uniform per rollout: the nodes, in id order, split [0, 1) into intervals of width
+  reach(v) at the leaves below the start (0 elsewhere); rollout i returns the leaf whose interval
+  holds its uniform (inverse CDF over leaves). Set-up per problem is O(N): one pass computes
+  reach and the integer thresholds, a second builds a guide table (Chen and Asau, 1974) that
+  jumps to the right interval; then about one table read and one or two compares per rollout.
+* **auto** (the default) takes, per problem, paths once the rollouts could take N/2 steps or
+  more (``_uses_path``), walks otherwise.
+
+Both give exactly the leaf distribution reach(v) (up to floating-point rounding: path
+intervals are reach(v) rounded to a multiple of 2^-53), but consume the stream differently, so
+the same seed gives different leaves under the two methods.
 
 Random streams
 --------------
@@ -16,23 +31,16 @@ on how problems are split across threads (same seed, same result, whatever the t
 
 Distinct (seed, p) pairs give pseudo-random, distinct starting points in xoshiro's 2^256 - 1
 period; overlapping stretches are astronomically unlikely (not provably impossible: we do not use
-``jump()``, which would cost O(p) to reach stream p). Draws within a problem are consumed in
-sample order, one per step, so ``sample_leaves`` and ``sample_rollouts`` see the same walks.
+``jump()``, which would cost O(p) to reach stream p). Walks consume the stream's uniforms in
+order, one per step, rollout after rollout; paths give rollout i the stream's i-th uniform.
 
-Floating-point guard
---------------------
-Each node's step probabilities sum to 1 only up to rounding. The walk compares the uniform with
-per-node cumulative thresholds in which the last child with positive probability (and any
-zero-probability children after it) get a threshold above any uniform: a uniform beyond the
-row's cumulative sum takes the last child with positive probability, never a zero-probability
-child and never a child of the next node (QuantEcon's walk-off-the-CDF bug).
-
-Layout
-------
-Per problem, a lookup table of integer thresholds is built once (O(N)), then each step costs
-one draw, one record read and a fixed number of integer compares (see ``_fill_table``). Trees
-whose nodes have at most ``MAX_FIXED_WIDTH`` children use fixed-width records (branch-free
-steps); wider trees use one threshold per child. Both layouts give identical draws and leaves.
+Floating-point guards
+---------------------
+Probabilities sum to 1 only up to rounding. A walk's uniform at or beyond a node's rounded row
+sum takes the last child with positive probability (never a zero-probability child, never a
+child of the next node: QuantEcon's walk-off-the-CDF bug). A path's uniform beyond the rounded
+total takes the last leaf with positive width. Zero-probability steps are never taken by
+either.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 2.0**-53  # 53-bit integer -> [0, 1)
 _TWO53 = 2.0**53
 _NEVER = np.int64(2**53)  # integer threshold no 53-bit uniform reaches (the rounding guard)
-MAX_FIXED_WIDTH = 8  # trees with at most this many children per node use fixed-width records
+_PAD = 3  # thresholds past the last node (all 2^53), so _path_pick may read a window of 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,7 +134,7 @@ def _uniforms_kernel(states, out):
 
 
 # --------------------------------------------------------------------------------------------
-# The walk (kernels)
+# Validation (kernels)
 # --------------------------------------------------------------------------------------------
 
 
@@ -141,359 +149,266 @@ def _row_sums_kernel(child_start, nodes, probs, out):
             out[p, i] = acc
 
 
-@numba.njit(cache=True, parallel=True)
-def _probs_ok_kernel(child_start, probs, tol):
-    """True iff every entry of probs is finite and >= 0 and every internal node's row sums to 1
-    within tol (row sums accumulated exactly as _row_sums_kernel does). One pass over probs,
-    problems in parallel (run under the caller's thread setting: it is a sizeable share of a
-    call); the Python layer re-runs the detailed checks only when this fails, to name the
-    offending entry."""
+@numba.njit(cache=True)
+def _last_child_flags(child_start):
+    """flag[v] = v is the last child of its parent. Children of successive nodes are successive
+    id ranges tiling 1..N-1, so these flags cut that range into the per-node rows."""
     n_nodes = child_start.shape[0] - 1
+    flag = np.zeros(n_nodes, dtype=np.bool_)
+    for u in range(n_nodes):
+        if child_start[u + 1] > child_start[u]:
+            flag[child_start[u + 1] - 1] = True
+    return flag
+
+
+@numba.njit(cache=True)
+def _row_ok(last_child, row, tol):
+    """True iff every entry of row is finite and >= 0 and every internal node's row sums to 1
+    within tol. One sequential pass: a running sum over ids 1..N-1, checked and reset at each
+    last child, adds each node's children in the order _row_sums_kernel does, so the two agree
+    exactly. A NaN or infinite entry makes its node's sum fail; negatives are caught by the
+    running minimum (min/compare, not per-entry boolean updates: 3x faster here)."""
+    n_nodes = row.shape[0]
+    if n_nodes == 0:
+        return True
+    lowest = row[0]
+    first_ok = row[0] >= 0.0 and row[0] < np.inf  # the root's entry is in no node's row
+    n_bad = 0
+    acc = 0.0
+    for v in range(1, n_nodes):
+        x = row[v]
+        lowest = min(lowest, x)
+        acc += x
+        if last_child[v]:
+            n_bad += not abs(acc - 1.0) <= tol
+            acc = 0.0
+    return first_ok and n_bad == 0 and lowest >= 0.0
+
+
+@numba.njit(cache=True, parallel=True)
+def _probs_ok_kernel(last_child, probs, tol):
+    """_row_ok for every problem, problems in parallel; the Python layer re-runs the detailed
+    checks only when this fails, to name the offending entry."""
     ok = np.ones(probs.shape[0], dtype=np.bool_)
     for p in numba.prange(probs.shape[0]):
-        for u in range(n_nodes):
-            a, b = child_start[u], child_start[u + 1]
-            if a == b:
-                continue
-            acc = 0.0
-            for v in range(a, b):
-                acc += probs[p, v]
-            if not abs(acc - 1.0) <= tol:  # also catches NaN
-                ok[p] = False
-                break
-        bad = False
-        for v in range(n_nodes):
-            x = probs[p, v]
-            bad |= not (x >= 0.0 and x < np.inf)  # NaN, -inf, +inf, negative
-        if bad:
-            ok[p] = False
+        ok[p] = _row_ok(last_child, probs[p], tol)
     return ok.all()
 
 
-@numba.njit(cache=True)
-def _fill_table(child_start, probs_row, stride, table):
-    """Per-problem lookup table of integer step thresholds (layout chosen by ``stride``).
+# --------------------------------------------------------------------------------------------
+# The two samplers (kernels)
+# --------------------------------------------------------------------------------------------
 
-    Threshold of child v: T(v) = ceil(2^53 * (probability of v and its earlier siblings)). A
-    rollout at node u with 53-bit uniform integer k (u = k 2^-53) steps to the first child c
-    with k < T(c): the inverse CDF, exactly as the float comparison u < cumsum (scaling by 2^53
-    is exact). Rounding guard: the last child with positive probability and every child after it
-    get T = 2^53 > any k, so a uniform beyond the row's rounded sum takes that child.
-
-    stride > 0 (fixed-width records, every node has <= stride children): the record of node u is
-    table[u*stride : (u+1)*stride] = (first child, T of children 0 .. stride-2, padding 2^53);
-    first child = -1 marks a leaf, and a leaf's other slots are never read (left unwritten).
-    stride == 0 (any branching): table[v] = T(v) per child.
-
-    One pass per node, writing each slot once (the table build is a sizeable share of a call at
-    a few thousand rollouts per problem).
-    """
-    n_nodes = child_start.shape[0] - 1
-    if stride == 0:
-        table[0] = _NEVER  # the root is nobody's child
-    for u in range(n_nodes):
-        a, b = child_start[u], child_start[u + 1]
-        if stride > 0 and a == b:
-            table[u * stride] = -1
-            continue
-        if stride > 0:
-            # fixed trip counts and selects instead of branches: the children count varies from
-            # node to node, and mispredicted loop exits dominated the build
-            last_pos = b
-            for j in range(stride):
-                v = a + j
-                last_pos = v if (v < b and probs_row[min(v, n_nodes - 1)] > 0.0) else last_pos
-            base = u * stride
-            table[base] = a
-            acc = 0.0
-            for j in range(1, stride):
-                v = a + j - 1
-                pv = probs_row[min(v, n_nodes - 1)]  # unconditional load, then a select
-                acc += pv if v < b else 0.0
-                table[base + j] = np.int64(np.ceil(acc * _TWO53)) if v < last_pos else _NEVER
-        else:
-            last_pos = b
-            for v in range(a, b):
-                if probs_row[v] > 0.0:
-                    last_pos = v
-            acc = 0.0
-            for v in range(a, b):
-                acc += probs_row[v]
-                table[v] = np.int64(np.ceil(acc * _TWO53)) if v < last_pos else _NEVER
-        # a row with no positive entry (rejected by the Python layer) has last_pos = b: its
-        # thresholds are the plain cumulative sums (all 0), and the walk takes its last child.
+AUTO, WALK, PATH = 0, 1, 2  # kernel codes of the ``method`` argument
+_METHODS = {"auto": AUTO, "walk": WALK, "path": PATH}
 
 
 @numba.njit(cache=True)
-def _uniform_heights(child_start):
-    """height[v] = the depth of every leaf below v counted from v, or -1 if leaves below v sit at
-    different depths (then walks from v have no fixed length). Assumes children have larger ids
-    than their parent (breadth-first layout); if not, returns all -1 (no fixed-length walks)."""
-    n_nodes = child_start.shape[0] - 1
-    height = np.full(n_nodes, -1, dtype=np.int64)
-    for u in range(n_nodes):
-        if child_start[u + 1] > child_start[u] and child_start[u] <= u:
-            return height
-    for u in range(n_nodes - 1, -1, -1):
-        a, b = child_start[u], child_start[u + 1]
-        if a == b:
-            height[u] = 0
-            continue
-        h = height[a]
-        for v in range(a + 1, b):
-            if height[v] != h:
-                h = -1
-        height[u] = h + 1 if h >= 0 else -1
+def _max_heights(parent):
+    """height[v] = the most steps from v down to a leaf below it (0 at leaves)."""
+    height = np.zeros(parent.shape[0], dtype=np.int64)
+    for v in range(parent.shape[0] - 1, 0, -1):  # children have larger ids than their parent
+        height[parent[v]] = max(height[parent[v]], height[v] + 1)
     return height
 
 
-MAX_DIRECT_WIDTH = 4  # trees with at most this many children per node can walk the probs rows directly
-_DIRECT = -1  # walk "stride" meaning: no lookup table, steps read the probs row (_step_direct)
+@numba.njit(cache=True, inline="always")
+def _uses_path(method, n_samples, height_at_start, n_nodes):
+    """Whether a problem is sampled by paths (O(N) set-up, then O(1) per rollout) rather than
+    by walks (O(height) per rollout, no set-up): ``auto`` takes paths once the rollouts could
+    take N/2 steps or more (measured break-even on the benchmark trees: the set-up costs about
+    as much as 2-3 steps per node)."""
+    if method == AUTO:
+        return height_at_start > 0 and 2 * n_samples * height_at_start >= n_nodes
+    return method == PATH
 
 
 @numba.njit(cache=True, inline="always")
-def _walk_stride(stride, height_at_start, n_samples, n_nodes):
-    """How problem p walks: _DIRECT (no table) or the table layout ``stride``. Same leaves either way.
-
-    A direct step costs about twice a table step (an extra dependent load, child_start, and three
-    dependent float adds per step), while the table build costs a few ns per node: the table pays
-    for itself once a problem walks about 3/4 as many steps as the tree has nodes (measured on
-    the benchmark tree). Walks of unknown length (height -1) are counted as 8 steps.
-    """
-    if 0 < stride <= MAX_DIRECT_WIDTH:
-        steps = n_samples * (height_at_start if height_at_start >= 0 else 8)
-        if 4 * steps < 3 * n_nodes:
-            return _DIRECT
-    return stride
-
-
-@numba.njit(cache=True, inline="always")
-def _step_direct(child_start, row, n_last, v, u):
-    """Child of internal node v taken by uniform u, read straight off the probs row (no table).
-
-    Same child as the lookup table (``_fill_table``) gives, for nodes with <= 4 children: the
-    cumulative sums acc_j = p_0 + ... + p_j are accumulated in the same order (missing children
-    add 0.0, which leaves a sum unchanged), and for an integer k and u = k 2^-53 (exact),
-    k < ceil(2^53 acc) <=> u < acc (scaling by 2^53 is exact). The child is first +
-    #{j < 3: acc_j <= u} when u < the row sum (acc_j for missing children equals the row sum, so
-    they never count); when u >= the row sum (the rounding guard; rare) it is the last child with
-    positive probability, or the last child if the row has none (a row the Python layer rejects).
-    Four unconditional loads (indices clamped into the row) and selects instead of branches on the
-    children count.
-    """
-    a = child_start[v]
-    nc = child_start[v + 1] - a
-    p0 = row[a]
-    p1 = row[min(a + 1, n_last)]
-    p2 = row[min(a + 2, n_last)]
-    p3 = row[min(a + 3, n_last)]
-    acc0 = p0
-    acc1 = acc0 + p1 * np.float64(nc > 1)  # p * 0.0 = 0.0 (p finite, >= 0): masks without branches
-    acc2 = acc1 + p2 * np.float64(nc > 2)
-    total = acc2 + p3 * np.float64(nc > 3)
-    c = a + np.int64(acc0 <= u) + np.int64(acc1 <= u) + np.int64(acc2 <= u)
-    if u < total:
-        return c
-    c = a + nc - 1
+def _step(child_start, row, v, u):
+    """Child of internal node v taken by uniform u: the first child c with u < row[first] + ...
+    + row[c] (inverse CDF, sums accumulated in child order). Zero-probability children are never
+    taken. Rounding guard: a u at or beyond the row's rounded sum takes the last child with
+    positive probability (not a zero-probability child, not a child of the next node)."""
+    a, b = child_start[v], child_start[v + 1]
+    acc = 0.0
+    for c in range(a, b):
+        acc += row[c]
+        if u < acc:
+            return c
+    c = b - 1
     while c > a and not row[c] > 0.0:
         c -= 1
-    return c if row[c] > 0.0 else a + nc - 1
-
-
-
-@numba.njit(cache=True, inline="always")
-def _walk(child_start, row, table, stride, v, s0, s1, s2, s3):
-    """Walk from node v to a leaf, one uniform per step; returns (leaf, new rng state).
-
-    stride == _DIRECT: steps read the probs ``row`` directly (``_step_direct``); otherwise the
-    lookup ``table`` built by ``_fill_table`` with that stride.
-
-    The child is first + #{thresholds T <= k} over all but the last child: thresholds are
-    non-decreasing within a node, so this counts past the children whose interval lies below
-    the uniform, without data-dependent branches (fixed-width records also fix the trip count).
-    """
-    if stride == _DIRECT:
-        n_last = row.shape[0] - 1
-        while True:
-            if child_start[v] == child_start[v + 1]:
-                return v, s0, s1, s2, s3
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-            v = _step_direct(child_start, row, n_last, v, _to_unit(x))
-    elif stride > 0:
-        while True:
-            base = v * stride
-            c = table[base]
-            if c < 0:  # leaf marker
-                return v, s0, s1, s2, s3
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-            k = np.int64(x >> _U64(11))  # the uniform u = k * 2^-53 that stream_uniforms returns
-            for j in range(base + 1, base + stride):
-                if table[j] <= k:
-                    c += 1
-            v = c
-    else:
-        while True:
-            c = child_start[v]
-            b = child_start[v + 1]
-            if c == b:
-                return v, s0, s1, s2, s3
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-            k = np.int64(x >> _U64(11))
-            for j in range(c, b - 1):
-                if table[j] <= k:
-                    c += 1
-            v = c
+    return c
 
 
 @numba.njit(cache=True, inline="always")
-def _walk_block(child_start, row, table, stride, v0, depth, n_walks, draws, udraws, nodes, s0, s1, s2, s3):
-    """n_walks consecutive rollouts from v0, all exactly ``depth`` steps long (every leaf below v0
-    is ``depth`` steps away): leaves into nodes[:n_walks]; returns the new rng state.
-
-    Walk w consumes draws w*depth .. w*depth+depth-1 of the stream, exactly as the one-at-a-time
-    ``_walk`` does (the walk lengths are known, so every draw's walk and level are known up front).
-    The draws are generated first (stored level-major), then the walks advance level by level:
-    the n_walks table lookups of one level are independent, so their memory latencies overlap
-    instead of forming one dependent chain per rollout, and there is no leaf test per step.
-    stride == _DIRECT: steps read the probs ``row`` directly (uniforms as doubles in
-    ``udraws``); otherwise the lookup ``table`` (integer uniforms in ``draws``).
-    """
-    if stride == _DIRECT:
-        for w in range(n_walks):
-            for d in range(depth):
-                x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-                udraws[d * n_walks + w] = _to_unit(x)
-        for w in range(n_walks):
-            nodes[w] = v0
-        n_last = row.shape[0] - 1
-        for d in range(depth):
-            r = d * n_walks
-            for w in range(n_walks):
-                nodes[w] = _step_direct(child_start, row, n_last, nodes[w], udraws[r + w])
-        return s0, s1, s2, s3
-    for w in range(n_walks):
-        for d in range(depth):
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-            draws[d * n_walks + w] = np.int64(x >> _U64(11))
-    for w in range(n_walks):
-        nodes[w] = v0
-    if stride == 4:  # the common layout (2-4 children), unrolled: 4 independent loads + 3 compares
-        for d in range(depth):
-            row = d * n_walks
-            for w in range(n_walks):
-                k = draws[row + w]
-                base = nodes[w] * 4
-                nodes[w] = (table[base] + np.int64(table[base + 1] <= k) + np.int64(table[base + 2] <= k)
-                            + np.int64(table[base + 3] <= k))
-    elif stride > 0:
-        for d in range(depth):
-            row = d * n_walks
-            for w in range(n_walks):
-                k = draws[row + w]
-                base = nodes[w] * stride
-                c = table[base]
-                for j in range(base + 1, base + stride):
-                    if table[j] <= k:
-                        c += 1
-                nodes[w] = c
-    else:
-        for d in range(depth):
-            row = d * n_walks
-            for w in range(n_walks):
-                k = draws[row + w]
-                v = nodes[w]
-                c = child_start[v]
-                for j in range(c, child_start[v + 1] - 1):
-                    if table[j] <= k:
-                        c += 1
-                nodes[w] = c
-    return s0, s1, s2, s3
-
-
-_BLOCK_DRAWS = 2048  # draws buffered per block of fixed-length walks (16 KiB: stays in L1)
-
-
-@numba.njit(cache=True, inline="always")
-def _block_size(depth, n_samples):
-    """Walks per block for walks of ``depth`` steps: ~_BLOCK_DRAWS draws, at least 1 walk."""
-    return max(1, min(n_samples, _BLOCK_DRAWS // max(depth, 1)))
-
-
-@numba.njit(cache=True, parallel=True)
-def _sample_leaves_kernel(child_start, probs, start, states, stride, n_chunks, out):
-    """out[p, i] = leaf reached by rollout i of problem p (stream states[p], rollouts in order).
-
-    Problems are split into n_chunks contiguous chunks run in parallel; each chunk reuses one
-    lookup table (allocating a fresh one per problem cost as much as a thousand steps). The
-    result does not depend on n_chunks: problem p only ever uses its own stream. Problems whose
-    start has all its leaves at one depth use the blocked walk (``_walk_block``), others the
-    one-at-a-time walk; both consume the same draws, so they give the same leaves.
-    """
-    n_problems, n_nodes = probs.shape
-    height = _uniform_heights(child_start)
-    for chunk in numba.prange(n_chunks):
-        table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
-        draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
-        udraws = np.empty(_BLOCK_DRAWS, dtype=np.float64)
-        nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
-        for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            _problem_leaves(child_start, probs[p], start[p], states[p], stride, height, table, draws, udraws, nodes, out[p])
+def _walk(child_start, row, v, s0, s1, s2, s3):
+    """Walk from node v to a leaf, one uniform per step; returns (leaf, new rng state)."""
+    while child_start[v] < child_start[v + 1]:
+        x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+        v = _step(child_start, row, v, _to_unit(x))
+    return v, s0, s1, s2, s3
 
 
 @numba.njit(cache=True)
-def _problem_leaves(child_start, probs_row, s, state, stride, height, table, draws, udraws, nodes, out_row):
-    """out_row[i] = leaf reached by rollout i from node s, using the stream ``state`` (4 words).
+def _path_setup(parent, last_child, leaves, row, s, tol, mass, thresholds, guide, shift):
+    """Validate ``row`` and build the path sampler's tables for rollouts from s; returns whether
+    the row is valid (``_row_ok``'s exact test; no tables are built if it is not).
 
-    Builds the lookup table unless the direct walk is cheaper for this many steps; walks in
-    blocks when every leaf below s is at one depth, one rollout at a time otherwise (both
-    consume the same draws, so they give the same leaves)."""
-    n_samples = out_row.shape[0]
-    walk_stride = _walk_stride(stride, height[s], n_samples, probs_row.shape[0])
-    if walk_stride != _DIRECT:
-        _fill_table(child_start, probs_row, stride, table)
+    One pass over the nodes checks the row and computes mass[v] = reach(v) = mass[parent[v]] *
+    row[v] (1 at s, 0 off its subtree). Then, over the leaves in id order, thresholds[i] =
+    sum over j <= i of round(2^53 reach(leaves[j])), an exact integer prefix sum: a 53-bit
+    uniform k picks the first i with k < thresholds[i], i.e. leaf i with probability
+    round(2^53 reach) / 2^53, never a leaf of width 0 (zero reach, off the subtree). Rounding
+    guard: the last leaf of positive width and every slot after it (padding included) get 2^53,
+    above any k, so a k beyond the rounded total takes that leaf. Finally ``_guide_table``.
+    """
+    n_nodes = row.shape[0]
+    lowest = row[0]
+    first_ok = row[0] >= 0.0 and row[0] < np.inf  # the root's entry is in no node's row
+    n_bad = 0
+    acc = 0.0
+    mass[0] = 1.0 if s == 0 else 0.0
+    for v in range(1, n_nodes):  # the checks of _row_ok, fused with the reach pass
+        x = row[v]
+        lowest = min(lowest, x)
+        acc += x
+        mass[v] = 1.0 if v == s else mass[parent[v]] * x
+        if last_child[v]:
+            n_bad += not abs(acc - 1.0) <= tol
+            acc = 0.0
+    if not (first_ok and n_bad == 0 and lowest >= 0.0):
+        return False  # no tables from an invalid row (a NaN reach would index out of bounds)
+    n_leaves = leaves.shape[0]
+    total = np.int64(0)
+    for i in range(n_leaves):
+        total += np.int64(mass[leaves[i]] * _TWO53 + 0.5)
+        thresholds[i] = total
+    last = n_leaves - 1  # the last leaf of positive width
+    while last > 0 and thresholds[last - 1] == thresholds[last]:
+        last -= 1
+    for i in range(last, n_leaves + _PAD):
+        thresholds[i] = _NEVER
+    _guide_table(thresholds[:n_leaves], guide, shift)
+    return True
+
+
+@numba.njit(cache=True)
+def _guide_table(thresholds, guide, shift):
+    """guide[j] = #{i: thresholds[i] <= j 2^shift} for j < m = guide.shape[0] - 2: the first
+    candidate for any k in [j 2^shift, (j+1) 2^shift) (Chen and Asau's guide table).
+
+    Branch-free build: bucket b(i) = ceil(thresholds[i] / 2^shift) is non-decreasing in i, so
+    storing i + 1 at b(i) for i in order leaves the last such i at each bucket; guide[j] is then
+    the running maximum (buckets past m collect in guide[m + 1], never read)."""
+    m = guide.shape[0] - 2
+    guide[:] = 0
+    r = (np.int64(1) << shift) - 1
+    for i in range(thresholds.shape[0]):
+        guide[min((thresholds[i] + r) >> shift, m + 1)] = i + 1
+    c = guide[0]
+    for j in range(m):
+        c = max(c, guide[j])
+        guide[j] = c
+
+
+@numba.njit(cache=True, inline="always")
+def _path_pick(thresholds, guide, shift, k):
+    """Index of the leaf whose threshold interval holds the 53-bit uniform k: the first i with
+    k < thresholds[i], searched from the guide. Thresholds below 2^53 are non-decreasing, so
+    those <= k in a window of 4 are a prefix: counting them (four independent loads, no branch)
+    skips them; the loop runs only when all four are <= k (rare). A data-dependent scan branch
+    here mispredicted on most rollouts."""
+    i = np.int64(guide[k >> shift])
+    i += (np.int64(thresholds[i] <= k) + np.int64(thresholds[i + 1] <= k) + np.int64(thresholds[i + 2] <= k)
+          + np.int64(thresholds[i + 3] <= k))
+    while thresholds[i] <= k:
+        i += 1
+    return i
+
+
+def _guide_shift(n_leaves: int) -> int:
+    """Guide-table buckets m = 2^(53 - shift), between n_leaves / 2 and n_leaves (at least 2)."""
+    return 53 - max(1, (max(int(n_leaves), 2) - 1).bit_length() - 1)
+
+
+@numba.njit(cache=True)
+def _problem_leaves(child_start, parent, last_child, leaves, height, row, s, state, method, tol, shift, mass,
+                    thresholds, guide, out_row):
+    """out_row[i] = leaf reached by rollout i from node s, using the stream ``state`` (4 words):
+    by paths (rollout i consumes uniform i) or by walks (one uniform per step, rollouts in order),
+    as ``_uses_path`` decides. Returns whether ``row`` is valid; if not, nothing is sampled
+    (out_row is left as it was)."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    depth = height[s]
-    if depth >= 0:
-        block = _block_size(depth, n_samples)
-        for i0 in range(0, n_samples, block):
-            nb = min(block, n_samples - i0)
-            s0, s1, s2, s3 = _walk_block(child_start, probs_row, table, walk_stride, s, depth, nb, draws, udraws, nodes,
-                                         s0, s1, s2, s3)
-            for w in range(nb):
-                out_row[i0 + w] = nodes[w]
+    if _uses_path(method, out_row.shape[0], height[s], row.shape[0]):
+        if not _path_setup(parent, last_child, leaves, row, s, tol, mass, thresholds, guide, shift):
+            return False
+        for i in range(out_row.shape[0]):
+            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            out_row[i] = leaves[_path_pick(thresholds, guide, shift, np.int64(x >> _U64(11)))]
     else:
-        for i in range(n_samples):
-            leaf, s0, s1, s2, s3 = _walk(child_start, probs_row, table, walk_stride, s, s0, s1, s2, s3)
+        if not _row_ok(last_child, row, tol):
+            return False
+        for i in range(out_row.shape[0]):
+            leaf, s0, s1, s2, s3 = _walk(child_start, row, s, s0, s1, s2, s3)
             out_row[i] = leaf
+    return True
+
+
+@numba.njit(cache=True)
+def _path_buffers(n_nodes, n_leaves, shift):
+    """Scratch of one chunk of problems: mass (N), thresholds (L + padding), guide (m + 2)."""
+    return (np.empty(n_nodes), np.empty(n_leaves + _PAD, dtype=np.int64),
+            np.empty((1 << (53 - shift)) + 2, dtype=np.int32))
 
 
 @numba.njit(cache=True, parallel=True)
-def _rollout_counts_kernel(
-    child_start, probs, start, states, stride, n_chunks, n_samples, hard_edges, correct, valid, out
-):
-    """out[p] = (correct, easy_valid, hard_valid, invalid) counts over n_samples rollouts of p.
+def _sample_leaves_kernel(child_start, parent, last_child, leaves, probs, start, states, method, tol, shift, n_chunks,
+                          out):
+    """out[p, i] = leaf reached by rollout i of problem p (stream states[p]); returns per-problem
+    validity flags (rows of invalid problems are not sampled).
 
-    hard_edges[v] = number of hard steps on the root -> v path, so a rollout from s to leaf v is
-    all-easy exactly when hard_edges[v] == hard_edges[s]. Same draws, walks and chunking as
-    _sample_leaves_kernel.
+    Problems are split into n_chunks contiguous chunks run in parallel, each reusing one set of
+    path buffers. The result does not depend on n_chunks: problem p only uses its own stream.
     """
     n_problems, n_nodes = probs.shape
-    height = _uniform_heights(child_start)
+    height = _max_heights(parent)
+    ok = np.ones(n_problems, dtype=np.bool_)
     for chunk in numba.prange(n_chunks):
-        table = np.empty(n_nodes * max(stride, 1), dtype=np.int64)
-        draws = np.empty(_BLOCK_DRAWS, dtype=np.int64)
-        udraws = np.empty(_BLOCK_DRAWS, dtype=np.float64)
-        nodes = np.empty(_BLOCK_DRAWS, dtype=np.int64)
-        leaves = np.empty(n_samples, dtype=np.int64)
+        mass, thresholds, guide = _path_buffers(n_nodes, leaves.shape[0], shift)
+        for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
+            ok[p] = _problem_leaves(child_start, parent, last_child, leaves, height, probs[p], start[p], states[p],
+                                    method, tol, shift, mass, thresholds, guide, out[p])
+    return ok
+
+
+@numba.njit(cache=True, parallel=True)
+def _rollout_counts_kernel(child_start, parent, last_child, leaves, probs, start, states, method, tol, shift, n_chunks,
+                           n_samples, hard_edges, correct, valid, out):
+    """out[p] = (correct, easy_valid, hard_valid, invalid) counts over n_samples rollouts of p;
+    returns per-problem validity flags like _sample_leaves_kernel (same draws, leaves, chunking).
+
+    hard_edges[v] = number of hard steps on the root -> v path, so a rollout from s to leaf v is
+    all-easy exactly when hard_edges[v] == hard_edges[s].
+    """
+    n_problems, n_nodes = probs.shape
+    height = _max_heights(parent)
+    ok = np.ones(n_problems, dtype=np.bool_)
+    for chunk in numba.prange(n_chunks):
+        mass, thresholds, guide = _path_buffers(n_nodes, leaves.shape[0], shift)
+        rollout_leaves = np.empty(n_samples, dtype=np.int64)
         for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
             s = start[p]
-            _problem_leaves(child_start, probs[p], s, states[p], stride, height, table, draws, udraws, nodes, leaves)
+            ok[p] = _problem_leaves(child_start, parent, last_child, leaves, height, probs[p], s, states[p], method,
+                                    tol, shift, mass, thresholds, guide, rollout_leaves)
+            if not ok[p]:
+                continue
             hard_at_start = hard_edges[s]
             n_correct = 0
             n_easy = 0
             n_hard = 0
             n_invalid = 0
-            for leaf in leaves:
+            for leaf in rollout_leaves:
                 if correct[p, leaf]:
                     n_correct += 1
                 if valid[p, leaf]:
@@ -507,6 +422,7 @@ def _rollout_counts_kernel(
             out[p, 1] = n_easy
             out[p, 2] = n_hard
             out[p, 3] = n_invalid
+    return ok
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,8 +478,9 @@ def _numba_threads(n_threads: int | None):
             numba.set_num_threads(previous)
 
 
-def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
-    """Validated contiguous (probs (P, N) float64, start (P,) int64)."""
+def _walk_arrays(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous (probs (P, N) float64, start (P,) int64) with checked shapes and start ids; the
+    probability values are checked by the kernels (``_row_ok``) or :func:`_check_walk_inputs`."""
     n_nodes = tree.n_nodes
     start = np.asarray(start)
     if start.ndim != 1 or not (np.issubdtype(start.dtype, np.integer) or start.size == 0):
@@ -575,9 +492,12 @@ def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
     probs = np.asarray(probs, dtype=np.float64)
     if probs.shape != (start.shape[0], n_nodes):
         raise ValueError(f"probs must have shape (P, n_nodes) = ({start.shape[0]}, {n_nodes}), got {probs.shape}")
-    probs = np.ascontiguousarray(probs)
-    if _probs_ok_kernel(tree.child_start, probs, PROB_TOL):  # fast path: one fused pass
-        return probs, start
+    return np.ascontiguousarray(probs), start
+
+
+def _raise_bad_probs(tree, probs) -> None:
+    """Raise the ValueError naming the first bad entry or row of probs (finite, >= 0, rows sum to
+    1 within PROB_TOL); the slow, explicit twin of ``_row_ok``."""
     if not np.all(np.isfinite(probs)):
         p, v = np.argwhere(~np.isfinite(probs))[0]
         raise ValueError(f"probs[{p}, {v}] is not finite ({probs[p, v]})")
@@ -594,6 +514,21 @@ def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(
                 f"problem {p}: step probabilities out of node {int(internal[i])} sum to {row_sums[p, i]:.9g}, not 1"
             )
+
+
+def _check_kernel_flags(tree, probs, ok: np.ndarray) -> None:
+    """After a sampling kernel: raise for the problems whose probs it rejected (not sampled)."""
+    if ok.all():
+        return
+    _raise_bad_probs(tree, probs)  # the error path: names the first bad entry of all problems
+    raise RuntimeError(f"internal error: problem {int(np.argmin(ok))}'s probs failed the kernel's check only")
+
+
+def _check_walk_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
+    """Validated contiguous (probs (P, N) float64, start (P,) int64): shapes, ids and values."""
+    probs, start = _walk_arrays(tree, probs, start)
+    if not _probs_ok_kernel(_last_child_flags(tree.child_start), probs, PROB_TOL):
+        _raise_bad_probs(tree, probs)
     return probs, start
 
 
@@ -615,42 +550,51 @@ def stream_uniforms(seed: int, n_streams: int, n_draws: int) -> np.ndarray:
     return out
 
 
-def sample_leaves(
-    tree, probs, start, n_samples: int, seed: int, n_threads: int | None = None, *, fixed_width: bool = True
-) -> np.ndarray:
+def _check_method(method) -> int:
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+    return _METHODS[method]
+
+
+def sample_leaves(tree, probs, start, n_samples: int, seed: int, n_threads: int | None = None, *,
+                  method: str = "auto") -> np.ndarray:
     """(P, n_samples) int64 leaf ids reached by rollouts of each problem from ``start[p]``.
 
     ``probs`` (P, N) are per-problem step probabilities (:func:`markovfork.policy.transition_probs`);
     problem p uses stream (seed, p), so the result is independent of ``n_threads`` (numba
-    threads for this call; None keeps the current setting). ``fixed_width=False`` forces the
-    per-child table layout (same result; for tests and benchmarks).
+    threads for this call; None keeps the current setting). ``method``: ``"walk"`` (one uniform
+    per step), ``"path"`` (one uniform per rollout, O(N) set-up per problem) or ``"auto"`` (per
+    problem, whichever is cheaper for ``n_samples``; see the module docstring). All three draw
+    from the same distribution; a given method and seed always give the same leaves.
     """
     n_samples = _check_int("n_samples", n_samples, 1)
     seed = _check_seed(seed)
     n_threads = _check_n_threads(n_threads)
-    with _numba_threads(n_threads):  # validation runs in parallel too
-        probs, start = _check_walk_inputs(tree, probs, start)
+    code = _check_method(method)
+    probs, start = _walk_arrays(tree, probs, start)
+    with _numba_threads(n_threads):
         states = np.empty((start.shape[0], 4), dtype=np.uint64)
         _stream_states_kernel(seed, states)
         out = np.empty((start.shape[0], n_samples), dtype=np.int64)
-        _sample_leaves_kernel(
-            tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)), out
-        )
+        ok = _sample_leaves_kernel(*_kernel_tree(tree), probs, start, states, code, PROB_TOL,
+                                   _guide_shift(tree.leaves.size), _n_chunks(len(start)), out)
+    _check_kernel_flags(tree, probs, ok)
     return out
+
+
+def _kernel_tree(tree) -> tuple[np.ndarray, ...]:
+    """The tree as the sampling kernels read it: (child_start, parent as int32, last-child flags,
+    leaf ids as int32). The 32-bit copies halve the set-up's memory traffic."""
+    if tree.n_nodes >= 2**31 - _PAD:
+        raise ValueError(f"trees of {tree.n_nodes} nodes are too large for the sampled engine (< 2^31)")
+    return (tree.child_start, tree.parent.astype(np.int32), _last_child_flags(tree.child_start),
+            tree.leaves.astype(np.int32))
 
 
 def _n_chunks(n_problems: int) -> int:
     """Parallel chunks of problems: several per thread, handed out dynamically for load balance
-    (results do not depend on it); each chunk builds its own lookup table."""
+    (results do not depend on it); each chunk allocates its own path buffers."""
     return max(1, min(n_problems, 8 * numba.get_num_threads()))
-
-
-def _record_stride(tree, fixed_width: bool = True) -> int:
-    """Table layout for ``_fill_table``: the fixed record width (a power of two), or 0."""
-    widest = max(int(tree.n_children.max()), 1)
-    if not fixed_width or widest > MAX_FIXED_WIDTH:
-        return 0
-    return 1 << (widest - 1).bit_length()  # round up to a power of two: records align to cache lines
 
 
 def _hard_edges(tree) -> np.ndarray:
@@ -663,29 +607,30 @@ def _hard_edges(tree) -> np.ndarray:
     return hard
 
 
-def sample_rollouts(
-    tree, probs, problems, n_samples: int, seed: int, n_threads: int | None = None, *, fixed_width: bool = True
-) -> RolloutCounts:
+def sample_rollouts(tree, probs, problems, n_samples: int, seed: int, n_threads: int | None = None, *,
+                    method: str = "auto") -> RolloutCounts:
     """Counts of correct / easy-valid / hard-valid / invalid rollouts, ``n_samples`` per problem.
 
-    Same draws as :func:`sample_leaves` with the same arguments (problem p uses stream
+    Same draws and leaves as :func:`sample_leaves` with the same arguments (problem p uses stream
     (seed, p)); the leaves are classified on the fly instead of stored.
     """
     n_samples = _check_int("n_samples", n_samples, 1)
     seed = _check_seed(seed)
     n_threads = _check_n_threads(n_threads)
+    code = _check_method(method)
     problems.check_tree(tree)
-    with _numba_threads(n_threads):  # validation runs in parallel too
-        probs, start = _check_walk_inputs(tree, probs, problems.start)
+    probs, start = _walk_arrays(tree, probs, problems.start)
+    with _numba_threads(n_threads):
         states = np.empty((start.shape[0], 4), dtype=np.uint64)
         _stream_states_kernel(seed, states)
         out = np.empty((start.shape[0], 4), dtype=np.int64)
-        _rollout_counts_kernel(
-            tree.child_start, probs, start, states, _record_stride(tree, fixed_width), _n_chunks(len(start)),
-            n_samples, _hard_edges(tree),
+        ok = _rollout_counts_kernel(
+            *_kernel_tree(tree), probs, start, states, code, PROB_TOL, _guide_shift(tree.leaves.size),
+            _n_chunks(len(start)), n_samples, _hard_edges(tree),
             np.ascontiguousarray(problems.correct, dtype=np.bool_),
             np.ascontiguousarray(problems.valid, dtype=np.bool_), out,
         )
+    _check_kernel_flags(tree, probs, ok)
     return RolloutCounts(
         correct=out[:, 0].copy(), easy_valid=out[:, 1].copy(), hard_valid=out[:, 2].copy(),
         invalid=out[:, 3].copy(), n_samples=n_samples,

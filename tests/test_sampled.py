@@ -2,10 +2,14 @@
 correct counts vs success_probability, the RNG against the published xoshiro256** / splitmix64
 algorithms, reproducibility and thread-count invariance, and input validation."""
 
+import functools
+
 import numba
 import numpy as np
 import pytest
 from scipy import stats
+
+import markovfork.sampled as sampled_module
 
 from markovfork.exact import reach_probability, success_probability
 from markovfork.policy import Decoding, transition_probs
@@ -107,16 +111,19 @@ TREES = {"small": small_tree, "random5": lambda: random_tree(3), "random6": lamb
 # ----------------------------------------------------------------------------------------------
 
 
+METHODS = ["walk", "path"]
+
+
 @pytest.mark.parametrize("name", sorted(TREES))
-@pytest.mark.parametrize("fixed_width", [True, False])
-def test_leaf_frequencies_match_exact_path_probabilities(name, fixed_width):
+@pytest.mark.parametrize("method", METHODS)
+def test_leaf_frequencies_match_exact_path_probabilities(name, method):
     tree = TREES[name]()
     probs = random_probs(tree, 3, seed=1)
     below_root = int(np.flatnonzero((tree.depth == 1) & (tree.n_children > 1))[0])
     start = np.array([0, 0, below_root])  # the third problem starts below the root
     leaves = tree.leaves
     reach = reach_probability(tree, probs, start)[:, leaves]
-    sampled = sample_leaves(tree, probs, start, 20_000, seed=12345, fixed_width=fixed_width)
+    sampled = sample_leaves(tree, probs, start, 20_000, seed=12345, method=method)
     for p in range(3):
         counts = np.bincount(np.searchsorted(leaves, sampled[p]), minlength=leaves.size)
         assert np.all(np.isin(sampled[p], leaves))
@@ -138,36 +145,66 @@ def test_reference_sampler_matches_exact_path_probabilities(name):
         assert chi_square_pvalue(counts, reach[p]) > 1e-3
 
 
-def test_layouts_give_identical_leaves():
-    """Fixed-width records and per-child thresholds compare the same integers: same leaves."""
+def _walk_reference(tree, probs_row, start, uniforms, n_samples):
+    """Plain-Python walks consuming ``uniforms`` one per step, rollouts in order (inverse CDF)."""
+    leaves, i = [], 0
+    for _ in range(n_samples):
+        v = start
+        while tree.n_children[v]:
+            kids = np.arange(tree.child_start[v], tree.child_start[v + 1])
+            v = int(kids[np.searchsorted(np.cumsum(probs_row[kids]), uniforms[i], side="right")])
+            i += 1
+        leaves.append(v)
+    return np.array(leaves)
+
+
+def test_walks_consume_one_uniform_per_step_in_order():
     tree = random_tree(5, depth=6)
-    probs = random_probs(tree, 4, seed=3, decoding=Decoding(top_k=2))
-    a = sample_leaves(tree, probs, np.zeros(4, dtype=np.int64), 3000, seed=9)
-    b = sample_leaves(tree, probs, np.zeros(4, dtype=np.int64), 3000, seed=9, fixed_width=False)
-    assert np.array_equal(a, b)
+    probs = random_probs(tree, 3, seed=3)
+    start = np.array([0, 1, 0])
+    sampled = sample_leaves(tree, probs, start, 300, seed=9, method="walk")
+    uniforms = stream_uniforms(9, 3, 300 * int(tree.depth.max()))
+    for p in range(3):
+        assert np.array_equal(sampled[p], _walk_reference(tree, probs[p], start[p], uniforms[p], 300))
 
 
-@pytest.mark.parametrize("top_k", [0, 2, 1])
-def test_direct_walk_gives_the_table_leaves(top_k):
-    """Few rollouts per problem on a large tree walk the probs rows directly (no lookup table);
-    the leaves are those of the per-child table layout, zero-probability children included."""
+def test_path_rollout_i_takes_the_leaf_holding_uniform_i():
+    """Path sampling is the inverse CDF of the leaf distribution over leaves in id order, with
+    the stream's i-th uniform for rollout i (an independent NumPy reference: reach_probability,
+    float cumsum, searchsorted)."""
+    tree = random_tree(5, depth=6)
+    probs = random_probs(tree, 3, seed=3, decoding=Decoding(top_k=2))  # zero-probability steps too
+    start = np.array([0, 1, 0])
+    sampled = sample_leaves(tree, probs, start, 3000, seed=9, method="path")
+    reach = reach_probability(tree, probs, start)[:, tree.leaves]
+    uniforms = stream_uniforms(9, 3, 3000)
+    for p in range(3):
+        expect = tree.leaves[np.searchsorted(np.cumsum(reach[p]), uniforms[p], side="right")]
+        assert np.array_equal(sampled[p], expect)
+
+
+def test_auto_walks_for_few_rollouts_and_takes_paths_for_many():
+    """auto: paths once n x height(start) >= N / 2 (the set-up pays for itself), walks below."""
     tree = random_tree(5, depth=7)
-    probs = random_probs(tree, 5, seed=3, decoding=Decoding(top_k=top_k) if top_k else Decoding())
-    start = np.array([0, 0, 1, 2, 3])
-    assert 20 * 7 < tree.n_nodes  # few enough steps per problem for the direct walk
-    for n in (1, 3, 20):
-        a = sample_leaves(tree, probs, start, n, seed=9)
-        b = sample_leaves(tree, probs, start, n, seed=9, fixed_width=False)
-        assert np.array_equal(a, b)
-        assert np.array_equal(a, sample_leaves(tree, probs, start, 4000, seed=9)[:, :n])
+    probs = random_probs(tree, 3, seed=3)
+    start = np.zeros(3, dtype=np.int64)
+    height = int(tree.depth.max())
+    few = (tree.n_nodes // 2 - 1) // (2 * height) + 1 if tree.n_nodes > 4 * height else 1
+    assert 2 * few * height < tree.n_nodes
+    for n, method in ((few, "walk"), (tree.n_nodes, "path")):
+        assert np.array_equal(sample_leaves(tree, probs, start, n, seed=4),
+                              sample_leaves(tree, probs, start, n, seed=4, method=method))
+    with pytest.raises(ValueError, match="method must be one of 'auto', 'walk', 'path', got 'table'"):
+        sample_leaves(tree, probs, start, 10, seed=4, method="table")
 
 
-def test_wide_tree_uses_per_child_layout():
-    """A node wider than MAX_FIXED_WIDTH (here 12 children) takes the general path."""
+@pytest.mark.parametrize("method", METHODS)
+def test_wide_nodes(method):
+    """A node with 12 children (wider than any fixed layout)."""
     w = np.arange(1, 13, dtype=float)
     tree = tree_from_dict({"children": [{"prob": x / w.sum()} for x in w]})
     probs = tree.edge_prob[None, :]
-    sampled = sample_leaves(tree, probs, [0], 30_000, seed=4)
+    sampled = sample_leaves(tree, probs, [0], 30_000, seed=4, method=method)
     counts = np.bincount(sampled[0] - 1, minlength=12)
     assert chi_square_pvalue(counts, w / w.sum()) > 1e-3
 
@@ -177,33 +214,49 @@ def test_wide_tree_uses_per_child_layout():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fixed_width", [True, False])
-def test_zero_probability_steps_are_never_taken(fixed_width):
+@pytest.mark.parametrize("method", METHODS)
+def test_zero_probability_steps_are_never_taken(method):
     tree = random_tree(8, depth=5)
     probs = random_probs(tree, 3, seed=5, scale=2.0, decoding=Decoding(top_k=1))  # greedy: one path
-    sampled = sample_leaves(tree, probs, np.zeros(3, dtype=np.int64), 2000, seed=1, fixed_width=fixed_width)
+    sampled = sample_leaves(tree, probs, np.zeros(3, dtype=np.int64), 2000, seed=1, method=method)
     reach = reach_probability(tree, probs, np.zeros(3, dtype=np.int64))
     assert np.all(reach[np.arange(3)[:, None], sampled] > 0)
     assert all(len(np.unique(row)) == 1 for row in sampled)
 
 
-@pytest.mark.parametrize("fixed_width", [True, False])
-def test_uniform_beyond_row_sum_takes_last_positive_child(fixed_width):
-    """Rows summing to 1 - 9e-7 (within tolerance) with a trailing zero child. The guard is
-    exercised directly by calling the kernel on a row that sums to 0.5: every uniform above 0.5
-    must land on the last positive child, never on the zero-probability one after it."""
-    from markovfork.sampled import _record_stride, _sample_leaves_kernel
-
+@pytest.mark.parametrize("method", METHODS)
+def test_rows_short_of_one_never_take_a_zero_probability_child(method):
+    """Rows summing to 1 - 9e-7 (within tolerance) with a trailing zero child."""
     tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
     short = np.array([[1.0, 0.25, 0.25 - 9e-7, 0.5, 0.0]])
-    assert set(np.unique(sample_leaves(tree, short, [0], 5000, seed=0, fixed_width=fixed_width))) <= {1, 2, 3}
-    half = np.array([[1.0, 0.25, 0.25, 0.0, 0.0]])  # bypasses validation on purpose
-    out = np.empty((1, 20_000), dtype=np.int64)
-    _sample_leaves_kernel(tree.child_start, half, np.zeros(1, np.int64), stream_states(0, 1),
-                          _record_stride(tree, fixed_width), 1, out)
-    counts = np.bincount(out[0], minlength=5)
-    assert counts[3] == 0 and counts[4] == 0
-    assert counts[2] / 20_000 == pytest.approx(0.75, abs=0.02)  # [0.25, 1): the last positive child
+    assert set(np.unique(sample_leaves(tree, short, [0], 5000, seed=0, method=method))) <= {1, 2, 3}
+
+
+def test_walk_guard_takes_last_positive_child():
+    """A uniform at or beyond the rounded row sum (here a row summing to 0.5, which validation
+    would reject) takes the last child with positive probability, never the zero one after it."""
+    from markovfork.sampled import _step
+
+    tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
+    half = np.array([1.0, 0.25, 0.25, 0.0, 0.0])
+    assert [_step(tree.child_start, half, 0, u) for u in (0.1, 0.3, 0.5, 0.75, 1 - 2**-53)] == [1, 2, 2, 2, 2]
+
+
+def test_path_guard_takes_last_positive_leaf():
+    """A uniform beyond the rounded total of the leaf widths (a row summing to 1 - 9e-7, within
+    tolerance) takes the last leaf of positive width, never the zero-width leaf after it."""
+    from markovfork.sampled import _guide_shift, _kernel_tree, _path_buffers, _path_pick, _path_setup
+
+    tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
+    short = np.array([1.0, 0.25, 0.25 - 9e-7, 0.5, 0.0])
+    _, parent, last_child, leaves = _kernel_tree(tree)
+    shift = _guide_shift(leaves.size)
+    mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, shift)
+    assert _path_setup(parent, last_child, leaves, short, 0, 1e-6, mass, thresholds, guide, shift)
+    ks = [int(0.1 * 2**53), int(0.3 * 2**53), int((1 - 5e-7) * 2**53), 2**53 - 1]  # the last two: past the total
+    assert [int(leaves[_path_pick(thresholds, guide, shift, k)]) for k in ks] == [1, 2, 3, 3]
+    bad = np.array([1.0, 0.25, np.nan, 0.5, 0.0])  # rejected before any table is built
+    assert not _path_setup(parent, last_child, leaves, bad, 0, 1e-6, mass, thresholds, guide, shift)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,8 +372,10 @@ def test_same_seed_same_result_different_seed_different_result():
     # a problem's stream depends on (seed, p) only: the first problems do not change when more are added
     more = np.vstack([probs, random_probs(tree, 3, seed=2)])
     assert np.array_equal(a, sample_leaves(tree, more, np.zeros(8, dtype=np.int64), 500, seed=3)[:5])
-    # and the first samples do not change when more samples are drawn
-    assert np.array_equal(a[:, :200], sample_leaves(tree, probs, start, 200, seed=3))
+    # and, for a given method, the first samples do not change when more samples are drawn
+    for method in METHODS:
+        more_samples = sample_leaves(tree, probs, start, 500, seed=3, method=method)
+        assert np.array_equal(more_samples[:, :200], sample_leaves(tree, probs, start, 200, seed=3, method=method))
 
 
 def test_different_problems_get_different_streams():
@@ -333,22 +388,23 @@ def test_different_problems_get_different_streams():
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 numba threads")
-def test_result_independent_of_thread_count():
+@pytest.mark.parametrize("method", METHODS)
+def test_result_independent_of_thread_count(method):
     tree = random_tree(6, depth=6)
-    problems = random_problems(tree, 37, seed=1)  # odd count: uneven chunks across threads
+    problems = random_problems(tree, 37, seed=1, start=np.arange(37) % 3)  # odd count: uneven chunks
     probs = random_probs(tree, 37, seed=2)
     before = numba.get_num_threads()
-    one = sample_leaves(tree, probs, problems.start, 400, seed=11, n_threads=1)
-    two = sample_leaves(tree, probs, problems.start, 400, seed=11, n_threads=2)
+    one = sample_leaves(tree, probs, problems.start, 400, seed=11, n_threads=1, method=method)
+    two = sample_leaves(tree, probs, problems.start, 400, seed=11, n_threads=2, method=method)
     assert numba.get_num_threads() == before  # restored after the call
     assert np.array_equal(one, two)
-    c1 = sample_rollouts(tree, probs, problems, 400, seed=11, n_threads=1)
-    c2 = sample_rollouts(tree, probs, problems, 400, seed=11, n_threads=2)
+    c1 = sample_rollouts(tree, probs, problems, 400, seed=11, n_threads=1, method=method)
+    c2 = sample_rollouts(tree, probs, problems, 400, seed=11, n_threads=2, method=method)
     for field in ("correct", "easy_valid", "hard_valid", "invalid"):
         assert np.array_equal(getattr(c1, field), getattr(c2, field)), field
     numba.set_num_threads(1)
     try:
-        assert np.array_equal(one, sample_leaves(tree, probs, problems.start, 400, seed=11))
+        assert np.array_equal(one, sample_leaves(tree, probs, problems.start, 400, seed=11, method=method))
     finally:
         numba.set_num_threads(before)
 
@@ -388,9 +444,12 @@ def test_bad_scalars_raise(kwargs, match):
         sample_rollouts(tree, tree.edge_prob[None, :], problems, **args)
 
 
-def test_bad_arrays_raise():
+@pytest.mark.parametrize("method", ["auto", *METHODS])
+def test_bad_arrays_raise(method):
     tree = small_tree()
     good = tree.edge_prob[None, :]
+    sample_leaves = functools.partial(sampled_module.sample_leaves, method=method)
+    sample_rollouts = functools.partial(sampled_module.sample_rollouts, method=method)
     with pytest.raises(ValueError, match="probs must have shape"):
         sample_leaves(tree, good[:, :-1], [0], 5, 0)
     with pytest.raises(ValueError, match="probs must have shape"):
@@ -417,3 +476,7 @@ def test_bad_arrays_raise():
     other = random_tree(1)
     with pytest.raises(ValueError, match="problems are over"):
         sample_rollouts(other, np.tile(other.edge_prob, (2, 1)), problems, 5, 0)
+    two = np.vstack([good, good])
+    two[1, 1] = np.nan  # the second problem: rejected by the counts kernel, named in the error
+    with pytest.raises(ValueError, match=r"probs\[1, 1\] is not finite"):
+        sample_rollouts(tree, two, problems, 5, 0)
