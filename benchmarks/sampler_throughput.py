@@ -39,7 +39,6 @@ import numpy as np
 from markovfork.policy import transition_probs
 from markovfork.problems import Problems
 from markovfork.sampled import (
-    _guide_shift,
     _kernel_tree,
     _path_buffers,
     _path_setup,
@@ -151,6 +150,23 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
+def interleaved_with_floor(fn, n_steps: int, state, rounds: int) -> tuple[list[float], list[float]]:
+    """ns/step of fn() and ns/draw of the floor, measured alternately (``rounds`` pairs), so both
+    see the same machine: on a shared VM the speed drifts by 30% or more between seconds."""
+    fn()
+    _floor_kernel(state, 1000)
+    engine, floor = [], []
+    n_draws = max(1_000_000, n_steps)
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        engine.append((time.perf_counter() - t0) / n_steps * 1e9)
+        t0 = time.perf_counter()
+        _floor_kernel(state, n_draws)
+        floor.append((time.perf_counter() - t0) / n_draws * 1e9)
+    return engine, floor
+
+
 def sparse_chain(tree, probs_row):
     """CSR transition matrix of the tree walk for one problem: leaves absorbing."""
     from scipy import sparse
@@ -230,8 +246,7 @@ def main() -> None:
     rows.append(("engine uneven-depth tree, 1 thread", med / steps_u * 1e9, best / steps_u * 1e9))
 
     # where a path-sampled problem's time goes: validation + path set-up, then the draws
-    _, parent32, last_child, leaves32 = _kernel_tree(tree)
-    shift = _guide_shift(tree.leaves.size)
+    _, parent32, last_child, leaves32, _, shift = _kernel_tree(tree)
     assert _path_setups(parent32, last_child, leaves32, probs, shift)
     med_setup, _ = timed(lambda: _path_setups(parent32, last_child, leaves32, probs, shift), args.repeats)
     previous = numba.get_num_threads()
@@ -268,8 +283,15 @@ def main() -> None:
     print()
     if 2 in engine:
         print(f"2-thread scaling (1-thread time / 2-thread time): {engine[1] / engine[2]:.2f}x (ideal 2.00x)")
-    print(f"single-thread engine vs floor: {rows[2][1] / floor_ns:.2f}x (target <= 2x); "
+    print(f"single-thread engine vs floor (table rows): {rows[2][1] / floor_ns:.2f}x (target <= 2x); "
           f"vs quantecon per step: {qe_ns / rows[2][1]:.1f}x faster")
+    eng, flo = interleaved_with_floor(lambda: sample_leaves(tree, probs, start, n, seed=1, n_threads=1), steps,
+                                      state, 3 * args.repeats)
+    ratios = [e / f for e, f in zip(eng, flo)]
+    print(f"engine (1 thread) and floor measured alternately, {len(ratios)} rounds: engine "
+          f"{statistics.median(eng):.2f} ns/step (best {min(eng):.2f}), floor {statistics.median(flo):.2f} ns/draw "
+          f"(best {min(flo):.2f}); ratio per round: median {statistics.median(ratios):.2f}x, "
+          f"range {min(ratios):.2f}-{max(ratios):.2f}x, best/best {min(eng) / min(flo):.2f}x (target <= 2x)")
     per_problem = engine[1] / P * 1e6
     print(f"per problem ({tree.n_nodes} nodes, {tree.leaves.size} leaves, {n} rollouts, 1 thread): "
           f"{per_problem:.1f} us = set-up {med_setup / P * 1e6:.1f} us (validation + reach + thresholds + guide; "

@@ -245,12 +245,11 @@ def test_walk_guard_takes_last_positive_child():
 def test_path_guard_takes_last_positive_leaf():
     """A uniform beyond the rounded total of the leaf widths (a row summing to 1 - 9e-7, within
     tolerance) takes the last leaf of positive width, never the zero-width leaf after it."""
-    from markovfork.sampled import _guide_shift, _kernel_tree, _path_buffers, _path_pick, _path_setup
+    from markovfork.sampled import _kernel_tree, _path_buffers, _path_pick, _path_setup
 
     tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
     short = np.array([1.0, 0.25, 0.25 - 9e-7, 0.5, 0.0])
-    _, parent, last_child, leaves = _kernel_tree(tree)
-    shift = _guide_shift(leaves.size)
+    _, parent, last_child, leaves, _, shift = _kernel_tree(tree)
     mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, shift)
     assert _path_setup(parent, last_child, leaves, short, 0, 1e-6, mass, thresholds, guide, shift)
     ks = [int(0.1 * 2**53), int(0.3 * 2**53), int((1 - 5e-7) * 2**53), 2**53 - 1]  # the last two: past the total
