@@ -150,21 +150,26 @@ def timed(fn, repeats: int) -> tuple[float, float]:
     return statistics.median(times), min(times)
 
 
-def interleaved_with_floor(fn, n_steps: int, state, rounds: int) -> tuple[list[float], list[float]]:
-    """ns/step of fn() and ns/draw of the floor, measured alternately (``rounds`` pairs), so both
-    see the same machine: on a shared VM the speed drifts by 30% or more between seconds."""
-    fn()
-    _floor_kernel(state, 1000)
-    engine, floor = [], []
-    n_draws = max(1_000_000, n_steps)
-    for _ in range(rounds):
-        t0 = time.perf_counter()
+def alternate(fns: dict, rounds: int) -> dict:
+    """Wall seconds of each fn, run in turn ``rounds`` times (after one warm-up each), so every
+    round compares them on the same machine state: on this shared VM the speed drifts by 30% or
+    more between seconds, which makes separately timed rows hard to compare."""
+    for fn in fns.values():
         fn()
-        engine.append((time.perf_counter() - t0) / n_steps * 1e9)
-        t0 = time.perf_counter()
-        _floor_kernel(state, n_draws)
-        floor.append((time.perf_counter() - t0) / n_draws * 1e9)
-    return engine, floor
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def ratio_line(times_a: list, times_b: list) -> str:
+    """Per-round ratios a / b: median, range, and best / best."""
+    ratios = [a / b for a, b in zip(times_a, times_b)]
+    return (f"median {statistics.median(ratios):.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x, "
+            f"best/best {min(times_a) / min(times_b):.2f}x")
 
 
 def sparse_chain(tree, probs_row):
@@ -268,7 +273,7 @@ def main() -> None:
     qe_ns = med / ref_steps * 1e9
     rows.append(("quantecon MarkovChain.simulate (sparse)", qe_ns, best / ref_steps * 1e9))
 
-    n_small = 50  # few rollouts per problem: n x depth < N / 2, "auto" walks
+    n_small = 50  # few rollouts per problem: n x depth < N / 4, "auto" walks
     med, best = timed(lambda: sample_leaves(tree, probs, start, n_small, seed=1, n_threads=1), args.repeats)
     small_steps = P * n_small * DEPTH
     rows.append((f"engine n={n_small} per problem (walks), 1 thread", med / small_steps * 1e9,
@@ -281,17 +286,22 @@ def main() -> None:
     for name, med_ns, best_ns in rows:
         print(f"| {name:<48} | {med_ns:>11.2f} | {best_ns:>12.2f} | {med_ns / floor_ns:>7.2f} | {med_ns / qe_ns:>11.3f} |")
     print()
-    if 2 in engine:
-        print(f"2-thread scaling (1-thread time / 2-thread time): {engine[1] / engine[2]:.2f}x (ideal 2.00x)")
-    print(f"single-thread engine vs floor (table rows): {rows[2][1] / floor_ns:.2f}x (target <= 2x); "
+    print(f"single-thread engine vs floor (table rows): {rows[2][1] / floor_ns:.2f}x; "
           f"vs quantecon per step: {qe_ns / rows[2][1]:.1f}x faster")
-    eng, flo = interleaved_with_floor(lambda: sample_leaves(tree, probs, start, n, seed=1, n_threads=1), steps,
-                                      state, 3 * args.repeats)
-    ratios = [e / f for e, f in zip(eng, flo)]
-    print(f"engine (1 thread) and floor measured alternately, {len(ratios)} rounds: engine "
-          f"{statistics.median(eng):.2f} ns/step (best {min(eng):.2f}), floor {statistics.median(flo):.2f} ns/draw "
-          f"(best {min(flo):.2f}); ratio per round: median {statistics.median(ratios):.2f}x, "
-          f"range {min(ratios):.2f}-{max(ratios):.2f}x, best/best {min(eng) / min(flo):.2f}x (target <= 2x)")
+    n_floor = 2_000_000
+    paired = {"engine": lambda: sample_leaves(tree, probs, start, n, seed=1, n_threads=1),
+              "floor": lambda: _floor_kernel(state, n_floor)}
+    if 2 in engine:
+        paired["engine2"] = lambda: sample_leaves(tree, probs, start, n, seed=1, n_threads=2)
+    alt = alternate(paired, 3 * args.repeats)
+    eng = [t / steps * 1e9 for t in alt["engine"]]
+    flo = [t / n_floor * 1e9 for t in alt["floor"]]
+    print(f"measured alternately, {len(eng)} rounds: engine 1 thread {statistics.median(eng):.2f} ns/step "
+          f"(best {min(eng):.2f}), floor {statistics.median(flo):.2f} ns/draw (best {min(flo):.2f})")
+    print(f"  engine / floor per step: {ratio_line(eng, flo)} (target <= 2x)")
+    if 2 in engine:
+        print(f"  2-thread scaling (1-thread time / 2-thread time): {ratio_line(alt['engine'], alt['engine2'])} "
+              f"(ideal 2x)")
     per_problem = engine[1] / P * 1e6
     print(f"per problem ({tree.n_nodes} nodes, {tree.leaves.size} leaves, {n} rollouts, 1 thread): "
           f"{per_problem:.1f} us = set-up {med_setup / P * 1e6:.1f} us (validation + reach + thresholds + guide; "
@@ -323,21 +333,27 @@ def main() -> None:
         print(f"scaling run: {Ps} problems x {n} rollouts = {Ps * n * DEPTH:,} steps; "
               f"threading layer {numba.threading_layer()}; load average before: "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        res = {}
-        for threads in (1, 2):
-            res[threads], _ = timed(lambda: sample_leaves(tree, probs_s, start_s, n, seed=1, n_threads=threads), 3)
-            print(f"  {threads} thread(s): {res[threads]:.3f} s, {res[threads] / (Ps * n * DEPTH) * 1e9:.2f} ns/step")
-        print(f"  scaling {res[1] / res[2]:.2f}x (ideal 2.00x); load average after: "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         fl_states, fl_out, fl_n = stream_states(0, 2), np.empty(2, dtype=np.uint64), 20_000_000
-        fl = {}
-        previous = numba.get_num_threads()
-        for threads in (1, 2):
+
+        def floor_threads(threads):
+            previous = numba.get_num_threads()
             numba.set_num_threads(threads)
-            fl[threads], _ = timed(lambda: _floor_parallel_kernel(fl_states, fl_n, fl_out), 5)
-        numba.set_num_threads(previous)
-        print(f"  floor scaling (2 streams x {fl_n:,} bare draws, 1 vs 2 threads): {fl[1] / fl[2]:.2f}x "
-              f"(the hardware's ceiling for register-only work on this machine)")
+            _floor_parallel_kernel(fl_states, fl_n, fl_out)
+            numba.set_num_threads(previous)
+
+        alt = alternate({
+            "engine1": lambda: sample_leaves(tree, probs_s, start_s, n, seed=1, n_threads=1),
+            "engine2": lambda: sample_leaves(tree, probs_s, start_s, n, seed=1, n_threads=2),
+            "floor1": lambda: floor_threads(1),
+            "floor2": lambda: floor_threads(2),
+        }, 5)
+        for threads in (1, 2):
+            t = statistics.median(alt[f"engine{threads}"])
+            print(f"  {threads} thread(s): {t:.3f} s, {t / (Ps * n * DEPTH) * 1e9:.2f} ns/step")
+        print(f"  engine scaling: {ratio_line(alt['engine1'], alt['engine2'])} (ideal 2x)")
+        print(f"  floor scaling (2 streams x {fl_n:,} bare draws, 1 vs 2 threads): "
+              f"{ratio_line(alt['floor1'], alt['floor2'])} (the hardware's ceiling for register-only work here)")
+        print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"peak memory (maxrss of this process): {maxrss_mb:.0f} MiB; "
           f"engine leaves output {P * n * 8 / 2**20:.1f} MiB, probs {probs.nbytes / 2**20:.1f} MiB")
