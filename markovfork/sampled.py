@@ -253,6 +253,21 @@ def _walk(child_start, row, v, s0, s1, s2, s3):
     return v, s0, s1, s2, s3
 
 
+@numba.njit(cache=True, inline="always")
+def _check_and_reach(parent, last_child, row, mass, v0, v1, tol, lowest, acc, n_bad):
+    """Nodes v0 .. v1-1 of the fused pass of ``_path_setup``: _row_ok's running checks and
+    mass[v] = mass[parent[v]] * row[v]; returns the updated (lowest, acc, n_bad)."""
+    for v in range(v0, v1):
+        x = row[v]
+        lowest = min(lowest, x)
+        acc += x
+        mass[v] = mass[parent[v]] * x
+        if last_child[v]:
+            n_bad += not abs(acc - 1.0) <= tol
+            acc = 0.0
+    return lowest, acc, n_bad
+
+
 @numba.njit(cache=True)
 def _path_setup(parent, last_child, leaves, row, s, tol, mass, thresholds, guide, shift):
     """Validate ``row`` and build the path sampler's tables for rollouts from s; returns whether
@@ -267,19 +282,12 @@ def _path_setup(parent, last_child, leaves, row, s, tol, mass, thresholds, guide
     above any k, so a k beyond the rounded total takes that leaf. Finally ``_guide_table``.
     """
     n_nodes = row.shape[0]
-    lowest = row[0]
     first_ok = row[0] >= 0.0 and row[0] < np.inf  # the root's entry is in no node's row
-    n_bad = 0
-    acc = 0.0
     mass[0] = 1.0 if s == 0 else 0.0
-    for v in range(1, n_nodes):  # the checks of _row_ok, fused with the reach pass
-        x = row[v]
-        lowest = min(lowest, x)
-        acc += x
-        mass[v] = 1.0 if v == s else mass[parent[v]] * x
-        if last_child[v]:
-            n_bad += not abs(acc - 1.0) <= tol
-            acc = 0.0
+    # the checks of _row_ok fused with the reach pass, split at s (no per-node select)
+    lowest, acc, n_bad = _check_and_reach(parent, last_child, row, mass, 1, s + 1, tol, row[0], 0.0, 0)
+    mass[s] = 1.0
+    lowest, acc, n_bad = _check_and_reach(parent, last_child, row, mass, s + 1, n_nodes, tol, lowest, acc, n_bad)
     if not (first_ok and n_bad == 0 and lowest >= 0.0):
         return False  # no tables from an invalid row (a NaN reach would index out of bounds)
     n_leaves = leaves.shape[0]
