@@ -9,9 +9,10 @@ samplers draw it; ``method`` picks one:
   O(steps) per rollout, no set-up.
 * **path**, one uniform per rollout: the nodes, in id order, split [0, 1) into intervals of width
   reach(v) at the leaves below the start (0 elsewhere); rollout i returns the leaf whose interval
-  holds its uniform (inverse CDF over leaves). Set-up per problem is O(N): one pass computes
-  reach and the integer thresholds, a second builds a guide table (Chen and Asau, 1974) that
-  jumps to the right interval; then about one table read and one or two compares per rollout.
+  holds its uniform (inverse CDF over leaves). Set-up per problem is O(N): one pass validates
+  the row and computes reach, one computes the leaves' integer thresholds, one builds a guide
+  table (Chen and Asau, 1974) that jumps close to the right interval; then per rollout one guide
+  read and four compares (a scan on for the rare rollout that lands past them).
 * **auto** (the default) takes, per problem, paths once the rollouts could take N/4 steps or
   more (``_uses_path``), walks otherwise.
 
@@ -311,7 +312,8 @@ def _guide_table(thresholds, guide, shift):
 
     Branch-free build: bucket b(i) = ceil(thresholds[i] / 2^shift) is non-decreasing in i, so
     storing i + 1 at b(i) for i in order leaves the last such i at each bucket; guide[j] is then
-    the running maximum (buckets past m collect in guide[m + 1], never read)."""
+    the running maximum (buckets past m collect in guide[m + 1], never read). A separate pass:
+    fused into the thresholds loop, the scattered stores slowed it by more than the pass costs."""
     m = guide.shape[0] - 2
     guide[:] = 0
     r = (np.int64(1) << shift) - 1

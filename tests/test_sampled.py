@@ -242,6 +242,25 @@ def test_walk_guard_takes_last_positive_child():
     assert [_step(tree.child_start, half, 0, u) for u in (0.1, 0.3, 0.5, 0.75, 1 - 2**-53)] == [1, 2, 2, 2, 2]
 
 
+@pytest.mark.parametrize("top_k", [0, 1, 2])
+def test_guide_counts_the_thresholds_below_each_bucket(top_k):
+    """guide[j] = #{i: thresholds[i] <= j 2^shift} exactly, from any start (zero-width runs:
+    leaves off the start's subtree, top-k zeros), including after the rounding guard."""
+    from markovfork.sampled import _kernel_tree, _path_buffers, _path_setup
+
+    tree = random_tree(11, depth=6)
+    probs = random_probs(tree, 4, seed=5, decoding=Decoding(top_k=top_k) if top_k else Decoding())
+    _, parent, last_child, leaves, _, shift = _kernel_tree(tree)
+    for shift_used in (shift, shift - 2, 50):  # the default bucket count, 4x more, 8 buckets
+        mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, shift_used)
+        m = guide.size - 2
+        for p, s in enumerate([0, 1, 2, int(tree.leaves[0])]):
+            assert _path_setup(parent, last_child, leaves, probs[p], s, 1e-6, mass, thresholds, guide, shift_used)
+            bounds = np.arange(m, dtype=np.int64) << shift_used
+            expect = np.searchsorted(thresholds[:leaves.size], bounds, side="right")
+            assert np.array_equal(guide[:m], expect), (shift_used, s)
+
+
 def test_path_guard_takes_last_positive_leaf():
     """A uniform beyond the rounded total of the leaf widths (a row summing to 1 - 9e-7, within
     tolerance) takes the last leaf of positive width, never the zero-width leaf after it."""
@@ -254,6 +273,14 @@ def test_path_guard_takes_last_positive_leaf():
     assert _path_setup(parent, last_child, leaves, short, 0, 1e-6, mass, thresholds, guide, shift)
     ks = [int(0.1 * 2**53), int(0.3 * 2**53), int((1 - 5e-7) * 2**53), 2**53 - 1]  # the last two: past the total
     assert [int(leaves[_path_pick(thresholds, guide, shift, k)]) for k in ks] == [1, 2, 3, 3]
+    # a guide fine enough (2^21 buckets) that the shortfall spans buckets: those buckets must
+    # start the search at the last positive leaf, not past it
+    mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, 32)
+    assert _path_setup(parent, last_child, leaves, short, 0, 1e-6, mass, thresholds, guide, 32)
+    m = guide.size - 2
+    expect = np.searchsorted(thresholds[:leaves.size], np.arange(m, dtype=np.int64) << 32, side="right")
+    assert np.array_equal(guide[:m], expect)
+    assert int(leaves[_path_pick(thresholds, guide, 32, 2**53 - 1)]) == 3
     bad = np.array([1.0, 0.25, np.nan, 0.5, 0.0])  # rejected before any table is built
     assert not _path_setup(parent, last_child, leaves, bad, 0, 1e-6, mass, thresholds, guide, shift)
 
