@@ -383,58 +383,82 @@ def _path_buffers(n_nodes, n_leaves, shift):
             np.empty((1 << (53 - shift)) + 2, dtype=np.int32))
 
 
-@numba.njit(cache=True, parallel=True)
-def _sample_leaves_kernel(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol,
-                          n_chunks, out):
-    """out[p, i] = leaf reached by rollout i of problem p (stream states[p]); returns per-problem
-    validity flags (rows of invalid problems are not sampled).
-
-    Problems are split into n_chunks contiguous chunks run in parallel, each reusing one set of
-    path buffers. The result does not depend on n_chunks: problem p only uses its own stream.
-    """
-    n_problems, n_nodes = probs.shape
-    ok = np.ones(n_problems, dtype=np.bool_)
-    for chunk in numba.prange(n_chunks):
-        mass, thresholds, guide = _path_buffers(n_nodes, leaves.shape[0], shift)
-        for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            ok[p] = _problem_leaves(child_start, parent, last_child, leaves, height, probs[p], start[p], states[p],
-                                    method, tol, shift, mass, thresholds, guide, out[p])
-    return ok
+@numba.njit(cache=True)
+def _leaves_chunk(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol, lo, hi,
+                  out, ok):
+    """out[p, i] = leaf reached by rollout i of problem p (stream states[p]) and ok[p] = whether
+    probs[p] is valid (invalid rows are not sampled), for problems lo..hi-1, one set of buffers."""
+    mass, thresholds, guide = _path_buffers(probs.shape[1], leaves.shape[0], shift)
+    for p in range(lo, hi):
+        ok[p] = _problem_leaves(child_start, parent, last_child, leaves, height, probs[p], start[p], states[p],
+                                method, tol, shift, mass, thresholds, guide, out[p])
 
 
-@numba.njit(cache=True, parallel=True)
-def _rollout_counts_kernel(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol,
-                           n_chunks, n_samples, hard_edges, correct, valid, out):
-    """out[p] = (correct, easy_valid, hard_valid, invalid) counts over n_samples rollouts of p;
-    returns per-problem validity flags like _sample_leaves_kernel (same draws, leaves, chunking).
+@numba.njit(cache=True)
+def _counts_chunk(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol,
+                  n_samples, hard_edges, correct, valid, lo, hi, out, ok):
+    """out[p] = (correct, easy_valid, hard_valid, invalid) counts over n_samples rollouts of p (the
+    leaves of _leaves_chunk, classified instead of stored) for problems lo..hi-1.
 
     hard_edges[v] = number of hard steps on the root -> v path, so a rollout from s to leaf v is
     all-easy exactly when hard_edges[v] == hard_edges[s].
     """
-    n_problems, n_nodes = probs.shape
-    ok = np.ones(n_problems, dtype=np.bool_)
+    mass, thresholds, guide = _path_buffers(probs.shape[1], leaves.shape[0], shift)
+    rollout_leaves = np.empty(n_samples, dtype=np.int64)
+    for p in range(lo, hi):
+        s = start[p]
+        ok[p] = _problem_leaves(child_start, parent, last_child, leaves, height, probs[p], s, states[p], method, tol,
+                                shift, mass, thresholds, guide, rollout_leaves)
+        if not ok[p]:
+            continue
+        hard_at_start = hard_edges[s]
+        n_correct = 0
+        n_easy = 0
+        n_valid = 0
+        for leaf in rollout_leaves:  # counts, not branches: the outcomes are random
+            is_valid = np.int64(valid[p, leaf])
+            n_correct += np.int64(correct[p, leaf])
+            n_valid += is_valid
+            n_easy += is_valid & np.int64(hard_edges[leaf] == hard_at_start)
+        out[p, 0] = n_correct
+        out[p, 1] = n_easy
+        out[p, 2] = n_valid - n_easy
+        out[p, 3] = n_samples - n_valid
+
+
+@numba.njit(cache=True, parallel=True)
+def _leaves_kernel(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol, n_chunks,
+                   out, ok):
+    """_leaves_chunk over n_chunks contiguous chunks of problems run in parallel. The result does
+    not depend on n_chunks: problem p only uses its own stream."""
+    n_problems = probs.shape[0]
     for chunk in numba.prange(n_chunks):
-        mass, thresholds, guide = _path_buffers(n_nodes, leaves.shape[0], shift)
-        rollout_leaves = np.empty(n_samples, dtype=np.int64)
-        for p in range(chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks):
-            s = start[p]
-            ok[p] = _problem_leaves(child_start, parent, last_child, leaves, height, probs[p], s, states[p], method,
-                                    tol, shift, mass, thresholds, guide, rollout_leaves)
-            if not ok[p]:
-                continue
-            hard_at_start = hard_edges[s]
-            n_correct = 0
-            n_easy = 0
-            n_valid = 0
-            for leaf in rollout_leaves:  # counts, not branches: the outcomes are random
-                is_valid = np.int64(valid[p, leaf])
-                n_correct += np.int64(correct[p, leaf])
-                n_valid += is_valid
-                n_easy += is_valid & np.int64(hard_edges[leaf] == hard_at_start)
-            out[p, 0] = n_correct
-            out[p, 1] = n_easy
-            out[p, 2] = n_valid - n_easy
-            out[p, 3] = n_samples - n_valid
+        _leaves_chunk(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol,
+                      chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks, out, ok)
+
+
+@numba.njit(cache=True, parallel=True)
+def _counts_kernel(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol,
+                   n_samples, hard_edges, correct, valid, n_chunks, out, ok):
+    """_counts_chunk over n_chunks contiguous chunks of problems run in parallel."""
+    n_problems = probs.shape[0]
+    for chunk in numba.prange(n_chunks):
+        _counts_chunk(child_start, parent, last_child, leaves, height, shift, probs, start, states, method, tol,
+                      n_samples, hard_edges, correct, valid, chunk * n_problems // n_chunks,
+                      (chunk + 1) * n_problems // n_chunks, out, ok)
+
+
+def _run_chunks(chunk_fn, kernel_fn, n_problems: int, *args) -> np.ndarray:
+    """Run a sampling kernel over all problems; returns the per-problem validity flags. One
+    thread: the chunk function over all problems (the parallel kernel with one thread measured
+    6-8% slower); more: the parallel kernel, several chunks per thread, handed out dynamically
+    for load balance (results do not depend on it)."""
+    ok = np.ones(n_problems, dtype=np.bool_)
+    n_threads = numba.get_num_threads()
+    if n_threads == 1 or n_problems < 2:
+        chunk_fn(*args[:-1], 0, n_problems, args[-1], ok)
+    else:
+        kernel_fn(*args[:-1], min(n_problems, 8 * n_threads), args[-1], ok)
     return ok
 
 
@@ -589,8 +613,8 @@ def sample_leaves(tree, probs, start, n_samples: int, seed: int, n_threads: int 
         states = np.empty((start.shape[0], 4), dtype=np.uint64)
         _stream_states_kernel(seed, states)
         out = np.empty((start.shape[0], n_samples), dtype=np.int64)
-        ok = _sample_leaves_kernel(*_kernel_tree(tree), probs, start, states, code, PROB_TOL, _n_chunks(len(start)),
-                                   out)
+        ok = _run_chunks(_leaves_chunk, _leaves_kernel, len(start), *_kernel_tree(tree), probs, start, states, code,
+                         PROB_TOL, out)
     _check_kernel_flags(tree, probs, ok)
     return out
 
@@ -623,13 +647,6 @@ def _kernel_tree(tree) -> _KernelTree:
     return cached
 
 
-def _n_chunks(n_problems: int) -> int:
-    """Parallel chunks of problems: several per thread, handed out dynamically for load balance
-    (results do not depend on it); each chunk allocates its own path buffers."""
-    return max(1, min(n_problems, 8 * numba.get_num_threads()))
-
-
-@numba.njit(cache=True)
 def _hard_edges_kernel(parent, edge_easy):
     """hard[v] = number of hard (not edge_easy) steps on the path root -> v."""
     hard = np.zeros(parent.shape[0], dtype=np.int64)
@@ -666,10 +683,9 @@ def sample_rollouts(tree, probs, problems, n_samples: int, seed: int, n_threads:
         states = np.empty((start.shape[0], 4), dtype=np.uint64)
         _stream_states_kernel(seed, states)
         out = np.empty((start.shape[0], 4), dtype=np.int64)
-        ok = _rollout_counts_kernel(
-            *_kernel_tree(tree), probs, start, states, code, PROB_TOL, _n_chunks(len(start)), n_samples,
-            _hard_edges(tree),
-            np.ascontiguousarray(problems.correct, dtype=np.bool_),
+        ok = _run_chunks(
+            _counts_chunk, _counts_kernel, len(start), *_kernel_tree(tree), probs, start, states, code, PROB_TOL,
+            n_samples, _hard_edges(tree), np.ascontiguousarray(problems.correct, dtype=np.bool_),
             np.ascontiguousarray(problems.valid, dtype=np.bool_), out,
         )
     _check_kernel_flags(tree, probs, ok)
