@@ -281,6 +281,18 @@ def test_path_guard_takes_last_positive_leaf():
     expect = np.searchsorted(thresholds[:leaves.size], np.arange(m, dtype=np.int64) << 32, side="right")
     assert np.array_equal(guide[:m], expect)
     assert int(leaves[_path_pick(thresholds, guide, 32, 2**53 - 1)]) == 3
+    # a row summing to 1 + 5e-7 (within tolerance) whose last positive leaf is tiny: a threshold
+    # before the guard exceeds 2^53, beyond every bucket
+    tree3 = tree_from_dict({"children": [{"prob": 0.5}, {"prob": 0.5 - 1e-8}, {"prob": 1e-8}]})
+    over = np.array([1.0, 0.5, 0.5 + 5e-7, 1e-8])
+    _, parent3, last3, leaves3, _, shift3 = _kernel_tree(tree3)
+    mass, thresholds, guide = _path_buffers(tree3.n_nodes, leaves3.size, shift3)
+    assert _path_setup(parent3, last3, leaves3, over, 0, 1e-6, mass, thresholds, guide, shift3)
+    assert thresholds[1] > 2**53
+    m = guide.size - 2
+    expect = [int(np.sum(thresholds[:2] <= (j << shift3))) for j in range(m)]
+    assert list(guide[:m]) == expect
+    assert [int(leaves3[_path_pick(thresholds, guide, shift3, k)]) for k in (0, 2**52 - 1, 2**52, 2**53 - 1)] == [1, 1, 2, 2]
     bad = np.array([1.0, 0.25, np.nan, 0.5, 0.0])  # rejected before any table is built
     assert not _path_setup(parent, last_child, leaves, bad, 0, 1e-6, mass, thresholds, guide, shift)
 
