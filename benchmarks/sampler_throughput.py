@@ -273,7 +273,7 @@ def main() -> None:
     qe_ns = med / ref_steps * 1e9
     rows.append(("quantecon MarkovChain.simulate (sparse)", qe_ns, best / ref_steps * 1e9))
 
-    n_small = 50  # few rollouts per problem: n x depth < N / 4, "auto" walks
+    n_small = 50  # few rollouts per problem: n x depth < N / 6, "auto" walks
     med, best = timed(lambda: sample_leaves(tree, probs, start, n_small, seed=1, n_threads=1), args.repeats)
     small_steps = P * n_small * DEPTH
     rows.append((f"engine n={n_small} per problem (walks), 1 thread", med / small_steps * 1e9,

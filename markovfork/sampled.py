@@ -13,7 +13,7 @@ samplers draw it; ``method`` picks one:
   the row and computes reach, one computes the leaves' integer thresholds, one builds a guide
   table (Chen and Asau, 1974) that jumps close to the right interval; then per rollout one guide
   read and four compares (a scan on for the rare rollout that lands past them).
-* **auto** (the default) takes, per problem, paths once the rollouts could take N/4 steps or
+* **auto** (the default) takes, per problem, paths once the rollouts could take N/6 steps or
   more (``_uses_path``), walks otherwise.
 
 Both give exactly the leaf distribution reach(v) (up to floating-point rounding: path
@@ -75,6 +75,7 @@ _TO_UNIT = 2.0**-53  # 53-bit integer -> [0, 1)
 _TWO53 = 2.0**53
 _NEVER = np.int64(2**53)  # integer threshold no 53-bit uniform reaches (the rounding guard)
 _PAD = 3  # thresholds past the last node (all 2^53), so _path_pick may read a window of 4
+_U1, _U2, _U3 = np.uint64(1), np.uint64(2), np.uint64(3)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def _row_ok(last_child, row, tol):
     first_ok = row[0] >= 0.0 and row[0] < np.inf  # the root's entry is in no node's row
     n_bad = 0
     acc = 0.0
-    for v in range(1, n_nodes):
+    for v in range(np.uint64(1), np.uint64(n_nodes)):  # unsigned: no negative-index wraparound code
         x = row[v]
         lowest = min(lowest, x)
         acc += x
@@ -219,11 +220,11 @@ def _max_heights(parent):
 def _uses_path(method, n_samples, height_at_start, n_nodes):
     """Whether a problem is sampled by paths (O(N) set-up, then O(1) per rollout) rather than
     by walks (O(height) per rollout, no set-up): ``auto`` takes paths once the rollouts could
-    take N/4 steps or more. Measured break-even (both include the O(N) validation): 8664-node
-    tree of height 10, between n = 100 and 200 rollouts (n x height = 0.12-0.23 N); 267-node
-    tree of height 6, below n = 10 (0.22 N)."""
+    take N/6 steps or more. Measured break-even (both include the O(N) validation): 8664-node
+    tree of height 10 at n = 100 rollouts (n x height = 0.12 N); 267-node tree of height 6 at
+    n = 10 (0.22 N)."""
     if method == AUTO:
-        return height_at_start > 0 and 4 * n_samples * height_at_start >= n_nodes
+        return height_at_start > 0 and 6 * n_samples * height_at_start >= n_nodes
     return method == PATH
 
 
@@ -232,23 +233,26 @@ def _step(child_start, row, v, u):
     """Child of internal node v taken by uniform u: the first child c with u < row[first] + ...
     + row[c] (inverse CDF, sums accumulated in child order). Zero-probability children are never
     taken. Rounding guard: a u at or beyond the row's rounded sum takes the last child with
-    positive probability (not a zero-probability child, not a child of the next node)."""
-    a, b = child_start[v], child_start[v + 1]
+    positive probability (not a zero-probability child, not a child of the next node). Node ids
+    are uint64 here and in _walk: unsigned indices spare Numba's negative-index wraparound code."""
+    v = np.uint64(v)
+    a, b = np.uint64(child_start[v]), np.uint64(child_start[v + _U1])
     acc = 0.0
     for c in range(a, b):
         acc += row[c]
         if u < acc:
             return c
-    c = b - 1
+    c = b - _U1
     while c > a and not row[c] > 0.0:
-        c -= 1
+        c -= _U1
     return c
 
 
 @numba.njit(cache=True, inline="always")
 def _walk(child_start, row, v, s0, s1, s2, s3):
     """Walk from node v to a leaf, one uniform per step; returns (leaf, new rng state)."""
-    while child_start[v] < child_start[v + 1]:
+    v = np.uint64(v)
+    while child_start[v] < child_start[v + _U1]:
         x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
         v = _step(child_start, row, v, _to_unit(x))
     return v, s0, s1, s2, s3
@@ -258,7 +262,7 @@ def _walk(child_start, row, v, s0, s1, s2, s3):
 def _check_and_reach(parent, last_child, row, mass, v0, v1, tol, lowest, acc, n_bad):
     """Nodes v0 .. v1-1 of the fused pass of ``_path_setup``: _row_ok's running checks and
     mass[v] = mass[parent[v]] * row[v]; returns the updated (lowest, acc, n_bad)."""
-    for v in range(v0, v1):
+    for v in range(np.uint64(v0), np.uint64(v1)):  # unsigned: no negative-index wraparound code
         x = row[v]
         lowest = min(lowest, x)
         acc += x
@@ -294,7 +298,7 @@ def _path_setup(parent, last_child, leaves, row, s, tol, mass, thresholds, guide
     n_leaves = leaves.shape[0]
     total = np.int64(0)
     for i in range(n_leaves):
-        total += np.int64(mass[leaves[i]] * _TWO53 + 0.5)
+        total += np.int64(mass[leaves[i]] * _TWO53 + 0.5)  # leaves: uint32, no wraparound code
         thresholds[i] = total
     last = n_leaves - 1  # the last leaf of positive width
     while last > 0 and thresholds[last - 1] == thresholds[last]:
@@ -324,8 +328,9 @@ def _guide_table(thresholds, guide, shift):
     end = n  # thresholds[:end] <= 2^53
     while end > 0 and thresholds[end - 1] > _NEVER:
         end -= 1
+    ushift = np.uint64(shift)
     for i in range(end):
-        guide[(thresholds[i] + r) >> shift] = i + 1
+        guide[np.uint64(thresholds[i] + r) >> ushift] = i + 1
     for i in range(end, n):
         guide[m + 1] = i + 1
     c = guide[0]
@@ -342,13 +347,13 @@ def _path_pick(thresholds, guide, shift, k):
     skips them. Only when all four are <= k (about 4% of picks on the benchmark tree: runs of
     near-zero-width leaves share a bucket) does a loop scan on. A scan loop from the guide, with
     its data-dependent exit, cost about 1.3x as much per pick."""
-    i = np.int64(guide[k >> shift])
-    c = (np.int64(thresholds[i] <= k) + np.int64(thresholds[i + 1] <= k) + np.int64(thresholds[i + 2] <= k)
-         + np.int64(thresholds[i + 3] <= k))
-    i += c
+    i = np.uint64(guide[np.uint64(k) >> np.uint64(shift)])  # unsigned indices: no wraparound code (-27%)
+    c = (np.int64(thresholds[i] <= k) + np.int64(thresholds[i + _U1] <= k) + np.int64(thresholds[i + _U2] <= k)
+         + np.int64(thresholds[i + _U3] <= k))
+    i += np.uint64(c)
     if c == 4:
         while thresholds[i] <= k:
-            i += 1
+            i += _U1
     return i
 
 
@@ -389,7 +394,7 @@ def _problem_leaves(child_start, parent, last_child, leaves, height, row, s, sta
 def _path_buffers(n_nodes, n_leaves, shift):
     """Scratch of one chunk of problems: mass (N), thresholds (L + padding), guide (m + 2)."""
     return (np.empty(n_nodes), np.empty(n_leaves + _PAD, dtype=np.int64),
-            np.empty((1 << (53 - shift)) + 2, dtype=np.int32))
+            np.empty((1 << (53 - shift)) + 2, dtype=np.uint32))
 
 
 @numba.njit(cache=True)
@@ -424,11 +429,13 @@ def _counts_chunk(child_start, parent, last_child, leaves, height, shift, probs,
         n_correct = 0
         n_easy = 0
         n_valid = 0
+        pu = np.uint64(p)
         for leaf in rollout_leaves:  # counts, not branches: the outcomes are random
-            is_valid = np.int64(valid[p, leaf])
-            n_correct += np.int64(correct[p, leaf])
+            lu = np.uint64(leaf)  # unsigned indices: no wraparound code
+            is_valid = np.int64(valid[pu, lu])
+            n_correct += np.int64(correct[pu, lu])
             n_valid += is_valid
-            n_easy += is_valid & np.int64(hard_edges[leaf] == hard_at_start)
+            n_easy += is_valid & np.int64(hard_edges[lu] == hard_at_start)
         out[p, 0] = n_correct
         out[p, 1] = n_easy
         out[p, 2] = n_valid - n_easy
@@ -632,9 +639,9 @@ class _KernelTree(NamedTuple):
     """The tree as the sampling kernels read it (built once per tree, see ``_kernel_tree``)."""
 
     child_start: np.ndarray  # (N+1,) int64
-    parent: np.ndarray  # (N,) int32: the 32-bit copies halve the path set-up's memory traffic
+    parent: np.ndarray  # (N,) uint32 (root: 2^32 - 1, never read): 32-bit, unsigned (no wraparound code)
     last_child: np.ndarray  # (N,) bool: _last_child_flags
-    leaves: np.ndarray  # (L,) int32: leaf ids in increasing order
+    leaves: np.ndarray  # (L,) uint32: leaf ids in increasing order
     height: np.ndarray  # (N,) int64: _max_heights
     shift: int  # _guide_shift(L)
 
@@ -650,8 +657,8 @@ def _kernel_tree(tree) -> _KernelTree:
         if tree.n_nodes >= 2**31 - _PAD:
             raise ValueError(f"trees of {tree.n_nodes} nodes are too large for the sampled engine (< 2^31)")
         leaves = tree.leaves
-        cached = _KernelTree(tree.child_start, tree.parent.astype(np.int32), _last_child_flags(tree.child_start),
-                             leaves.astype(np.int32), _max_heights(tree.parent), _guide_shift(leaves.size))
+        cached = _KernelTree(tree.child_start, tree.parent.astype(np.uint32), _last_child_flags(tree.child_start),
+                             leaves.astype(np.uint32), _max_heights(tree.parent), _guide_shift(leaves.size))
         _KERNEL_TREES[tree] = cached
     return cached
 

@@ -184,12 +184,12 @@ def test_path_rollout_i_takes_the_leaf_holding_uniform_i():
 
 
 def test_auto_walks_for_few_rollouts_and_takes_paths_for_many():
-    """auto: paths once n x height(start) >= N / 4 (the set-up pays for itself), walks below."""
+    """auto: paths once n x height(start) >= N / 6 (the set-up pays for itself), walks below."""
     tree = random_tree(5, depth=7)
     probs = random_probs(tree, 3, seed=3)
     start = np.zeros(3, dtype=np.int64)
     height = int(tree.depth.max())
-    few = (tree.n_nodes - 1) // (4 * height)  # the most rollouts that still walk
+    few = (tree.n_nodes - 1) // (6 * height)  # the most rollouts that still walk
     assert few >= 2
     for n, method in ((1, "walk"), (few, "walk"), (few + 1, "path"), (tree.n_nodes, "path")):
         assert np.array_equal(sample_leaves(tree, probs, start, n, seed=4),
