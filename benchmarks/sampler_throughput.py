@@ -43,13 +43,11 @@ from markovfork.sampled import (
     _path_buffers,
     _path_setup,
     _probs_ok_kernel,
-    _to_unit,
-    _xoshiro_next,
     sample_leaves,
     sample_leaves_reference,
     sample_rollouts,
-    stream_states,
 )
+from markovfork.streams import _to_unit, _xoshiro_next, stream_states
 from markovfork.tree import PROB_TOL
 from markovfork.tree import LEAF, tree_from_children
 
