@@ -7,10 +7,11 @@ import functools
 import numba
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 import markovfork.sampled as sampled_module
-
 from markovfork.exact import reach_probability, success_probability
 from markovfork.policy import Decoding, transition_probs
 from markovfork.problems import Problems
@@ -24,6 +25,7 @@ from markovfork.sampled import (
     stream_uniforms,
 )
 from markovfork.tree import FORK, LEAF, tree_from_children, tree_from_dict
+from test_exact import _build, random_trees  # random small trees with per-problem probabilities
 
 MASK64 = 2**64 - 1
 
@@ -181,6 +183,25 @@ def test_path_rollout_i_takes_the_leaf_holding_uniform_i():
     for p in range(3):
         expect = tree.leaves[np.searchsorted(np.cumsum(reach[p]), uniforms[p], side="right")]
         assert np.array_equal(sampled[p], expect)
+
+
+@given(random_trees(), st.integers(0, 2**63), st.integers(1, 40))
+def test_both_samplers_equal_plain_python_on_random_trees(case, seed, n):
+    """On every small tree shape (zero-probability steps, starts anywhere, leaves as starts):
+    walks equal plain-Python walks on the stream's uniforms, and paths equal the inverse CDF of
+    reach_probability over the leaves (float cumsum, searchsorted; a uniform past the rounded
+    total takes the last leaf of positive reach)."""
+    tree, _, probs, problems = _build(case)
+    start, n_problems = problems.start, problems.start.size
+    reach = reach_probability(tree, probs, start)[:, tree.leaves]
+    paths = sample_leaves(tree, probs, start, n, seed, method="path")
+    walks = sample_leaves(tree, probs, start, n, seed, method="walk")
+    uniforms = stream_uniforms(seed, n_problems, n * max(1, int(tree.depth.max())))
+    for p in range(n_problems):
+        i = np.searchsorted(np.cumsum(reach[p]), uniforms[p, :n], side="right")
+        expect = tree.leaves[np.minimum(i, np.flatnonzero(reach[p] > 0)[-1])]
+        assert np.array_equal(paths[p], expect)
+        assert np.array_equal(walks[p], _walk_reference(tree, probs[p], start[p], uniforms[p], n))
 
 
 def test_auto_walks_for_few_rollouts_and_takes_paths_for_many():
@@ -452,11 +473,14 @@ def test_result_independent_of_thread_count(method):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_start_at_a_leaf_returns_that_leaf():
+@pytest.mark.parametrize("method", ["auto", *METHODS])
+def test_start_at_a_leaf_returns_that_leaf(method):
     tree = small_tree()
     probs = tree.edge_prob[None, :]
     leaf = int(tree.leaves[0])
-    assert np.all(sample_leaves(tree, probs, [leaf], 10, seed=0) == leaf)
+    assert np.all(sample_leaves(tree, probs, [leaf], 10, seed=0, method=method) == leaf)
+    single = tree_from_dict({})  # a one-node tree: the root is the only leaf
+    assert np.all(sample_leaves(single, np.ones((2, 1)), [0, 0], 5, seed=0, method=method) == 0)
 
 
 @pytest.mark.parametrize(
