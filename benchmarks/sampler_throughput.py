@@ -1,9 +1,11 @@
 """Sampled-engine throughput in ns per step, next to its floor and two references.
 
-    python benchmarks/sampler_throughput.py [--problems 64] [--samples 2000] [--repeats 7]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/sampler_throughput.py [--problems 64] [--samples 2000]
+        [--repeats 7] [--scale-problems 2000]
 
-One step = one edge traversed. The tree: depth 10, every internal node has 2, 3 or 4 children
-(probabilities 0.7 / 0.2 / 0.1), seed 0: about 10k nodes and 6k leaves, all leaves at depth 10.
+One step = one edge traversed (a rollout of this tree is 10 steps, whichever sampler draws it).
+The tree: depth 10, every internal node has 2, 3 or 4 children (probabilities 0.7 / 0.2 / 0.1),
+seed 0: 8664 nodes and 5042 leaves, all at depth 10.
 Per-problem step probabilities: softmax of (base logit + N(0, 1) noise) per problem.
 
 Rows (all in this one process, compiled functions warmed up first):
@@ -18,10 +20,12 @@ Rows (all in this one process, compiled functions warmed up first):
   quantecon        MarkovChain(P_sparse).simulate(ts_length=depth+1, init=0, num_reps=n)
                    on the same tree as a sparse transition matrix (leaves absorbing), one
                    chain per problem; only simulate is timed (its lazily cached CDFs warm)
-Times are wall-clock medians over --repeats runs (best run beside it). After the table: where a
-path-sampled problem's time goes (validation, set-up, draws), ns/step against tree size and
-rollouts per problem, and 1- vs 2-thread scaling on a larger workload (--scale-problems x
---samples) next to the scaling of bare draws.
+Times are wall-clock medians over --repeats runs (best run beside it). After the table: the
+engine (1 and 2 threads) and the floor timed alternately, round by round, with the per-round
+ratios (the fair comparison on a shared machine whose speed drifts between seconds); where a
+path-sampled problem's time goes (set-up, draws); ns/step against tree size and rollouts per
+problem; and 1- vs 2-thread scaling on a larger workload (--scale-problems x --samples),
+alternated, next to the scaling of bare draws (the machine's ceiling).
 """
 
 from __future__ import annotations
