@@ -31,6 +31,8 @@ __all__ = [
     "node_entropy_reference",
 ]
 
+_U1 = np.uint64(1)  # uint64 arithmetic on node ids stays uint64 (with a plain int it becomes float64)
+
 
 @numba.njit(cache=True)
 def _success_kernel(child_start, probs, correct, start, out):
@@ -38,8 +40,9 @@ def _success_kernel(child_start, probs, correct, start, out):
     n_nodes = child_start.shape[0] - 1
     value = np.empty(n_nodes)
     for p in range(probs.shape[0]):
-        for u in range(n_nodes - 1, -1, -1):
-            a, b = child_start[u], child_start[u + 1]
+        for i in range(n_nodes):
+            u = np.uint64(n_nodes - 1 - i)  # bottom-up; unsigned ids: no wraparound code (-25%)
+            a, b = np.uint64(child_start[u]), np.uint64(child_start[u + _U1])
             if a == b:
                 value[u] = 1.0 if correct[p, u] else 0.0
             else:
@@ -50,6 +53,17 @@ def _success_kernel(child_start, probs, correct, start, out):
         out[p] = value[start[p]]
 
 
+def _check_start(tree, start) -> np.ndarray:
+    """Start ids as contiguous int64, each a node of the tree: the kernels index with them
+    unsigned, so a negative id would read out of bounds rather than wrap around."""
+    start = np.ascontiguousarray(start, dtype=np.int64)
+    if start.size and (start.min() < 0 or start.max() >= tree.n_nodes):
+        raise ValueError(
+            f"start nodes must be node ids of the tree (0..{tree.n_nodes - 1}), got {start.min()}..{start.max()}"
+        )
+    return start
+
+
 def success_probability(tree, probs: np.ndarray, correct: np.ndarray, start: np.ndarray) -> np.ndarray:
     """(P,) probability that a rollout from ``start[p]`` under ``probs`` ends at a correct leaf."""
     probs = np.ascontiguousarray(np.atleast_2d(probs), dtype=np.float64)
@@ -57,7 +71,7 @@ def success_probability(tree, probs: np.ndarray, correct: np.ndarray, start: np.
     if probs.shape != correct.shape or probs.shape[1] != tree.n_nodes:
         raise ValueError(f"probs {probs.shape} and correct {correct.shape} must both be (P, {tree.n_nodes})")
     out = np.empty(probs.shape[0])
-    _success_kernel(tree.child_start, probs, correct, np.ascontiguousarray(start, dtype=np.int64), out)
+    _success_kernel(tree.child_start, probs, correct, _check_start(tree, start), out)
     return out
 
 
@@ -72,17 +86,17 @@ def _reach_kernel(parent, probs, start, out):
     """out[p, v] = probability that a rollout from start[p] passes through v."""
     for p in range(probs.shape[0]):
         out[p, :] = 0.0
-        s = start[p]
+        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code (-50%)
         out[p, s] = 1.0
-        for v in range(s + 1, parent.shape[0]):
-            out[p, v] = out[p, parent[v]] * probs[p, v]
+        for v in range(s + _U1, np.uint64(parent.shape[0])):
+            out[p, v] = out[p, np.uint64(parent[v])] * probs[p, v]
 
 
 def reach_probability(tree, probs: np.ndarray, start: np.ndarray) -> np.ndarray:
     """(P, N) probability of passing through each node; at leaves, the probability of that path."""
     probs = np.ascontiguousarray(np.atleast_2d(probs), dtype=np.float64)
     out = np.empty_like(probs)
-    _reach_kernel(tree.parent, probs, np.ascontiguousarray(start, dtype=np.int64), out)
+    _reach_kernel(tree.parent, probs, _check_start(tree, start), out)
     return out
 
 
@@ -117,13 +131,13 @@ def _path_type_kernel(parent, leaf, edge_easy, probs, valid, start, out):
         out[p, 0] = 0.0
         out[p, 1] = 0.0
         out[p, 2] = 0.0
-        s = start[p]
+        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code (-47%)
         for v in range(n_nodes):
             reach[v] = 0.0
         reach[s] = 1.0
         easy[s] = True
-        for v in range(s + 1, n_nodes):
-            u = parent[v]
+        for v in range(s + _U1, np.uint64(n_nodes)):
+            u = np.uint64(parent[v])
             reach[v] = reach[u] * probs[p, v]
             easy[v] = easy[u] and edge_easy[v]
             if leaf[v] and reach[v] > 0.0:
@@ -193,7 +207,8 @@ def _entropy_kernel(child_start, probs, out):
     for p in range(probs.shape[0]):
         for u in range(n_nodes):
             acc = 0.0
-            for v in range(child_start[u], child_start[u + 1]):
+            # unsigned child ids: no negative-index wraparound code (-7%; the log dominates)
+            for v in range(np.uint64(child_start[u]), np.uint64(child_start[u + 1])):
                 q = probs[p, v]
                 if q > 0.0:
                     acc -= q * np.log(q)

@@ -289,3 +289,10 @@ def test_shape_errors():
         node_entropy(tree, np.ones((2, 5)))
     with pytest.raises(ValueError, match="probs has 3 rows, there are 2 problems"):
         path_type_mass(tree, np.ones((3, 7)), problems)
+    # the kernels index with start ids as unsigned integers: out-of-range ids are rejected first
+    probs = transition_probs(tree, problem_logits(tree, Policy.base(tree), problems))
+    for bad in ([-1, 0], [0, 7]):
+        with pytest.raises(ValueError, match=r"start nodes must be node ids of the tree \(0..6\)"):
+            reach_probability(tree, probs, bad)
+        with pytest.raises(ValueError, match=r"start nodes must be node ids of the tree \(0..6\)"):
+            success_probability(tree, probs, problems.correct, bad)

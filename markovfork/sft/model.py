@@ -63,6 +63,9 @@ class StepGradient:
     loss: float  # sum of -w log pi(y)
 
 
+_U1 = np.uint64(1)  # uint64 arithmetic on node ids stays uint64 (with a plain int it becomes float64)
+
+
 @numba.njit(cache=True)
 def _fused_step_kernel(
     child_start, kind, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight, grad_fc, scalars
@@ -74,9 +77,10 @@ def _fused_step_kernel(
     scalars[0] += loss, scalars[1] += dL/ds."""
     z = np.empty(64)
     for i in range(problem.shape[0]):
-        p, u, y, w = problem[i], node[i], target[i], weight[i]
-        a, b = child_start[u], child_start[u + 1]
-        if b - a > z.shape[0]:
+        # unsigned problem, node and child ids: Numba emits no negative-index wraparound code
+        p, u, y, w = np.uint64(problem[i]), np.uint64(node[i]), np.uint64(target[i]), weight[i]
+        a, b = np.uint64(child_start[u]), np.uint64(child_start[u + _U1])
+        if b - a > np.uint64(z.shape[0]):
             z = np.empty(b - a)
         zmax = -np.inf
         for c in range(a, b):
@@ -109,7 +113,8 @@ def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, ski
     loss, computed per step from the logit parts (see :func:`_fused_step_kernel`).
 
     Equals :func:`step_gradient_reference` on the full probability table, restricted to the fork
-    children (tested)."""
+    children (tested). Problem, node and target ids must be in range (not checked: the kernel
+    reads them as unsigned indices)."""
     grad_fc = np.zeros_like(fork_logit)
     scalars = np.zeros(2)
     _fused_step_kernel(
