@@ -21,12 +21,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from llm_bridge.config import PhaseConfig, RunConfig
-from llm_bridge.model import build_model
-from llm_bridge.run import base_batch_fn, test_problems
-from llm_bridge.tasks import vocabulary
-from llm_bridge.tokenizer import build_tokenizer
-from llm_bridge.train import collate, train_phase
+from markovfork.llm_bridge.config import PhaseConfig, RunConfig
+from markovfork.llm_bridge.model import build_model
+from markovfork.llm_bridge.run import base_batch_fn, test_problems
+from markovfork.llm_bridge.tasks import vocabulary
+from markovfork.llm_bridge.tokenizer import build_tokenizer
+from markovfork.llm_bridge.train import collate, train_phase
 
 
 def plain_loop(model, batches, lr: float) -> float:

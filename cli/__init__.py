@@ -46,12 +46,12 @@ class _LazyCommands(_OneLineErrors):
     so ``markovfork simulate`` does not pay for the bridge, plotting or table libraries."""
 
     def list_commands(self, ctx):
-        from cli.commands import COMMAND_MODULES
+        from markovfork.cli.commands import COMMAND_MODULES
 
         return sorted(COMMAND_MODULES)
 
     def get_command(self, ctx, name):
-        from cli.commands import COMMAND_MODULES
+        from markovfork.cli.commands import COMMAND_MODULES
 
         if name not in self.commands and name in COMMAND_MODULES:
             importlib.import_module(COMMAND_MODULES[name])  # its decorators attach it to ``main``

@@ -1,3 +1,3 @@
-from cli import main
+from markovfork.cli import main
 
 main()

@@ -1,6 +1,6 @@
 """``markovfork bridge``: train real transformers on the path-star task and measure pass@k.
 
-A thin layer over :mod:`llm_bridge.run`; torch is imported only when a command runs.
+A thin layer over :mod:`markovfork.llm_bridge.run`; torch is imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import click
 
-from cli import main
+from markovfork.cli import main
 
 
 def _load(config: str | None, seed: int | None, device: str | None, threads: int | None):
-    from llm_bridge.config import RunConfig, load_config
+    from markovfork.llm_bridge.config import RunConfig, load_config
 
     cfg: RunConfig = load_config(config)
     changes = {k: v for k, v in {"seed": seed, "device": device, "threads": threads}.items() if v is not None}
@@ -38,7 +38,7 @@ def bridge() -> None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same configuration).")
 def run_cmd(config, device, out, seed, threads, resume) -> None:
     """Data, base pretraining, SFT at each rho, evaluation; writes OUT/bridge_results.{parquet,csv}."""
-    from llm_bridge.run import run_bridge
+    from markovfork.llm_bridge.run import run_bridge
 
     cfg = _load(config, seed, device, threads)
     res = run_bridge(cfg, out, resume=resume)
@@ -66,9 +66,9 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_p, min_p, spread_first,
              spread_position, device, seed, out) -> None:
     """Evaluate a local CHECKPOINT (a save_pretrained directory) and print pass@k."""
-    from llm_bridge.config import config_from_dict
-    from llm_bridge.run import evaluate_checkpoint, find_run_config
-    from llm_bridge.tasks import Problem, read_jsonl
+    from markovfork.llm_bridge.config import config_from_dict
+    from markovfork.llm_bridge.run import evaluate_checkpoint, find_run_config
+    from markovfork.llm_bridge.tasks import Problem, read_jsonl
 
     if not Path(checkpoint, "config.json").is_file():
         raise ValueError(f"no model checkpoint (config.json) in {checkpoint}")

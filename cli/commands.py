@@ -1,9 +1,9 @@
-"""Where each command lives: ``cli.main`` imports a module the first time its command is used."""
+"""Where each command lives: ``markovfork.cli.main`` imports a module the first time its command is used."""
 
 COMMAND_MODULES = {
-    "bridge": "cli.bridge",
-    "coverage": "cli.coverage",
-    "simulate": "cli.simulate_cmd",
-    "sweep": "cli.simulate_cmd",
-    "tree": "cli.tree_cmd",
+    "bridge": "markovfork.cli.bridge",
+    "coverage": "markovfork.cli.coverage",
+    "simulate": "markovfork.cli.simulate_cmd",
+    "sweep": "markovfork.cli.simulate_cmd",
+    "tree": "markovfork.cli.tree_cmd",
 }

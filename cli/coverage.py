@@ -6,8 +6,8 @@ import json
 
 import click
 
-from cli import main
-from cli.tree_cmd import build_tree, split_tree_options, tree_options
+from markovfork.cli import main
+from markovfork.cli.tree_cmd import build_tree, split_tree_options, tree_options
 from markovfork.coverage import base_coverage, plot_coverage
 from markovfork.generators import fork_problems, tmc_problems
 from markovfork.io import save_figure, write_table

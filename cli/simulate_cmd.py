@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 
 import click
 
-from cli import main
+from markovfork.cli import main
 from markovfork.io import save_figure, write_table
 from markovfork.sft.data import DIVERSITY
 from markovfork.sft.simulate import ENGINES, SimulationConfig, config_dict, config_grid, load_config, simulate, sweep

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import click
 
-from cli import main
+from markovfork.cli import main
 from markovfork.describe import node_table, summarize_tree
 from markovfork.generators import TMC, fork_tree, tmc_chain
 from markovfork.io import write_json, write_table

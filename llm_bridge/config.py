@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llm_bridge.tasks import TaskSpec
+from markovfork.llm_bridge.tasks import TaskSpec
 from markovfork.io import read_toml
 
 __all__ = ["ModelConfig", "PhaseConfig", "SFTConfig", "SamplingConfig", "EvalConfig", "RunConfig", "load_config"]

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 import markovfork
-from llm_bridge.config import SamplingConfig
-from llm_bridge.model import autocast
-from llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
+from markovfork.llm_bridge.config import SamplingConfig
+from markovfork.llm_bridge.model import autocast
+from markovfork.llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
 from transformers import PreTrainedTokenizerFast
 
 __all__ = ["EvalResult", "process_logits", "sample_responses", "fork_probabilities", "evaluate_model"]

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, Llam
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
-from llm_bridge.config import ModelConfig
+from markovfork.llm_bridge.config import ModelConfig
 
 __all__ = ["resolve_device", "autocast", "build_model", "load_checkpoint", "save_checkpoint"]
 

@@ -12,7 +12,7 @@ Layout of ``out``::
     fig_*.png                      figures
     summary.json                   wall times, throughput, peak memory
 
-Every random stream is a child of ``seed`` (see :func:`llm_bridge.tasks._derive_seed`): the test
+Every random stream is a child of ``seed`` (see :func:`markovfork.llm_bridge.tasks._derive_seed`): the test
 set, the SFT problems, each base batch, each SFT epoch's order, initialisation and sampling.
 """
 
@@ -32,10 +32,10 @@ import torch
 
 from markovfork.io import save_figure, write_json, write_table
 from markovfork.results import results_frame
-from llm_bridge.config import RunConfig, config_from_dict
-from llm_bridge.evaluate import EvalResult, evaluate_model
-from llm_bridge.model import build_model, load_checkpoint, resolve_device
-from llm_bridge.tasks import (
+from markovfork.llm_bridge.config import RunConfig, config_from_dict
+from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model
+from markovfork.llm_bridge.model import build_model, load_checkpoint, resolve_device
+from markovfork.llm_bridge.tasks import (
     Problem,
     _derive_seed,
     generate_problems,
@@ -44,8 +44,8 @@ from llm_bridge.tasks import (
     vocabulary,
     write_jsonl,
 )
-from llm_bridge.tokenizer import build_tokenizer, encode_example
-from llm_bridge.train import PhaseResult, epoch_dir, train_phase
+from markovfork.llm_bridge.tokenizer import build_tokenizer, encode_example
+from markovfork.llm_bridge.train import PhaseResult, epoch_dir, train_phase
 
 __all__ = ["RunResult", "run_bridge", "evaluate_checkpoint", "find_run_config", "base_batch_fn", "sft_batch_fn", "test_problems", "result_rows", "evaluate_cached"]
 

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from llm_bridge.config import PhaseConfig
-from llm_bridge.model import autocast, load_checkpoint, save_checkpoint
-from llm_bridge.tokenizer import EncodedExample
+from markovfork.llm_bridge.config import PhaseConfig
+from markovfork.llm_bridge.model import autocast, load_checkpoint, save_checkpoint
+from markovfork.llm_bridge.tokenizer import EncodedExample
 
 __all__ = ["Batch", "collate", "response_loss", "lr_at", "PhaseResult", "train_phase", "epoch_dir", "latest_epoch"]
 

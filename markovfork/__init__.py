@@ -2,26 +2,41 @@
 
 Chain-of-thought is modelled as a walk over a branching reasoning tree; post-training
 reweights the tree. The core (this package) imports no torch.
+
+The names below are loaded on first use (PEP 562), so ``import markovfork`` costs nothing
+until a name is touched, and ``import markovfork.cli`` can set up the environment (thread
+counts) before NumPy is first imported.
 """
 
-from markovfork.estimators import PassAtKSummary, crossover_k, mean_pass_at_k, pass_at_k
-from markovfork.exact import exact_pass_at_k, reach_probability, success_probability
-from markovfork.generators import fork_problems, fork_tree, tmc_chain, tmc_problems, tmc_tree
-from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
-from markovfork.problems import Problems
-from markovfork.sampled import sample_leaves, sample_rollouts
-from markovfork.sft.simulate import SimulationConfig, load_config, simulate, sweep
-from markovfork.tree import Tree, load_tree, tree_from_dict
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "__version__",
-    "pass_at_k", "mean_pass_at_k", "PassAtKSummary", "crossover_k",
-    "Tree", "tree_from_dict", "load_tree", "fork_tree", "tmc_chain", "tmc_tree",
-    "Problems", "fork_problems", "tmc_problems",
-    "Policy", "Decoding", "problem_logits", "transition_probs",
-    "success_probability", "reach_probability", "exact_pass_at_k",
-    "sample_leaves", "sample_rollouts",
-    "SimulationConfig", "load_config", "simulate", "sweep",
-]
+_EXPORTS = {
+    "markovfork.estimators": ["pass_at_k", "mean_pass_at_k", "PassAtKSummary", "crossover_k"],
+    "markovfork.tree": ["Tree", "tree_from_dict", "load_tree"],
+    "markovfork.generators": ["fork_tree", "fork_problems", "tmc_chain", "tmc_tree", "tmc_problems"],
+    "markovfork.problems": ["Problems"],
+    "markovfork.policy": ["Policy", "Decoding", "problem_logits", "transition_probs"],
+    "markovfork.exact": ["success_probability", "reach_probability", "exact_pass_at_k"],
+    "markovfork.sampled": ["sample_leaves", "sample_rollouts"],
+    "markovfork.sft.simulate": ["SimulationConfig", "load_config", "simulate", "sweep"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["__version__", *_MODULE_OF]
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'markovfork' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

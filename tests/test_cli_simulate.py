@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from cli import main
-from cli.simulate_cmd import parse_values
+from markovfork.cli import main
+from markovfork.cli.simulate_cmd import parse_values
 from markovfork.results import RESULT_COLUMNS
 from markovfork.sft.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_epochs, plot_shrinkage_vs_rho
 from markovfork.sft.simulate import config_grid, load_config, simulate, sweep

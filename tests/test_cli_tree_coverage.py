@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from markovfork.cli import main
 from markovfork.coverage import base_coverage
 from markovfork.describe import node_table
 from markovfork.generators import fork_problems, fork_tree, tmc_chain, tmc_problems

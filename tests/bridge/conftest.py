@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli import main
+from markovfork.cli import main
 
 TINY_TOML = """
 seed = 0

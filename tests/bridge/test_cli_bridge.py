@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from markovfork.cli import main
 
 
 def _invoke(args):

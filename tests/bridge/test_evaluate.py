@@ -12,11 +12,11 @@ import torch
 from scipy.stats import chisquare
 
 import markovfork
-from llm_bridge.config import ModelConfig, SamplingConfig
-from llm_bridge.evaluate import EvalResult, evaluate_model, fork_probabilities, process_logits, sample_responses
-from llm_bridge.model import build_model
-from llm_bridge.tasks import TaskSpec, generate_problems, grade, prompt_text, response_text, vocabulary
-from llm_bridge.tokenizer import build_tokenizer
+from markovfork.llm_bridge.config import ModelConfig, SamplingConfig
+from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model, fork_probabilities, process_logits, sample_responses
+from markovfork.llm_bridge.model import build_model
+from markovfork.llm_bridge.tasks import TaskSpec, generate_problems, grade, prompt_text, response_text, vocabulary
+from markovfork.llm_bridge.tokenizer import build_tokenizer
 
 CPU = torch.device("cpu")
 

@@ -10,10 +10,10 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import markovfork
-from llm_bridge.config import config_from_dict, load_config
-from llm_bridge.evaluate import EvalResult
-from llm_bridge.run import run_bridge
-from llm_bridge.tasks import read_jsonl
+from markovfork.llm_bridge.config import config_from_dict, load_config
+from markovfork.llm_bridge.evaluate import EvalResult
+from markovfork.llm_bridge.run import run_bridge
+from markovfork.llm_bridge.tasks import read_jsonl
 from markovfork.results import RESULT_COLUMNS
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from llm_bridge.tasks import (
+from markovfork.llm_bridge.tasks import (
     COT_FORMATS,
     Example,
     TaskSpec,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from llm_bridge.tasks import COT_FORMATS, TaskSpec, prompt_text, response_text, sample_problem, vocabulary
-from llm_bridge.tokenizer import EOS, build_tokenizer, encode_example
+from markovfork.llm_bridge.tasks import COT_FORMATS, TaskSpec, prompt_text, response_text, sample_problem, vocabulary
+from markovfork.llm_bridge.tokenizer import EOS, build_tokenizer, encode_example
 
 
 @pytest.mark.parametrize("answer", ["path", "arith"])

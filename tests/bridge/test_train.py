@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from llm_bridge.config import ModelConfig, PhaseConfig
-from llm_bridge.model import build_model, load_checkpoint
-from llm_bridge.tasks import TaskSpec, generate_problems, sft_mix, vocabulary
-from llm_bridge.tokenizer import build_tokenizer, encode_example
-from llm_bridge.train import STATE_FILE, collate, epoch_dir, latest_epoch, lr_at, response_loss, train_phase
+from markovfork.llm_bridge.config import ModelConfig, PhaseConfig
+from markovfork.llm_bridge.model import build_model, load_checkpoint
+from markovfork.llm_bridge.tasks import TaskSpec, generate_problems, sft_mix, vocabulary
+from markovfork.llm_bridge.tokenizer import build_tokenizer, encode_example
+from markovfork.llm_bridge.train import STATE_FILE, collate, epoch_dir, latest_epoch, lr_at, response_loss, train_phase
 
 CPU = torch.device("cpu")
 TINY = ModelConfig(n_layer=2, n_embd=32, n_head=2, max_len=64)
