@@ -1,0 +1,142 @@
+"""Input checks shared by every public function that hands arrays to a compiled kernel.
+
+One place, one message style: ``ValueError("<name> must be <what>, got <value>")``. Compiled
+kernels index without bounds checks, so every shape, dtype and id range they rely on is checked
+here first; each checker returns the value in the exact form the kernels take (Python ``int``,
+C-contiguous arrays of the kernel's dtype).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "integer",
+    "seed",
+    "real",
+    "k_values",
+    "start_ids",
+    "probability_rows",
+    "bool_matrix",
+    "n_threads",
+]
+
+SEED_MAX = 2**64 - 1
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def integer(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as a Python int in ``[low, high]``; bools, floats and strings are rejected."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {_show(value)}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            bound = f">= {low}"
+        elif low is None:
+            bound = f"<= {high}"
+        else:
+            bound = f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {bound}, got {value}")
+    return value
+
+
+def seed(value, name: str = "seed") -> int:
+    """A seed: an integer in ``[0, 2^64 - 1]``."""
+    return integer(name, value, 0, SEED_MAX)
+
+
+def real(name: str, value, low: float | None = None, high: float | None = None, *,
+         low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a finite float in the interval given (open ends when asked); bools rejected."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {_show(value)}")
+    value = float(value)
+    below = low is not None and (value <= low if low_open else value < low)
+    above = high is not None and (value >= high if high_open else value > high)
+    if not np.isfinite(value) or below or above:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
+    return value
+
+
+def k_values(k, *, n: int | None = None, increasing: bool = False, name: str = "k") -> np.ndarray:
+    """k of pass@k as a 1-D int64 array: a scalar or a non-empty list of integers >= 1 (and <= n
+    when ``n`` is given; strictly increasing when asked)."""
+    arr = np.atleast_1d(np.asarray(k, dtype=object if isinstance(k, (list, tuple)) else None))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be an integer or a non-empty 1-D list of integers, got {_show(k)}")
+    values = np.array([integer(name, v, 1) for v in arr.tolist()], dtype=np.int64) if arr.dtype == object else None
+    if values is None:
+        if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{name} must be integers, got {_show(k)}")
+        if np.any(arr < 1):
+            raise ValueError(f"{name} must be integers >= 1, got {int(arr[arr < 1][0])}")
+        if arr.dtype == np.uint64 and np.any(arr > np.iinfo(np.int64).max):
+            raise ValueError(f"{name} must be below 2^63, got {int(arr.max())}")
+        values = arr.astype(np.int64)
+    if increasing and np.any(np.diff(values) <= 0):
+        raise ValueError(f"{name} must be strictly increasing, got {values.tolist()}")
+    if n is not None and values.max() > n:
+        raise ValueError(f"{name} must be <= n = {n} (pass@k needs at least k samples), got {int(values.max())}")
+    return values
+
+
+def start_ids(start, n_nodes: int, n_rows: int | None = None, name: str = "start") -> np.ndarray:
+    """Start node ids as a C-contiguous 1-D int64 array, each in ``[0, n_nodes)``, ``n_rows`` long
+    when given. Kernels index with them unsigned: a negative id would read out of bounds."""
+    arr = np.asarray(start)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer))):
+        raise ValueError(f"{name} must be a 1-D array of node ids, got {_show(start)}")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise ValueError(f"{name} must have one node id per row ({n_rows}), got {arr.shape[0]}")
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= n_nodes):
+        bad = int(arr[(arr < 0) | (arr >= n_nodes)][0])
+        raise ValueError(f"{name} must be node ids of the tree (0..{n_nodes - 1}), got {bad}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str = "probs") -> np.ndarray:
+    """Step probabilities as a C-contiguous (P, n_nodes) float64 array (a 1-D row is one problem),
+    every entry finite and in [0, 1]; ``n_rows`` rows when given. Row sums are the caller's to
+    check where its kernel relies on them."""
+    arr = np.asarray(probs)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n_nodes or (n_rows is not None and arr.shape[0] != n_rows):
+        rows = "P" if n_rows is None else str(n_rows)
+        raise ValueError(f"{name} must have shape ({rows}, {n_nodes}), got {np.shape(probs)}")
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = ~((arr >= 0.0) & (arr <= 1.0))  # NaN compares False: caught here too
+    if bad.any():
+        p, v = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}[{p}, {v}] must be a probability in [0, 1], got {arr[p, v]}")
+    return arr
+
+
+def bool_matrix(name: str, mask, shape: tuple[int, int]) -> np.ndarray:
+    """A C-contiguous bool array of exactly ``shape`` (no broadcasting: kernels index it fully)."""
+    arr = np.asarray(mask)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if arr.dtype != np.bool_:
+        if not np.issubdtype(arr.dtype, np.integer) or np.any((arr != 0) & (arr != 1)):
+            raise ValueError(f"{name} must be booleans, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.bool_)
+
+
+def n_threads(value) -> int | None:
+    """Worker threads for a parallel kernel: None (Numba's default) or an integer >= 1."""
+    return None if value is None else integer("n_threads", value, 1)
