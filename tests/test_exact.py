@@ -23,68 +23,11 @@ from markovfork.exact import (
     success_probability,
     success_probability_reference,
 )
+from strategies import MAX_NODES, MAX_PROBLEMS, build_case, random_trees
 from markovfork.generators import fork_problems, fork_tree, tmc_chain
 from markovfork.policy import Decoding, Policy, problem_logits, transition_probs, transition_probs_reference
 from markovfork.problems import Problems, subtree_any, subtree_any_reference
 from markovfork.tree import DECIPHERABLE, FORK, LEAF, load_tree, tree_from_children, tree_from_dict
-
-# Up to 9 nodes and 3 problems: every tree shape up to that size is reachable, paths are few
-# enough to enumerate by hand, and each example runs in well under a millisecond.
-MAX_NODES, MAX_PROBLEMS = 9, 3
-
-
-@st.composite
-def random_trees(draw):
-    """A random tree in input numbering plus per-problem step probabilities and answers."""
-    m = draw(st.integers(1, MAX_NODES))
-    parent = [-1] + [draw(st.integers(0, i - 1)) for i in range(1, m)]
-    children = [[] for _ in range(m)]
-    for v in range(1, m):
-        children[parent[v]].append(v)
-    for kids in children:  # child order independent of ids
-        kids[:] = draw(st.permutations(kids))
-    kind = [LEAF if not children[u] else draw(st.sampled_from([DECIPHERABLE, FORK])) for u in range(m)]
-    easy = [True] + [draw(st.booleans()) for _ in range(1, m)]
-    n_problems = draw(st.integers(1, MAX_PROBLEMS))
-    # weights on a coarse grid with zeros allowed (probability-0 steps), at least one positive per row
-    probs = np.zeros((n_problems, m))
-    probs[:, 0] = 1.0
-    for p in range(n_problems):
-        for u in range(m):
-            if children[u]:
-                w = np.array([draw(st.integers(0, 4)) for _ in children[u]], dtype=float)
-                if w.sum() == 0:
-                    w[0] = 1.0
-                probs[p, children[u]] = w / w.sum()
-    leaves = [u for u in range(m) if not children[u]]
-    correct = np.zeros((n_problems, m), dtype=bool)
-    valid = np.zeros((n_problems, m), dtype=bool)
-    for p in range(n_problems):
-        for u in leaves:
-            valid[p, u] = draw(st.booleans())
-            correct[p, u] = valid[p, u] and draw(st.booleans())
-    start = [draw(st.integers(0, m - 1)) for _ in range(n_problems)]
-    return dict(children=children, kind=kind, easy=easy, probs=probs, correct=correct, valid=valid, start=start)
-
-
-def _build(case):
-    tree, new_id = tree_from_children(case["children"], case["kind"], case["probs"][0], case["easy"])
-    n_problems = case["probs"].shape[0]
-    probs = np.empty_like(case["probs"])
-    probs[:, new_id] = case["probs"]
-    correct = np.zeros_like(case["correct"])
-    correct[:, new_id] = case["correct"]
-    valid = np.zeros_like(case["valid"])
-    valid[:, new_id] = case["valid"]
-    problems = Problems(
-        start=new_id[case["start"]],
-        correct=correct,
-        valid=valid,
-        features=np.zeros((n_problems, 0)),
-        ids=np.arange(n_problems),
-    )
-    return tree, new_id, probs, problems
-
 
 def _paths(children, u):
     """Every path (list of input ids) from u down to a leaf."""
@@ -95,7 +38,7 @@ def _paths(children, u):
 
 @given(random_trees())
 def test_dp_success_equals_path_enumeration(case):
-    tree, new_id, probs, problems = _build(case)
+    tree, new_id, probs, problems = build_case(case)
     got = success_probability(tree, probs, problems.correct, problems.start)
     ref = success_probability_reference(tree, probs, problems.correct, problems.start)
     reach = reach_probability(tree, probs, problems.start)
@@ -112,7 +55,7 @@ def test_dp_success_equals_path_enumeration(case):
 
 @given(random_trees())
 def test_path_type_mass_equals_path_enumeration(case):
-    tree, new_id, probs, problems = _build(case)
+    tree, new_id, probs, problems = build_case(case)
     got = path_type_mass(tree, probs, problems)
     ref = path_type_mass_reference(tree, probs, problems)
     for p, s in enumerate(case["start"]):
@@ -134,7 +77,7 @@ def test_path_type_mass_equals_path_enumeration(case):
 
 @given(random_trees())
 def test_node_entropy_equals_plain_python(case):
-    tree, new_id, probs, _ = _build(case)
+    tree, new_id, probs, _ = build_case(case)
     got = node_entropy(tree, probs)
     np.testing.assert_allclose(node_entropy_reference(tree, probs), got, atol=1e-12)
     for p in range(probs.shape[0]):
@@ -166,7 +109,7 @@ def test_path_type_mass_on_tmc_paper_chain():
 
 @given(random_trees(), st.data())
 def test_subtree_any_equals_reference(case, data):
-    tree, _, _, problems = _build(case)
+    tree, _, _, problems = build_case(case)
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=tree.n_nodes * len(problems), max_size=tree.n_nodes * len(problems))))
     mask = mask.reshape(len(problems), tree.n_nodes)
     assert np.array_equal(subtree_any(tree.parent, mask), subtree_any_reference(tree.parent, mask))
@@ -184,7 +127,7 @@ def test_subtree_any_equals_reference(case, data):
     min_p=st.sampled_from([0.0, 0.05, 0.2, 0.5, 1.0]),
 )
 def test_transition_probs_kernel_equals_reference(case, data, temperature, top_k, top_p, min_p):
-    tree, _, _, _ = _build(case)
+    tree, _, _, _ = build_case(case)
     n_problems = case["probs"].shape[0]
     grid = st.one_of(st.integers(-16, 16).map(lambda i: i / 4), st.just(-np.inf))
     logits = np.array(data.draw(st.lists(grid, min_size=n_problems * tree.n_nodes, max_size=n_problems * tree.n_nodes)))
@@ -278,7 +221,7 @@ def test_json_round_trip_is_exact(tree, tmp_path):
 
 @given(random_trees())
 def test_json_round_trip_random_trees(case):
-    tree, *_ = _build(case)
+    tree, *_ = build_case(case)
     _assert_same_tree(tree, tree_from_dict(json.loads(json.dumps(tree.to_dict()))))
 
 

@@ -25,7 +25,7 @@ from markovfork.sampled import (
     stream_uniforms,
 )
 from markovfork.tree import FORK, LEAF, tree_from_children, tree_from_dict
-from test_exact import _build, random_trees  # random small trees with per-problem probabilities
+from strategies import build_case, random_trees  # random small trees with per-problem probabilities
 
 MASK64 = 2**64 - 1
 
@@ -191,7 +191,7 @@ def test_both_samplers_equal_plain_python_on_random_trees(case, seed, n):
     walks equal plain-Python walks on the stream's uniforms, and paths equal the inverse CDF of
     reach_probability over the leaves (float cumsum, searchsorted; a uniform past the rounded
     total takes the last leaf of positive reach)."""
-    tree, _, probs, problems = _build(case)
+    tree, _, probs, problems = build_case(case)
     start, n_problems = problems.start, problems.start.size
     reach = reach_probability(tree, probs, start)[:, tree.leaves]
     paths = sample_leaves(tree, probs, start, n, seed, method="path")
