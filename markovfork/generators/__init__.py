@@ -1,0 +1,28 @@
+"""Constructors of reasoning trees and of the problems posed on them.
+
+Two families, one module each:
+
+* :mod:`markovfork.generators.fork`: **fork trees** (:func:`fork_tree`, :func:`fork_problems`),
+  a ``branching``-ary tree in which ``forks`` internal nodes hide which branch is right;
+* :mod:`markovfork.generators.tmc`: **the multi-task tree-structured Markov chain (TMC)** of the
+  Markovian view of post-training (:func:`tmc_chain`, :func:`tmc_tree`, :func:`tmc_problems`).
+
+Indices are 0-based everywhere.
+"""
+
+from markovfork.generators._common import MAX_NODES
+from markovfork.generators.fork import PLACEMENTS, fork_problems, fork_tree
+from markovfork.generators.tmc import TMC, TaskPaths, TMCTask, tmc_chain, tmc_problems, tmc_tree
+
+__all__ = [
+    "MAX_NODES",
+    "PLACEMENTS",
+    "fork_tree",
+    "fork_problems",
+    "TMCTask",
+    "TMC",
+    "TaskPaths",
+    "tmc_chain",
+    "tmc_tree",
+    "tmc_problems",
+]
