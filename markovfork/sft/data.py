@@ -116,7 +116,6 @@ def sample_trajectories(ps: PathStar, mix: SFTMix, per_problem: int, seed: int) 
 class Steps:
     """Every (node, next node) step of a set of trajectories, grouped by trajectory."""
 
-    trajectory: np.ndarray  # (S,) int64: index of the trajectory
     problem: np.ndarray  # (S,) int64: training problem
     node: np.ndarray  # (S,) int64: node u where the step is taken
     target: np.ndarray  # (S,) int64: the child taken
@@ -138,7 +137,6 @@ def trajectory_steps(tree, trajectories: Trajectories, start: np.ndarray) -> Ste
         target[climb] = tree.parent[target[climb]]
         pos_from_end = pos_from_end - 1
     return Steps(
-        trajectory=traj.astype(np.int64),
         problem=trajectories.problem[traj],
         node=tree.parent[target],
         target=target,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from markovfork._indices import U1
 from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
 from markovfork.problems import Problems
 from markovfork.tree import DECIPHERABLE, FORK, Tree
@@ -32,10 +33,6 @@ class SFTParams:
     theta: np.ndarray  # (N,) offsets added to the base logits of steps out of forks
     weight: np.ndarray  # (N, d) feature weights W of steps out of forks
     skill: float  # shared decipherable-step skill s
-
-    @classmethod
-    def initial(cls, tree: Tree, feature_dim: int, skill: float) -> "SFTParams":
-        return cls(np.zeros(tree.n_nodes), np.zeros((tree.n_nodes, feature_dim)), float(skill))
 
     def to_policy(self, tree: Tree) -> Policy:
         base = Policy.base(tree, self.weight.shape[1], self.skill)
@@ -63,9 +60,6 @@ class StepGradient:
     loss: float  # sum of -w log pi(y)
 
 
-_U1 = np.uint64(1)  # uint64 arithmetic on node ids stays uint64 (with a plain int it becomes float64)
-
-
 @numba.njit(cache=True)
 def _fused_step_kernel(
     child_start, kind, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight, grad_fc, scalars
@@ -79,7 +73,7 @@ def _fused_step_kernel(
     for i in range(problem.shape[0]):
         # unsigned problem, node and child ids: Numba emits no negative-index wraparound code
         p, u, y, w = np.uint64(problem[i]), np.uint64(node[i]), np.uint64(target[i]), weight[i]
-        a, b = np.uint64(child_start[u]), np.uint64(child_start[u + _U1])
+        a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
         if b - a > np.uint64(z.shape[0]):
             z = np.empty(b - a)
         zmax = -np.inf

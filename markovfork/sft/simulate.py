@@ -12,58 +12,29 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields, replace
-from itertools import product
-from pathlib import Path
-
-import numpy as np
+from dataclasses import dataclass
 
 from markovfork.estimators import crossover_k
-from markovfork.io import read_toml
-from markovfork.policy import Decoding
+from markovfork.policy import transition_probs
 from markovfork.results import results_frame
-from markovfork.sft.data import SFTMix
-from markovfork.sft.task import PathStarTask
-from markovfork.sft.train import EpochRecord, TrainSettings, derive_seeds, train_analytic, train_sampled
+from markovfork.sft.config import ENGINES, SimulationConfig, config_dict, config_grid, load_config
+from markovfork.sft.evaluate import Evaluation, evaluate_exact, evaluate_sampled
+from markovfork.sft.task import PathStar
+from markovfork.sft.train import TRAINERS, TrainingState, derive_seeds
 
-__all__ = ["ENGINES", "SimulationConfig", "Summary", "SimulationResult", "simulate", "sweep", "config_grid", "load_config"]
-
-ENGINES = ("analytic", "sampled")
+__all__ = [
+    "ENGINES", "SimulationConfig", "EpochRecord", "Summary", "SimulationResult", "simulate", "sweep",
+    "config_grid", "config_dict", "load_config",
+]
 
 
 @dataclass(frozen=True)
-class SimulationConfig:
-    """Everything that defines one simulated fine-tuning run."""
+class EpochRecord:
+    """Test-set evaluation after ``epoch`` epochs, and the training loss at that point."""
 
-    task: PathStarTask = field(default_factory=PathStarTask)  # the task tree, base model and problems
-    train: TrainSettings = field(default_factory=TrainSettings)  # optimisation and evaluation
-    rho: float = 1.0  # fork prevalence: share of training trajectories through the decision point
-    forks: int | None = None  # decision points in the data; when set, rho = forks / n_train
-    diversity: str = "data"  # "data" | "problem" | "rationale"
-    engine: str = "analytic"  # "analytic" | "sampled"
-    seed: int = 0  # one seed for the task, the data, the minibatch order and the rollouts
-
-    def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        if self.forks is not None and not 0 <= self.forks <= self.task.n_train:
-            raise ValueError(f"forks must be in [0, n_train={self.task.n_train}], got {self.forks}")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        self.mix  # validates rho and diversity
-
-    @property
-    def prevalence(self) -> float:
-        return self.forks / self.task.n_train if self.forks is not None else float(self.rho)
-
-    @property
-    def decision_points(self) -> int:
-        """Fork-crossing training trajectories (data-level count; problem-level: weighted)."""
-        return int(round(self.prevalence * self.task.n_train))
-
-    @property
-    def mix(self) -> SFTMix:
-        return SFTMix(self.prevalence, self.diversity)
+    epoch: int
+    evaluation: Evaluation
+    train_loss: float
 
 
 @dataclass(frozen=True)
@@ -144,14 +115,35 @@ def _records_table(config: SimulationConfig, records: list[EpochRecord]) -> "pl.
     return results_frame(rows)
 
 
-def simulate(config: SimulationConfig = SimulationConfig(), progress: bool = False) -> SimulationResult:
-    """Fine-tune the base policy on the configured mix and score it on held-out problems."""
+def _evaluate(config: SimulationConfig, ps: PathStar, state: TrainingState, rollout_seed: int) -> Evaluation:
+    """Score a training state on the test problems: exactly (analytic engine) or by
+    ``n_samples`` rollouts per problem seeded by ``rollout_seed + epoch`` (sampled engine)."""
     settings = config.train
-    if 0 not in settings.evaluation_epochs:
-        settings = replace(settings, eval_epochs=(0, *settings.evaluation_epochs))
-    ps = config.task.build(derive_seeds(config.seed)["task"])
-    trainer = train_analytic if config.engine == "analytic" else train_sampled
-    records = trainer(ps, config.mix, settings, config.seed, progress=progress).records
+    probs = transition_probs(ps.tree, state.test_logits(), settings.decoding)
+    if config.engine == "analytic":
+        return evaluate_exact(ps.tree, probs, ps.test, settings.ks)
+    return evaluate_sampled(ps.tree, probs, ps.test, settings.ks, settings.n_samples, rollout_seed + state.epoch)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False, file=sys.stderr)
+
+
+def simulate(config: SimulationConfig = SimulationConfig(), progress: bool = False) -> SimulationResult:
+    """Fine-tune the base policy on the configured mix and score it on held-out problems at the
+    evaluation epochs (epoch 0, the base model, always)."""
+    seeds = derive_seeds(config.seed)
+    evaluate_at = {0, *config.train.evaluation_epochs}
+    ps = config.task.build(seeds["task"])
+    records = []
+    desc = f"{config.engine} SFT rho={config.prevalence:g}"
+    with _progress(config.train.epochs, desc, progress) as bar:
+        for state in TRAINERS[config.engine](ps, config.mix, config.train, config.seed):
+            if state.epoch in evaluate_at:
+                records.append(EpochRecord(state.epoch, _evaluate(config, ps, state, seeds["rollouts"]), state.train_loss))
+            bar.update(1 if state.epoch else 0)
     base, last = records[0].evaluation, records[-1].evaluation
     summary = Summary(
         rho=config.prevalence,
@@ -219,76 +211,3 @@ def sweep(configs: list[SimulationConfig], workers: int | None = None, progress:
             tables[futures[fut]] = fut.result()
             bar.update(1)
     return pl.concat(tables, how="vertical")
-
-
-def config_grid(
-    base: SimulationConfig,
-    rhos=None,
-    epochs=None,
-    lrs=None,
-    seeds=None,
-    diversities=None,
-) -> list[SimulationConfig]:
-    """The Cartesian product of the given lists, each defaulting to the base config's value."""
-    rhos = [base.prevalence] if rhos is None else list(rhos)
-    epochs = [base.train.epochs] if epochs is None else list(epochs)
-    lrs = [base.train.lr] if lrs is None else list(lrs)
-    seeds = [base.seed] if seeds is None else list(seeds)
-    diversities = [base.diversity] if diversities is None else list(diversities)
-    out = []
-    for rho, e, lr, seed, div in product(rhos, epochs, lrs, seeds, diversities):
-        train = replace(base.train, epochs=int(e), lr=float(lr), eval_epochs=None if base.train.eval_epochs is None else tuple(x for x in base.train.eval_epochs if x <= e))
-        out.append(replace(base, rho=float(rho), forks=None, train=train, seed=int(seed), diversity=div))
-    return out
-
-
-def _build(cls, mapping: dict, where: str):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(mapping) - known)
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in [{where}] (known: {', '.join(sorted(known))})")
-    try:
-        return cls(**mapping)
-    except TypeError as exc:
-        raise ValueError(f"bad value in [{where}]: {exc}") from None
-
-
-def load_config(path: str | Path | None = None, **overrides) -> SimulationConfig:
-    """A config from a TOML file (tables ``[task]``, ``[train]``, ``[train.decoding]`` and
-    top-level keys rho, forks, diversity, engine, seed), then ``overrides`` applied on top.
-
-    Override keys are top-level fields or ``task.<field>`` / ``train.<field>``; ``None`` values
-    are ignored (options the user did not give)."""
-    data: dict = {}
-    if path is not None:
-        data = read_toml(path)
-    task = dict(data.pop("task", {}))
-    train = dict(data.pop("train", {}))
-    decoding = dict(train.pop("decoding", {}))
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key.startswith("task."):
-            task[key[5:]] = value
-        elif key.startswith("train."):
-            train[key[6:]] = value
-        elif key.startswith("decoding."):
-            decoding[key[9:]] = value
-        else:
-            data[key] = value
-    for key in ("ks", "eval_epochs"):
-        if key in train and train[key] is not None:
-            train[key] = tuple(int(x) for x in train[key])
-    if "mode_prior" in task:
-        task["mode_prior"] = tuple(float(x) for x in task["mode_prior"])
-    train["decoding"] = _build(Decoding, decoding, "train.decoding")
-    return _build(
-        SimulationConfig,
-        {**data, "task": _build(PathStarTask, task, "task"), "train": _build(TrainSettings, train, "train")},
-        "top level",
-    )
-
-
-def config_dict(config: SimulationConfig) -> dict:
-    """A JSON-ready dict of a config (for ``--json`` output and provenance)."""
-    return asdict(config)

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from markovfork import _checks
+from markovfork.config_reader import check_fields
 from markovfork.problems import Problems
 from markovfork.tree import DECIPHERABLE, FORK, LEAF, Tree, TreeBuilder
 
-__all__ = ["MODES", "PathStarTask", "PathStar"]
-
-MODES = ("forward", "reverse", "rationale")
+__all__ = ["PathStarTask", "PathStar"]
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,28 @@ class PathStarTask:
     n_test: int = 500  # held-out test problems
 
     def __post_init__(self) -> None:
-        if self.arms < 2:
-            raise ValueError(f"arms must be >= 2, got {self.arms}")
-        if self.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {self.depth}")
-        if self.branching < 2:
-            raise ValueError(f"branching must be >= 2, got {self.branching}")
-        if self.rationale_steps < 0:
-            raise ValueError(f"rationale_steps must be >= 0, got {self.rationale_steps}")
-        prior = np.asarray(self.mode_prior, dtype=float)
-        if prior.shape != (3,) or np.any(prior < 0) or abs(prior.sum() - 1) > 1e-6:
-            raise ValueError(f"mode_prior must be 3 non-negative numbers summing to 1, got {self.mode_prior}")
-        if not 0.0 < self.base_step_accuracy < 1.0:
-            raise ValueError(f"base_step_accuracy must be in (0, 1), got {self.base_step_accuracy}")
-        if self.feature_dim < 0:
-            raise ValueError(f"feature_dim must be >= 0, got {self.feature_dim}")
-        if not (np.isfinite(self.feature_scale) and self.feature_scale >= 0):
-            raise ValueError(f"feature_scale must be >= 0, got {self.feature_scale}")
-        if self.n_train < 1 or self.n_test < 1:
-            raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train} and {self.n_test}")
+        check_fields(self)
+        _checks.integer("arms", self.arms, 2)
+        _checks.integer("depth", self.depth, 1)
+        _checks.integer("branching", self.branching, 2)
+        _checks.integer("rationale_steps", self.rationale_steps, 0)
+        for i, p in enumerate(self.mode_prior):
+            _checks.real(f"mode_prior[{i}]", p, 0.0)
+        if abs(sum(self.mode_prior) - 1) > 1e-6:
+            raise ValueError(f"mode_prior must be 3 non-negative numbers summing to 1, got {list(self.mode_prior)}")
+        _checks.real("base_step_accuracy", self.base_step_accuracy, 0.0, 1.0, low_open=True, high_open=True)
+        _checks.integer("feature_dim", self.feature_dim, 0)
+        _checks.real("feature_scale", self.feature_scale, 0.0)
+        _checks.integer("n_train", self.n_train, 1)
+        _checks.integer("n_test", self.n_test, 1)
+
+    @property
+    def n_nodes(self) -> int:
+        """Nodes of the task tree: the root, three mode heads, and per mode the chains below
+        (each decipherable step adds ``branching`` children)."""
+        b = self.branching
+        arm = 1 + self.depth * b  # an arm choice node and its chain
+        return 1 + 3 + self.arms * arm + (self.depth + 1) * b + self.rationale_steps * b + self.arms * arm
 
     @property
     def base_skill(self) -> float:
@@ -81,17 +84,10 @@ class PathStar:
 
     task: PathStarTask
     tree: Tree
-    mode_node: np.ndarray  # (3,) node id of each mode's subtree root (child of the root)
-    fork_node: int  # the forward mode's arm fork
     answer_leaf: np.ndarray  # (3, arms) correct leaf of each mode for each arm (reverse: same for all arms)
     train: Problems
     test: Problems
     train_arm: np.ndarray = field(repr=False)  # (n_train,) the hidden correct arm of each training problem
-    test_arm: np.ndarray = field(repr=False)  # (n_test,)
-
-    def trajectory_leaf(self, mode: int, arm: np.ndarray) -> np.ndarray:
-        """The leaf a correct trajectory in ``mode`` ends at, for each problem's arm."""
-        return self.answer_leaf[mode, arm]
 
 
 def _build(task: PathStarTask, seed: int) -> PathStar:
@@ -143,11 +139,8 @@ def _build(task: PathStarTask, seed: int) -> PathStar:
     return PathStar(
         task=task,
         tree=tree,
-        mode_node=new_id[np.array(heads)],
-        fork_node=int(new_id[heads[0]]),
         answer_leaf=answer_new,
         train=problems.subset(train_idx),
         test=problems.subset(test_idx),
         train_arm=arm_of[train_idx],
-        test_arm=arm_of[test_idx],
     )

@@ -1,5 +1,5 @@
-"""SFT dynamics: analytic (full-batch gradient descent on the exact data distribution, exact
-evaluation) and sampled (a finite sampled dataset, minibatch SGD, Monte Carlo evaluation).
+"""SFT dynamics as generators of per-epoch training states: analytic (full-batch gradient descent
+on the exact data distribution) and sampled (a finite sampled dataset, minibatch SGD).
 
 Both minimise the mean step cross-entropy L = sum_i w_i (-log pi(y_i | u_i)) / sum_i w_i and
 follow the gradient flow dparams/dt = -lr grad L for one unit of time per epoch.
@@ -8,73 +8,25 @@ Analytic: ``steps_per_epoch`` full-batch steps ``params -= (lr / steps_per_epoch
 ``params -= lr * grad_B / sum_i w_i`` (the batch's summed gradient over the *dataset's* total
 weight), so one epoch of minibatches also moves by about ``lr * grad L`` and the two engines
 agree as batches and datasets grow.
+
+Training does not evaluate: each trainer yields a :class:`TrainingState` after every epoch
+(epoch 0 is the base model) and the caller (``markovfork.sft.simulate``) scores the ones it wants.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 
-from markovfork.policy import Decoding
 from markovfork.sft.data import SFTMix, Steps, sample_trajectories, teacher_trajectories, trajectory_steps
-from markovfork.sft.evaluate import Evaluation, evaluate_exact, evaluate_sampled
-from markovfork.policy import transition_probs
 from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient
-from markovfork.tree import DECIPHERABLE
+from markovfork.sft.config import TrainSettings
 from markovfork.sft.task import PathStar
+from markovfork.tree import DECIPHERABLE
 
-__all__ = ["EpochRecord", "TrainResult", "TrainSettings", "train_analytic", "train_sampled", "derive_seeds"]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to fine-tune and when to evaluate."""
-
-    epochs: int = 50  # training epochs
-    lr: float = 20.0  # learning rate: parameters move by lr * grad L per epoch (gradient-flow time)
-    eval_epochs: tuple[int, ...] | None = None  # epochs at which the test set is scored (None: 0, 1, 2, 4, ..., epochs)
-    ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)  # the k of pass@k
-    decoding: Decoding = Decoding()  # sampling controls at evaluation
-    trajectories_per_problem: int = 1  # sampled engine: dataset trajectories per training problem
-    batch_size: int = 64  # sampled engine: trajectories per minibatch
-    n_samples: int = 64  # sampled engine: rollouts per test problem
-    steps_per_epoch: int = 8  # analytic engine: full-batch steps of size lr / steps_per_epoch per epoch
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
-        if not (np.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
-        bad = [e for e in self.evaluation_epochs if not 0 <= e <= self.epochs]
-        if bad:
-            raise ValueError(f"evaluation epochs must be in [0, {self.epochs}], got {bad[0]}")
-        if not self.ks or min(self.ks) < 1:
-            raise ValueError(f"k values must be >= 1, got {self.ks}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
-        if self.n_samples < max(self.ks):
-            raise ValueError(f"n_samples must be >= the largest k ({max(self.ks)}), got {self.n_samples}")
-
-    @property
-    def evaluation_epochs(self) -> tuple[int, ...]:
-        """``eval_epochs``, or by default 0, 1, 2, 4, ... (powers of two) and the last epoch."""
-        if self.eval_epochs is not None:
-            return tuple(sorted(set(self.eval_epochs)))
-        grid = {0, self.epochs} | {2**i for i in range(32) if 2**i <= self.epochs}
-        return tuple(sorted(grid))
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """Test-set evaluation after ``epoch`` epochs, and the training loss at that point."""
-
-    epoch: int
-    evaluation: Evaluation
-    train_loss: float
+__all__ = ["TrainingState", "TRAINERS", "train_analytic", "train_sampled", "derive_seeds"]
 
 
 def derive_seeds(seed: int) -> dict[str, int]:
@@ -84,12 +36,6 @@ def derive_seeds(seed: int) -> dict[str, int]:
     names = ("task", "data", "order", "rollouts")
     children = np.random.SeedSequence(seed).spawn(len(names))
     return {n: int(c.generate_state(1)[0]) for n, c in zip(names, children)}
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()), leave=False, file=sys.stderr)
 
 
 class _DualLogits:
@@ -110,20 +56,19 @@ class _DualLogits:
         self.fc_col[fc] = np.arange(fc.size)
         parent_visible = np.zeros(tree.n_nodes, dtype=bool)
         parent_visible[1:] = tree.kind[tree.parent[1:]] == DECIPHERABLE
-        self.on_path = problems.on_correct_path(tree)
-        self.visible = self.on_path & parent_visible
+        self.visible = problems.on_correct_path(tree) & parent_visible
         self.gram_t = np.ascontiguousarray(train_features @ problems.features.T)  # (P_train, P)
 
     def fork_logits(self, coef_t: np.ndarray, rows=None) -> np.ndarray:
         """(F, P) feature part W phi of the fork children's logits ((F, B) for ``rows``)."""
         return coef_t @ (self.gram_t if rows is None else self.gram_t[:, rows])
 
-    def probs(self, state: "_State", decoding: Decoding = Decoding()) -> np.ndarray:
-        """(P, N) step probabilities of every problem under ``state``."""
-        z = np.where(self.visible, state.skill, 0.0) + (self.tree.edge_logit + state.theta)
+    def logits(self, theta: np.ndarray, coef_t: np.ndarray, skill: float) -> np.ndarray:
+        """(P, N) logits z of every step of every problem (column 0, the root, is 0)."""
+        z = np.where(self.visible, skill, 0.0) + (self.tree.edge_logit + theta)
         z[:, 0] = 0.0
-        z[:, self.fc] += self.fork_logits(state.coef_t).T
-        return transition_probs(self.tree, z, decoding)
+        z[:, self.fc] += self.fork_logits(coef_t).T
+        return z
 
     def gradient(self, state: "_State", steps: Steps, idx=None, rows=None, local=None):
         """(grad w.r.t. fork-child logits (F, B), dL/ds, loss) of the steps ``idx`` (all when None);
@@ -156,48 +101,58 @@ class _State:
             self.coef_t[:, rows] -= scale * grad_fc  # rows are unique
         self.skill -= scale * grad_skill
 
-    def to_params(self, tree, train_features: np.ndarray, fc: np.ndarray) -> SFTParams:
-        weight = np.zeros((tree.n_nodes, train_features.shape[1]))
-        weight[fc] = self.coef_t @ train_features
+
+@dataclass(frozen=True, eq=False)
+class TrainingState:
+    """The policy after ``epoch`` epochs (a snapshot, in dual form) and the mean training loss:
+    at these parameters (analytic, and epoch 0 of the sampled engine) or accumulated over the
+    epoch's minibatches (sampled)."""
+
+    epoch: int
+    train_loss: float
+    theta: np.ndarray = field(repr=False)  # (N,) shared logit offsets
+    coef_t: np.ndarray = field(repr=False)  # (F, P_train) dual coefficients of W
+    skill: float
+    _test: _DualLogits = field(repr=False)
+    _train_features: np.ndarray = field(repr=False)
+
+    def test_logits(self) -> np.ndarray:
+        """(P_test, N) logits of every step of every test problem."""
+        return self._test.logits(self.theta, self.coef_t, self.skill)
+
+    def params(self) -> SFTParams:
+        """The primal parameters, with W = coef_t phi_train materialised ((N, d))."""
+        weight = np.zeros((self.theta.shape[0], self._train_features.shape[1]))
+        weight[self._test.fc] = self.coef_t @ self._train_features
         return SFTParams(self.theta.copy(), weight, self.skill)
 
 
-@dataclass(frozen=True)
-class TrainResult:
-    """Per-epoch evaluations and the fine-tuned parameters."""
-
-    records: list[EpochRecord]
-    params: SFTParams
-
-
 def _setup(ps: PathStar):
-    tree, train, test = ps.tree, ps.train, ps.test
+    tree, train = ps.tree, ps.train
     fc = fork_children(tree)
     state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), ps.task.base_skill)
-    return fc, state, _DualLogits(tree, train, train.features, fc), _DualLogits(tree, test, train.features, fc)
+    test_logits = _DualLogits(tree, ps.test, train.features, fc)
+
+    def snapshot(epoch: int, loss: float) -> TrainingState:
+        return TrainingState(epoch, loss, state.theta.copy(), state.coef_t.copy(), state.skill, test_logits, train.features)
+
+    return fc, state, _DualLogits(tree, train, train.features, fc), snapshot
 
 
-def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int, progress: bool = False) -> TrainResult:
-    """Full-batch gradient descent on the exact teacher distribution; exact test evaluation."""
-    seeds = derive_seeds(seed)
-    tree, train, test = ps.tree, ps.train, ps.test
-    steps = trajectory_steps(tree, teacher_trajectories(ps, mix, seeds["data"]), train.start)
+def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int) -> Iterator[TrainingState]:
+    """Full-batch gradient descent on the exact teacher distribution: yields the state at epochs
+    0, 1, ..., ``settings.epochs`` (the loss taken at the state's own parameters)."""
+    steps = trajectory_steps(ps.tree, teacher_trajectories(ps, mix, derive_seeds(seed)["data"]), ps.train.start)
     total_w = float(steps.weight.sum())
-    fc, state, train_logits, test_logits = _setup(ps)
-    records = []
-    evals = set(settings.evaluation_epochs)
+    fc, state, train_logits, snapshot = _setup(ps)
     scale = settings.lr / settings.steps_per_epoch / total_w
-    with _progress(settings.epochs, f"analytic SFT rho={mix.rho:g}", progress) as bar:
-        for epoch in range(settings.epochs + 1):
-            for substep in range(settings.steps_per_epoch if epoch < settings.epochs else 1):
-                grad_fc, grad_skill, loss = train_logits.gradient(state, steps)
-                if substep == 0 and epoch in evals:
-                    ev = evaluate_exact(tree, test_logits.probs(state, settings.decoding), test, settings.ks)
-                    records.append(EpochRecord(epoch, ev, loss / total_w))
-                if epoch < settings.epochs:
-                    state.step(grad_fc, grad_skill, fc, None, scale)
-            bar.update(1)
-    return TrainResult(records, state.to_params(tree, train.features, fc))
+    for epoch in range(settings.epochs + 1):
+        for substep in range(settings.steps_per_epoch if epoch < settings.epochs else 1):
+            grad_fc, grad_skill, loss = train_logits.gradient(state, steps)
+            if substep == 0:
+                yield snapshot(epoch, loss / total_w)
+            if epoch < settings.epochs:
+                state.step(grad_fc, grad_skill, fc, None, scale)
 
 
 def _batches(steps: Steps, order: np.ndarray, batch_size: int):
@@ -207,35 +162,25 @@ def _batches(steps: Steps, order: np.ndarray, batch_size: int):
         yield np.concatenate([np.arange(steps.offsets[t], steps.offsets[t + 1]) for t in traj])
 
 
-def train_sampled(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int, progress: bool = False) -> TrainResult:
-    """Minibatch SGD on a sampled dataset; evaluation by ``n_samples`` rollouts per test problem."""
+def train_sampled(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int) -> Iterator[TrainingState]:
+    """Minibatch SGD on a sampled dataset: yields the state at epochs 0, 1, ..., ``settings.epochs``
+    (epoch 0: the loss at the base parameters; later: the mean loss over the epoch's minibatches)."""
     seeds = derive_seeds(seed)
-    tree, train, test = ps.tree, ps.train, ps.test
     data = sample_trajectories(ps, mix, settings.trajectories_per_problem, seeds["data"])
-    steps = trajectory_steps(tree, data, train.start)
+    steps = trajectory_steps(ps.tree, data, ps.train.start)
     total_w = float(steps.weight.sum())
-    fc, state, train_logits, test_logits = _setup(ps)
+    fc, state, train_logits, snapshot = _setup(ps)
     order_rng = np.random.default_rng(seeds["order"])
-    evals = set(settings.evaluation_epochs)
-    records = []
     scale = settings.lr / total_w
+    yield snapshot(0, train_logits.gradient(state, steps)[2] / total_w)
+    for epoch in range(1, settings.epochs + 1):
+        loss = 0.0
+        for idx in _batches(steps, order_rng.permutation(len(data)), settings.batch_size):
+            rows, local = np.unique(steps.problem[idx], return_inverse=True)
+            grad_fc, grad_skill, batch_loss = train_logits.gradient(state, steps, idx, rows, local.astype(np.int64))
+            loss += batch_loss
+            state.step(grad_fc, grad_skill, fc, rows, scale)
+        yield snapshot(epoch, loss / total_w)
 
-    def evaluate(epoch: int, loss: float) -> None:
-        test_probs = test_logits.probs(state, settings.decoding)
-        ev = evaluate_sampled(tree, test_probs, test, settings.ks, settings.n_samples, seeds["rollouts"] + epoch)
-        records.append(EpochRecord(epoch, ev, loss))
 
-    if 0 in evals:
-        evaluate(0, train_logits.gradient(state, steps)[2] / total_w)
-    with _progress(settings.epochs, f"sampled SFT rho={mix.rho:g}", progress) as bar:
-        for epoch in range(1, settings.epochs + 1):
-            loss = 0.0
-            for idx in _batches(steps, order_rng.permutation(len(data)), settings.batch_size):
-                rows, local = np.unique(steps.problem[idx], return_inverse=True)
-                grad_fc, grad_skill, batch_loss = train_logits.gradient(state, steps, idx, rows, local.astype(np.int64))
-                loss += batch_loss
-                state.step(grad_fc, grad_skill, fc, rows, scale)
-            if epoch in evals:
-                evaluate(epoch, loss / total_w)
-            bar.update(1)
-    return TrainResult(records, state.to_params(tree, train.features, fc))
+TRAINERS = {"analytic": train_analytic, "sampled": train_sampled}

@@ -1,0 +1,211 @@
+"""Configuration of a simulated fine-tuning run: typed dataclasses, a TOML reader, grids, limits.
+
+Every field is checked on construction (types through :mod:`markovfork.config_reader`, ranges
+through :mod:`markovfork._checks`), from Python and from a TOML file alike. Limits: at most
+``MAX_EPOCHS`` epochs, and the arrays of one run (estimated by :func:`memory_estimate`) must fit
+in the machine's physical memory; both are rejected before anything is computed, with the
+number that would have been needed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from itertools import product
+from pathlib import Path
+
+from markovfork import _checks
+from markovfork.config_reader import check_fields, from_mapping
+from markovfork.io import read_toml
+from markovfork.policy import Decoding
+from markovfork.sft.data import SFTMix
+from markovfork.sft.task import PathStarTask
+
+__all__ = [
+    "ENGINES",
+    "MAX_EPOCHS",
+    "TrainSettings",
+    "SimulationConfig",
+    "load_config",
+    "config_dict",
+    "config_grid",
+    "memory_estimate",
+    "memory_limit",
+]
+
+ENGINES = ("analytic", "sampled")
+MAX_EPOCHS = 1_000_000  # about 6 hours at the defaults (20 ms an epoch); more is a typo, not a run
+SEED_MAX = 2**63 - 1  # seeds are stored in the Int64 ``seed`` column of the results table
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to fine-tune and when to evaluate."""
+
+    epochs: int = 50  # training epochs
+    lr: float = 20.0  # learning rate: parameters move by lr * grad L per epoch (gradient-flow time)
+    eval_epochs: tuple[int, ...] | None = None  # epochs at which the test set is scored (None: 0, 1, 2, 4, ..., epochs)
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)  # the k of pass@k
+    decoding: Decoding = Decoding()  # sampling controls at evaluation
+    trajectories_per_problem: int = 1  # sampled engine: dataset trajectories per training problem
+    batch_size: int = 64  # sampled engine: trajectories per minibatch
+    n_samples: int = 64  # sampled engine: rollouts per test problem
+    steps_per_epoch: int = 8  # analytic engine: full-batch steps of size lr / steps_per_epoch per epoch
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        _checks.integer("epochs", self.epochs, 0, MAX_EPOCHS)
+        _checks.real("lr", self.lr, 0.0, low_open=True)
+        for e in self.eval_epochs or ():
+            _checks.integer("eval_epochs", e, 0, self.epochs)
+        _checks.k_values(list(self.ks), name="ks")
+        for name in ("trajectories_per_problem", "batch_size", "steps_per_epoch"):
+            _checks.integer(name, getattr(self, name), 1)
+        _checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks))
+
+    @property
+    def evaluation_epochs(self) -> tuple[int, ...]:
+        """``eval_epochs``, or by default 0, 1, 2, 4, ... (powers of two) and the last epoch."""
+        if self.eval_epochs is not None:
+            return tuple(sorted(set(self.eval_epochs)))
+        grid = {0, self.epochs} | {2**i for i in range(32) if 2**i <= self.epochs}
+        return tuple(sorted(grid))
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything that defines one simulated fine-tuning run."""
+
+    task: PathStarTask = field(default_factory=PathStarTask)  # the task tree, base model and problems
+    train: TrainSettings = field(default_factory=TrainSettings)  # optimisation and evaluation
+    rho: float | None = None  # fork prevalence: share of training trajectories through the decision point (None: 1)
+    forks: int | None = None  # decision points in the data: rho = forks / n_train (excludes rho)
+    diversity: str = "data"  # "data" | "problem" | "rationale"
+    engine: str = "analytic"  # "analytic" | "sampled"
+    seed: int = 0  # one seed for the task, the data, the minibatch order and the rollouts
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.forks is not None and self.rho is not None:
+            raise ValueError(f"set forks or rho, not both (rho = forks / n_train), got forks = {self.forks} and rho = {self.rho:g}")
+        if self.forks is not None and not 0 <= self.forks <= self.task.n_train:
+            raise ValueError(f"forks must be in [0, n_train={self.task.n_train}], got {self.forks}")
+        _checks.integer("seed", self.seed, 0, SEED_MAX)
+        self.mix  # validates rho and diversity
+        need, limit = memory_estimate(self), memory_limit()
+        if need > limit:
+            raise ValueError(
+                f"this run needs about {need:,} bytes ({need / 2**30:,.1f} GiB) of arrays, more than this machine's "
+                f"{limit:,} bytes of memory: lower feature_dim, n_train, n_test or n_samples"
+            )
+
+    @property
+    def prevalence(self) -> float:
+        if self.forks is not None:
+            return self.forks / self.task.n_train
+        return 1.0 if self.rho is None else float(self.rho)
+
+    @property
+    def decision_points(self) -> int:
+        """Fork-crossing training trajectories (data-level count; problem-level: weighted)."""
+        return int(round(self.prevalence * self.task.n_train))
+
+    @property
+    def mix(self) -> SFTMix:
+        return SFTMix(self.prevalence, self.diversity)
+
+
+def memory_limit() -> int:
+    """Bytes of physical memory of this machine (the limit a run's arrays are checked against)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not reported: no limit
+        return 2**63
+
+
+def memory_estimate(config: SimulationConfig) -> int:
+    """Bytes of the largest arrays one run holds (within a small factor; dominated by the
+    features, 16 n d, and the Gram matrices, 8 n_train (n_train + n_test)).
+
+    With n = n_train + n_test problems, d features, N tree nodes, F fork children, T training
+    trajectories of at most L steps and S rollouts per test problem (sampled engine):
+    16 n d (features and their train/test copies) + 8 n_train n (Gram matrices) + 4 n N (masks)
+    + 48 n_test N (logit and probability tables) + 24 F n_train (dual coefficients and snapshots)
+    + 48 T L (steps) + 8 N d (the materialised W) + 96 n_test S (rollouts)."""
+    t, s = config.task, config.train
+    n = t.n_train + t.n_test
+    nodes = t.n_nodes
+    fork_children = 3 + t.arms
+    trajectories = t.n_train * s.trajectories_per_problem * (2 if config.diversity == "problem" else 1)
+    longest = 1 + t.rationale_steps + 1 + t.depth + 1  # root, rationale, arm choice, arm, leaf
+    rollouts = s.n_samples if config.engine == "sampled" else 0
+    return (
+        16 * n * t.feature_dim
+        + 8 * t.n_train * n
+        + 4 * n * nodes
+        + 48 * t.n_test * nodes
+        + 24 * fork_children * t.n_train
+        + 48 * trajectories * longest
+        + 8 * nodes * t.feature_dim
+        + 96 * t.n_test * rollouts
+    )
+
+
+def load_config(path: str | Path | None = None, **overrides) -> SimulationConfig:
+    """A config from a TOML file (tables ``[task]``, ``[train]``, ``[train.decoding]`` and
+    top-level keys rho, forks, diversity, engine, seed), then ``overrides`` applied on top.
+
+    Override keys are top-level fields or ``task.<field>`` / ``train.<field>`` /
+    ``decoding.<field>``; ``None`` values are ignored (options the user did not give). An
+    override of ``rho`` or ``forks`` replaces the file's other one. Every value is type-checked
+    (:mod:`markovfork.config_reader`); errors name the section, key and value."""
+    data: dict = read_toml(path) if path is not None else {}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if given.keys() & {"rho", "forks"}:
+        data = {key: value for key, value in data.items() if key not in ("rho", "forks")}
+    for key, value in given.items():
+        _set(data, "train." + key if key.startswith("decoding.") else key, value)
+    return from_mapping(SimulationConfig, data)
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    """data[a][b][c] = value for ``dotted = "a.b.c"`` (tables copied, created when missing)."""
+    *sections, name = dotted.split(".")
+    table = data
+    for section in sections:
+        sub = table.get(section, {})
+        if not isinstance(sub, dict):
+            return  # the file's value is not a table: the reader reports it
+        table[section] = dict(sub)
+        table = table[section]
+    table[name] = value
+
+
+def config_dict(config: SimulationConfig) -> dict:
+    """A JSON-ready dict of a config (for ``--json`` output and provenance); ``rho`` is the
+    prevalence in effect (forks / n_train when forks is set)."""
+    return {**asdict(config), "rho": config.prevalence}
+
+
+def config_grid(
+    base: SimulationConfig,
+    rhos=None,
+    epochs=None,
+    lrs=None,
+    seeds=None,
+    diversities=None,
+) -> list[SimulationConfig]:
+    """The Cartesian product of the given lists, each defaulting to the base config's value."""
+    rhos = [base.prevalence] if rhos is None else list(rhos)
+    epochs = [base.train.epochs] if epochs is None else list(epochs)
+    lrs = [base.train.lr] if lrs is None else list(lrs)
+    seeds = [base.seed] if seeds is None else list(seeds)
+    diversities = [base.diversity] if diversities is None else list(diversities)
+    out = []
+    for rho, e, lr, seed, div in product(rhos, epochs, lrs, seeds, diversities):
+        eval_epochs = None if base.train.eval_epochs is None else tuple(x for x in base.train.eval_epochs if x <= e)
+        train = replace(base.train, epochs=e, lr=lr, eval_epochs=eval_epochs)
+        out.append(replace(base, rho=rho, forks=None, train=train, seed=seed, diversity=div))
+    return out
