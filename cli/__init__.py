@@ -1,12 +1,39 @@
 """The ``markovfork`` command tree: a thin click layer over the Python API.
 
-Every error caused by the user's input (click's usage errors and the library's ``ValueError``)
-is printed as one line on stderr with exit code 2, never a traceback.
+Every error caused by the user's input (click's usage errors, the library's ``ValueError`` and
+any ``OSError`` on an input or output file) is printed as one line on stderr with exit code 2,
+never a traceback. SIGINT and SIGTERM end a command with exit code 130 and 143 (after the
+command's clean-up: no temporary file, no worker process left), also during start-up.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _exit_quietly_on_signals() -> dict:
+    """SIGINT and SIGTERM raise ``SystemExit(128 + signal)``: ``finally`` blocks run (temporary
+    files, worker processes), then Python exits with that code and no traceback. Returns the
+    handlers it replaced."""
+    saved = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if handler is not signal.SIG_IGN and handler is not None:
+            saved[signum] = signal.signal(signum, _exit_on_signal)
+    return saved
+
+
+# Run as the ``markovfork`` script: quiet on Ctrl-C from the first import on (start-up imports
+# NumPy, polars and Numba, about a second). Imported as a library, nothing changes until ``main``.
+if os.path.basename(sys.argv[0] if sys.argv else "") == "markovfork":
+    _exit_quietly_on_signals()
 
 # One OpenBLAS thread unless the user asked otherwise. Must run before anything imports NumPy:
 # the simulations multiply small matrices, where a multi-threaded OpenBLAS only adds
@@ -15,7 +42,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import importlib  # noqa: E402
-import sys  # noqa: E402
 
 import click  # noqa: E402
 
@@ -26,19 +52,42 @@ class _OneLineErrors(click.Group):
     """A click group that reports bad input as a single ``Error: ...`` line, exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        saved = _exit_quietly_on_signals() if in_main_thread else {}
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
-        except click.Abort:
+        except click.exceptions.NoArgsIsHelpError as exc:  # no arguments: the help, as --help
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
+        except click.Abort as exc:  # Ctrl-C under a handler that raises KeyboardInterrupt
             click.echo("Aborted.", err=True)
-            sys.exit(1)
+            sys.exit(130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1)
         except click.ClickException as exc:
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except (ValueError, FileNotFoundError) as exc:
+        except ValueError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            click.echo(f"Error: {describe_os_error(exc)}", err=True)
+            sys.exit(2)
+        except MemoryError:
+            click.echo("Error: out of memory (choose smaller sizes)", err=True)
+            sys.exit(2)
+        finally:  # a caller that imported the CLI (tests, notebooks) gets its own handlers back
+            for signum, handler in saved.items():
+                signal.signal(signum, handler)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line: the path(s) and the reason, e.g. ``cannot write runs/a.csv: No space left on device``."""
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    paths = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{paths}: {reason}"
 
 
 class _LazyCommands(_OneLineErrors):

@@ -10,7 +10,7 @@ from markovfork.cli import main
 from markovfork.cli.tree_cmd import build_tree, split_tree_options, tree_options
 from markovfork.coverage import base_coverage, plot_coverage
 from markovfork.generators import fork_problems, tmc_problems
-from markovfork.io import save_figure, write_table
+from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.policy import Decoding
 
 DEFAULT_K = "1,2,4,8,16,32,64"
@@ -46,6 +46,9 @@ def _parse_k(ctx, param, text: str) -> list[int]:
 def coverage_command(n_problems, task, k, n_samples, temperature, top_k, top_p, min_p, skill, as_json, out, **kwargs):
     """Exact and sampled pass@k of the base policy for a list of k."""
     tree_opts, _ = split_tree_options(kwargs)
+    prefix = output_prefix(out) if out is not None else None
+    if prefix is not None:
+        check_outputs([*table_paths(prefix), prefix.with_name(prefix.name + ".png")])
     choice = build_tree(tree_opts)
     seed = tree_opts["seed"]
     if choice.tmc is not None:
@@ -54,10 +57,9 @@ def coverage_command(n_problems, task, k, n_samples, temperature, top_k, top_p, 
         problems = fork_problems(choice.tree, n_problems, feature_dim=0, seed=seed)
     decoding = Decoding(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
     report = base_coverage(choice.tree, problems, k, n_samples=n_samples, seed=seed, decoding=decoding, skill=skill)
-    fig = plot_coverage(report, title=f"base policy, {choice.source} tree") if out else None
-    if out:
-        write_table(report.table(), out)
-        save_figure(fig, f"{out}.png")
+    if prefix is not None:
+        fig = plot_coverage(report, title=f"base policy, {choice.source} tree")
+        write_outputs({**table_writers(report.table(), prefix), prefix.with_name(prefix.name + ".png"): figure_writer(fig)})
     if as_json:
         click.echo(json.dumps({"source": choice.source, **report.to_json()}, indent=2))
         return

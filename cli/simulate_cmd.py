@@ -10,31 +10,45 @@ from dataclasses import asdict, replace
 import click
 
 from markovfork.cli import main
-from markovfork.io import save_figure, write_table
+from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.sft.data import DIVERSITY
 from markovfork.sft.simulate import ENGINES, SimulationConfig, config_dict, config_grid, load_config, simulate, sweep
 
 
 # ----------------------------------------------------------------------------- list parsing
+MAX_LIST_VALUES = 10_000  # values in one --rho/--epochs/--lr/--seeds/--k list
+MAX_RUNS = 10_000  # runs in one sweep (the product of the list lengths)
+
+
 def parse_values(text: str, kind: type, option: str) -> list:
-    """``"a,b,c"`` or the inclusive range ``"start:stop:step"`` (``"0:1:0.1"`` is 11 values)."""
+    """``"a,b,c"`` or the inclusive range ``"start:stop:step"`` (``"0:1:0.1"`` is 11 values); at
+    most ``MAX_LIST_VALUES`` values, all finite."""
+    example = "0,0.5,1 or 0:1:0.1" if kind is float else "1,2,3 or 0:4:1"
+
+    def bad(why: str) -> click.BadParameter:
+        return click.BadParameter(f"{why}, got {text!r}", param_hint=f"'{option}'")
+
     try:
         if ":" in text:
             start, stop, step = (kind(x) for x in text.split(":"))
+            if not all(math.isfinite(x) for x in (start, stop, step)):
+                raise bad("range bounds and step must be finite")
             if not step > 0 or stop < start:
                 raise ValueError
             n = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if n > MAX_LIST_VALUES:
+                raise bad(f"the range has {n} values, more than the maximum {MAX_LIST_VALUES}")
             values = [start + i * step for i in range(n)]
             if kind is float:  # 0.1 * 3 is 0.30000000000000004: keep what the user typed
                 values = [round(v, 12) for v in values]
         else:
             values = [kind(x) for x in text.split(",")]
-    except ValueError:
-        example = "0,0.5,1 or 0:1:0.1" if kind is float else "1,2,3 or 0:4:1"
-        raise click.BadParameter(
-            f"expected a comma-separated list or START:STOP:STEP (STEP > 0, STOP >= START) such as {example}, got {text!r}",
-            param_hint=f"'{option}'",
-        ) from None
+            if len(values) > MAX_LIST_VALUES:
+                raise bad(f"the list has {len(values)} values, more than the maximum {MAX_LIST_VALUES}")
+            if not all(math.isfinite(v) for v in values):
+                raise bad("values must be finite")
+    except (ValueError, OverflowError):
+        raise bad(f"expected a comma-separated list or START:STOP:STEP (STEP > 0, STOP >= START) such as {example}") from None
     return values
 
 
@@ -116,18 +130,37 @@ def _summary_dict(summary) -> dict:
     return {key: _finite(v) for key, v in asdict(summary).items()}
 
 
-def _write(out: str, table, figures: dict) -> list[str]:
-    """Write the table and the figures (all made before anything is written)."""
-    paths = [str(p) for p in write_table(table, out)]
-    for name, fig in figures.items():
-        paths.append(str(save_figure(fig, f"{out}_{name}.png")))
-    return paths
+def _figure_path(prefix, name: str):
+    return prefix.with_name(f"{prefix.name}_{name}.png")
+
+
+def _planned_outputs(out, figure_names) -> tuple:
+    """The --out prefix, checked with every file it will write, before anything is computed."""
+    if out is None:
+        return None
+    prefix = output_prefix(out)
+    check_outputs([*table_paths(prefix), *(_figure_path(prefix, name) for name in figure_names)])
+    return prefix
+
+
+def _write(prefix, table, figure_names) -> list[str]:
+    """Draw the figures, then write them and the table as one output set."""
+    from markovfork.figures import results_figures
+
+    figures = results_figures(table, figure_names)
+    writers = {**table_writers(table, prefix), **{_figure_path(prefix, n): figure_writer(f) for n, f in figures.items()}}
+    return [str(p) for p in write_outputs(writers)]
+
+
+SIMULATE_FIGURES = ("pass_at_k", "shrinkage_vs_epochs", "fork_confidence")
+SWEEP_FIGURES = ("pass_at_k", "shrinkage_vs_rho", "shrinkage_vs_epochs", "fork_confidence")
 
 
 # ----------------------------------------------------------------------------- simulate
 @main.command("simulate")
-@click.option("--forks", type=int, default=None,
-              help="Decision points in the training data: rho = FORKS / train problems. Excludes --rho.")
+@click.option("--decision-points", "--forks", "forks", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Fork-crossing training trajectories (decision points in the data): rho = N / train problems. "
+                   "--forks is the same option (in tree and coverage, --forks counts fork nodes). Excludes --rho.")
 @click.option("--rho", type=float, default=None,
               help="Fork prevalence in [0, 1]: share of training trajectories through the decision point.  [default: 1]")
 @click.option("--epochs", type=int, default=None, help="SFT epochs.  [default: 50]")
@@ -135,7 +168,8 @@ def _write(out: str, table, figures: dict) -> list[str]:
 @click.option("--diversity", type=click.Choice(DIVERSITY), default=None,
               help="data: one mode per problem; problem: every problem in both modes; rationale: the fork "
                    "trajectories carry a rationale.  [default: data]")
-@click.option("--seed", type=int, default=None, help="Seed of the task, data, minibatches and rollouts.  [default: 0]")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the task, data, minibatches and rollouts.  [default: 0]")
 @_common_options
 def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n_test, feature_dim, k, n_samples,
                      config_file, out, as_json, no_progress):
@@ -145,23 +179,16 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n
     shrinkage. Python: markovfork.sft.simulate.simulate.
     """
     if forks is not None and rho is not None:
-        raise click.UsageError(f"--forks {forks} and --rho {rho:g} are mutually exclusive (rho = forks / train problems)")
+        raise click.UsageError(f"--forks {forks} (--decision-points) and --rho {rho:g} are mutually exclusive "
+                               "(rho = decision points / train problems)")
+    prefix = _planned_outputs(out, SIMULATE_FIGURES)
     overrides = _overrides(engine, n_train, n_test, feature_dim, k, forks=forks, rho=rho, diversity=diversity,
                            seed=seed, **{"train.epochs": epochs, "train.lr": lr})
     config = _load(config_file, overrides, k, n_samples)
     if rho is not None and config.forks is not None:  # --rho replaces the file's forks
         config = replace(config, forks=None)
     result = simulate(config, progress=not no_progress)
-    paths = []
-    if out:
-        from markovfork.sft.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_epochs
-
-        figures = {
-            "pass_at_k": plot_pass_at_k(result.table),
-            "shrinkage_vs_epochs": plot_shrinkage_vs_epochs(result.table),
-            "fork_confidence": plot_fork_confidence(result.table),
-        }
-        paths = _write(out, result.table, figures)
+    paths = _write(prefix, result.table, SIMULATE_FIGURES) if prefix is not None else []
     if as_json:
         config_json = {**config_dict(config), "rho": config.prevalence}  # the rho in effect (forks / n_train when forks is set)
         click.echo(json.dumps({"summary": _summary_dict(result.summary), "config": config_json, "files": paths}, indent=2))
@@ -199,7 +226,7 @@ def sweep_summary(table):
               help="Learning rates, e.g. 10,20.  [default: 20]")
 @click.option("--seeds", "seeds", callback=_list_option(int, "--seeds"), default=None, metavar="LIST",
               help="Seeds, e.g. 0,1,2 or 0:9:1.  [default: the config's seed]")
-@click.option("--seed", type=int, default=None, help="The seed when --seeds is not given.  [default: 0]")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="The seed when --seeds is not given.  [default: 0]")
 @click.option("--diversity", "diversities", callback=_parse_diversity, default=None, metavar="LIST",
               help="Diversity modes: any of data,problem,rationale.  [default: data]")
 @click.option("--workers", type=int, default=None, help="Worker processes.  [default: all cores]")
@@ -219,13 +246,15 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, engine, 
         raise click.BadParameter(f"epochs must be >= 0, got {min(epochs)}", param_hint="'--epochs'")
     if workers is not None and workers < 1:
         raise click.BadParameter(f"workers must be >= 1, got {workers}", param_hint="'--workers'")
+    n_runs = math.prod(len(x) for x in (rhos, epochs, lrs, seeds, diversities) if x is not None)
+    if n_runs > MAX_RUNS:
+        raise click.UsageError(f"the grid has {n_runs} runs, more than the maximum {MAX_RUNS} (split the sweep)")
+    prefix = _planned_outputs(out, SWEEP_FIGURES)
     base = _load(config_file, _overrides(engine, n_train, n_test, feature_dim, k, seed=seed), k, n_samples)
     configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities)
     table = sweep(configs, workers=workers, progress=not no_progress)
     runs = sweep_summary(table)
-    paths = []
-    if out:
-        paths = _write(out, table, _sweep_figures(table))
+    paths = _write(prefix, table, SWEEP_FIGURES) if prefix is not None else []
     if as_json:
         grid = {"rho": sorted({c.prevalence for c in configs}), "epochs": sorted({c.train.epochs for c in configs}),
                 "lr": sorted({c.train.lr for c in configs}), "seed": sorted({c.seed for c in configs}),
@@ -251,25 +280,3 @@ def _print_runs(runs, n_configs: int) -> None:
             f"{r['rho']:>6.3g}  {r['diversity']:<9}{cells}  {r['shrinkage']:>+9.4f}  {r['pass1_base']:>11.4f}  "
             f"{r['pass1_post']:>6.4f}  {r['pass_at_k_base']:>12.4f}  {r['pass_at_k_post']:>6.4f}"
         )
-
-
-def _sweep_figures(table) -> dict:
-    """All four figures: pass@k and fork confidence for the highest-prevalence run of the first
-    diversity (first lr, most epochs); shrinkage against rho and against epochs for every run."""
-    import polars as pl
-
-    from markovfork.sft.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_epochs, plot_shrinkage_vs_rho
-
-    first = table.row(0, named=True)
-    one = table.filter(
-        (pl.col("rho") == table["rho"].max()) & (pl.col("diversity") == first["diversity"])
-        & (pl.col("lr") == first["lr"]) & (pl.col("epochs") == table["epochs"].max())
-    )
-    top = table.filter((pl.col("rho") == table["rho"].max()) & (pl.col("lr") == first["lr"])
-                       & (pl.col("epochs") == table["epochs"].max()))
-    return {
-        "pass_at_k": plot_pass_at_k(one),
-        "shrinkage_vs_rho": plot_shrinkage_vs_rho(table),
-        "shrinkage_vs_epochs": plot_shrinkage_vs_epochs(table),
-        "fork_confidence": plot_fork_confidence(top),
-    }

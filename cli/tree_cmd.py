@@ -14,7 +14,7 @@ import click
 from markovfork.cli import main
 from markovfork.describe import node_table, summarize_tree
 from markovfork.generators import TMC, fork_tree, tmc_chain
-from markovfork.io import write_json, write_table
+from markovfork.io import check_outputs, json_writer, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.tree import Tree, load_tree
 
 
@@ -38,7 +38,8 @@ def tree_options(func):
         click.option("--tmc", is_flag=True, help="Build the layered multi-task chain (TMC) instead of a fork tree."),
         click.option("--depth", type=int, default=6, show_default=True, help="Fork tree: steps from root to leaf."),
         click.option("--branching", type=int, default=2, show_default=True, help="Fork tree: children per internal node."),
-        click.option("--forks", type=int, default=1, show_default=True, help="Fork tree: number of fork nodes."),
+        click.option("--forks", type=int, default=1, show_default=True,
+                     help="Fork tree: number of fork nodes (in simulate, --forks counts decision points in the data)."),
         click.option("--placement", type=click.Choice(["top", "random", "bottom"]), default="top", show_default=True,
                      help="Fork tree: where the forks sit (breadth-first first, random, last)."),
         click.option("--valid-branches", type=int, default=1, show_default=True,
@@ -55,7 +56,7 @@ def tree_options(func):
         click.option("--low-weight", type=float, default=0.1, show_default=True, help="TMC: weight of a low edge."),
         click.option("--high-edge", "high_edge", multiple=True, metavar="L,S:T[,T]",
                      help="TMC: explicit high set of row (layer L, state S); repeatable. Other rows are drawn."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -78,7 +79,14 @@ def build_tree(opts: dict) -> TreeChoice:
     if opts["from_json"]:
         return TreeChoice(load_tree(opts["from_json"]), "json", None)
     if opts["tmc"]:
-        high = dict(_parse_high_edge(text) for text in opts["high_edge"])
+        high = {}
+        for text in opts["high_edge"]:
+            row, targets = _parse_high_edge(text)
+            if row in high:
+                raise click.BadParameter(f"row {row[0]},{row[1]} is given twice ({row[0]},{row[1]}:"
+                                         f"{','.join(map(str, high[row]))} and {text!r}); give each row once",
+                                         param_hint="'--high-edge'")
+            high[row] = targets
         tmc = tmc_chain(
             opts["layers"], opts["m0"], opts["m"], opts["c"], opts["high_weight"], opts["low_weight"], high,
             opts["seed"],
@@ -147,12 +155,17 @@ def _lines(info: dict) -> list[str]:
 def tree_command(as_json, out, export, **kwargs):
     """Describe a generated fork tree, a TMC (--tmc) or a JSON tree (--from-json)."""
     tree_opts, _ = split_tree_options(kwargs)
+    prefix = output_prefix(out) if out is not None else None
+    export = output_prefix(export, "--export") if export is not None else None
+    check_outputs([*(table_paths(prefix) if prefix else ()), *([export] if export else ())])
     choice = build_tree(tree_opts)
     info = describe(choice)
-    if out:
-        write_table(node_table(choice.tree), out)
-    if export:
-        write_json(choice.tree.to_dict(), export)
+    writers = {}
+    if prefix is not None:
+        writers.update(table_writers(node_table(choice.tree), prefix))
+    if export is not None:
+        writers[export] = json_writer(choice.tree.to_dict())
+    write_outputs(writers)
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:

@@ -1,5 +1,5 @@
-"""``markovfork simulate`` / ``sweep`` through click's CliRunner (output against the library,
-written files, TOML config and overrides, one-line errors) and the SFT figure functions."""
+"""``markovfork simulate`` / ``sweep`` through click's CliRunner: output against the library,
+written files, TOML config and overrides, one-line errors that name the bad value."""
 
 import json
 
@@ -10,8 +10,7 @@ from click.testing import CliRunner
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import parse_values
 from markovfork.results import RESULT_COLUMNS
-from markovfork.sft.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_epochs, plot_shrinkage_vs_rho
-from markovfork.sft.simulate import config_grid, load_config, simulate, sweep
+from markovfork.sft.simulate import load_config, simulate
 
 # small enough to run in well under a second per configuration
 SMALL = ["--train-problems", "100", "--test-problems", "100", "--feature-dim", "100", "--epochs", "3", "--no-progress"]
@@ -143,32 +142,3 @@ def test_sweep_json_rows():
     assert data["grid"]["rho"] == [0.0, 1.0] and data["grid"]["epochs"] == [1, 3]
     assert [(r["rho"], r["epochs"]) for r in data["runs"]] == [(0.0, 1), (0.0, 3), (1.0, 1), (1.0, 3)]
     assert all(r["k"] == 64 for r in data["runs"])
-
-
-# ----------------------------------------------------------------------------- figures
-@pytest.fixture(scope="module")
-def grid_table():
-    base = load_config(None, **SMALL_OVERRIDES)
-    return sweep(config_grid(base, rhos=[0.0, 0.5, 1.0], diversities=["data", "problem"], seeds=[0, 1]), workers=1)
-
-
-def _lines(fig) -> int:
-    return sum(len(ax.lines) for ax in fig.axes)
-
-
-def test_pass_at_k_figure(grid_table):
-    one = grid_table.filter((pl.col("rho") == 1.0) & (pl.col("diversity") == "data"))
-    ax = plot_pass_at_k(one).axes[0]
-    assert len(ax.lines) == 1 + 3  # base, epochs 1, 2, 3
-    assert ax.get_xscale() == "log"
-    assert len(plot_pass_at_k(one, epochs=[3]).axes[0].lines) == 2
-    with pytest.raises(ValueError, match="rho"):
-        plot_pass_at_k(grid_table)
-
-
-def test_shrinkage_figures(grid_table):
-    assert _lines(plot_shrinkage_vs_rho(grid_table)) == 2 + 1  # one per diversity, and the zero line
-    line = plot_shrinkage_vs_rho(grid_table).axes[0].lines[0]
-    assert list(line.get_xdata()) == [0.0, 0.5, 1.0]
-    assert _lines(plot_shrinkage_vs_epochs(grid_table)) == 6 + 1  # one per (rho, diversity) run
-    assert len(plot_fork_confidence(grid_table).axes[0].lines) == 2 * 6  # right and wrong per run

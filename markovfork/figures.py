@@ -1,12 +1,13 @@
-"""Figures of SFT simulation results, drawn from the tidy results table (``markovfork.results``).
+"""Every figure of the results table (``markovfork.results`` schema), for every engine: the
+simulator's ``simulate`` and ``sweep`` and the LLM bridge draw with these functions.
 
-Each function takes a table (one run or a sweep) and returns a :class:`matplotlib.figure.Figure`
-(no pyplot state, so it works headless and in parallel); ``markovfork.io.save_figure`` writes it.
-matplotlib is imported inside the functions, not when ``markovfork`` is imported, to keep the
-command line's start-up fast.
+Each function takes a table (one run, a sweep or a bridge run) and returns a
+:class:`matplotlib.figure.Figure` (no pyplot state, so it works headless and in parallel);
+``markovfork.io.figure_writer`` writes it. matplotlib is imported inside the functions, not when
+``markovfork`` is imported, to keep the command line's start-up fast.
 
-A *run* is one (engine, rho, diversity, lr, epochs) combination; runs that differ only in their
-seed are averaged (the mean over seeds is drawn).
+A *run* is one (engine, rho, diversity, lr, epochs) combination (the columns present); runs that
+differ only in their seed are averaged (the mean over seeds is drawn).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["RUN_KEYS", "plot_pass_at_k", "plot_shrinkage_vs_rho", "plot_shrinkage_vs_epochs", "plot_fork_confidence"]
+__all__ = [
+    "RUN_KEYS", "FIGURES", "results_figures", "plot_pass_at_k", "plot_shrinkage_vs_rho", "plot_shrinkage_vs_epochs",
+    "plot_fork_confidence",
+]
 
 RUN_KEYS = ("engine", "rho", "diversity", "lr", "epochs")  # what tells runs apart (seeds are averaged)
 
@@ -41,14 +45,17 @@ def _label(row: dict, keys) -> str:
     return ", ".join(parts)
 
 
-def _new_figure(title: str):
+def _new_figure(title: str | list[str]):
+    """A figure with one panel (a title) or one panel per title, side by side: (fig, ax or axes)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.0, 4.0))
-    ax = fig.add_subplot()
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    return fig, ax
+    titles = [title] if isinstance(title, str) else list(title)
+    fig = Figure(figsize=(6.0 * len(titles) - 2.0 * (len(titles) - 1), 4.0))
+    axes = fig.subplots(1, len(titles), squeeze=False)[0]
+    for ax, text in zip(axes, titles):
+        ax.set_title(text, fontsize=10)
+        ax.grid(alpha=0.3)
+    return fig, (axes[0] if isinstance(title, str) else tuple(axes))
 
 
 def _seed_mean(table: pl.DataFrame, by: list[str], values: list[str]) -> pl.DataFrame:
@@ -57,16 +64,19 @@ def _seed_mean(table: pl.DataFrame, by: list[str], values: list[str]) -> pl.Data
 
 
 def plot_pass_at_k(table: pl.DataFrame, epochs=None, max_lines: int = 5):
-    """pass@k against k (log2 axis) for the base model and several epochs of one run.
+    """pass@k against k (log2 axis): the base model, then the post-trained model.
 
-    ``epochs``: the epochs to draw (default: up to ``max_lines`` of the evaluated epochs, spread
-    on a log scale and always including the last). Lines: the base model, then one per epoch.
-    Several seeds are averaged; a table with several runs is an error (filter it first).
+    One run: one line per epoch (``epochs``; default up to ``max_lines`` of the evaluated epochs,
+    spread on a log scale and always including the last). Several runs: one line per run at its
+    last epoch (``epochs`` must then be None). Several seeds are averaged.
     """
     _check(table)
-    runs = _varying(table, _run_keys(table))
+    keys = _run_keys(table)
+    runs = _varying(table, keys)
     if runs:
-        raise ValueError(f"plot_pass_at_k draws one run; the table varies in {runs} (filter it first)")
+        if epochs is not None:
+            raise ValueError(f"epochs= draws one run; the table varies in {runs} (filter it first)")
+        return _pass_at_k_of_runs(table, keys, runs)
     mean = _seed_mean(table, ["epoch", "k"], ["pass_at_k_base", "pass_at_k_post"])
     evaluated = [e for e in mean["epoch"].unique().sort().to_list() if e > 0]
     if epochs is None:
@@ -83,17 +93,39 @@ def plot_pass_at_k(table: pl.DataFrame, epochs=None, max_lines: int = 5):
     fig, ax = _new_figure(
         f"pass@k, {first['engine']} engine, rho={first['rho']:g}, {first['diversity']}-level data"
     )
-    base = mean.filter(pl.col("epoch") == mean["epoch"].min())
-    ax.plot(base["k"], base["pass_at_k_base"], "-o", color="black", ms=3, lw=2, label="base")
+    _base_line(ax, table)
     colors = _colors(len(epochs))
     for color, e in zip(colors, epochs):
         rows = mean.filter(pl.col("epoch") == e)
         ax.plot(rows["k"], rows["pass_at_k_post"], "-o", color=color, ms=3, label=f"epoch {e}")
+    _pass_at_k_axes(ax)
+    return fig
+
+
+def _base_line(ax, table: pl.DataFrame) -> None:
+    """pass@k of the base model (rows of the first evaluated epoch; seeds averaged)."""
+    base = _seed_mean(table.filter(pl.col("epoch") == table["epoch"].min()), ["k"], ["pass_at_k_base"])
+    ax.plot(base["k"], base["pass_at_k_base"], "-o", color="black", ms=3, lw=2, label="base")
+
+
+def _pass_at_k_axes(ax) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("k")
     ax.set_ylabel("pass@k (test problems)")
     ax.set_ylim(0, 1.02)
     ax.legend(loc="lower right", fontsize=8)
+
+
+def _pass_at_k_of_runs(table: pl.DataFrame, keys: list[str], label_keys: list[str]):
+    last = table.filter(pl.col("epoch") == pl.col("epoch").max().over(keys))
+    mean = _seed_mean(last, [*keys, "k"], ["pass_at_k_post"])
+    runs = mean.select(keys).unique(maintain_order=True).sort(keys)
+    fig, ax = _new_figure(f"pass@k after training, {table['engine'][0]} engine, {runs.height} runs")
+    _base_line(ax, table)
+    for color, run in zip(_colors(runs.height), runs.iter_rows(named=True)):
+        part = mean.filter(pl.all_horizontal([pl.col(c) == run[c] for c in keys])).sort("k")
+        ax.plot(part["k"], part["pass_at_k_post"], "-o", color=color, ms=3, label=_label(run, label_keys))
+    _pass_at_k_axes(ax)
     return fig
 
 
@@ -118,21 +150,31 @@ def _at_largest_k(table: pl.DataFrame, k) -> tuple[pl.DataFrame, int]:
     return rows, k
 
 
-def plot_shrinkage_vs_rho(table: pl.DataFrame, k=None):
-    """Shrinkage pass@k(base) - pass@k(post) at the last epoch against the prevalence rho.
+def plot_shrinkage_vs_rho(table: pl.DataFrame, k=None, every_epoch: bool = False):
+    """Shrinkage pass@k(base) - pass@k(post) against the prevalence rho, at the last epoch (or,
+    with ``every_epoch``, one line per evaluated epoch after 0).
 
     ``k``: default the largest k in the table. One line per diversity and engine (and per lr or
     epochs when those vary); several seeds are averaged.
     """
     _check(table)
     rows, k = _at_largest_k(table, k)
-    rows = rows.filter(pl.col("epoch") == pl.col("epoch").max().over(_run_keys(rows)))
+    if every_epoch:
+        rows = rows.filter(pl.col("epoch") > 0)
+        _check(rows)
+    else:
+        rows = rows.filter(pl.col("epoch") == pl.col("epoch").max().over(_run_keys(rows)))
     groups = ["diversity", "engine", *_varying(rows, ("lr", "epochs"))]
-    mean = _seed_mean(rows, [*groups, "rho"], ["shrinkage"])
-    fig, ax = _new_figure(f"coverage shrinkage at k={k} after training")
     label_keys = _varying(rows, groups) or ["diversity"]
+    if every_epoch:
+        groups.append("epoch")
+        label_keys = [*label_keys, "epoch"]
+    mean = _seed_mean(rows, [*groups, "rho"], ["shrinkage"])
+    when = "per epoch" if every_epoch else "after training"
+    fig, ax = _new_figure(f"coverage shrinkage at k={k} {when}")
     for i, (_, part) in enumerate(mean.group_by(groups, maintain_order=True)):
-        ax.plot(part["rho"], part["shrinkage"], "-o", ms=3, color=f"C{i}", label=_label(part.row(0, named=True), label_keys))
+        ax.plot(part["rho"], part["shrinkage"], "-o", ms=3, color=f"C{i % 10}",
+                label=_label(part.row(0, named=True), label_keys))
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xlabel("fork prevalence rho (share of training trajectories through the decision point)")
     ax.set_ylabel(f"pass@{k} base - post")
@@ -182,25 +224,64 @@ def _epoch_axis(ax) -> None:
     ax.set_xlabel("epoch")
 
 
-def plot_fork_confidence(table: pl.DataFrame):
+def plot_fork_confidence(table: pl.DataFrame, accuracy: bool = False):
     """Mean probability the model gives the branch it picks at the decision fork, split by
     whether that branch is right (solid) or wrong (dashed), against epochs; two lines per run
-    (several seeds are averaged)."""
+    (several seeds are averaged). With ``accuracy``, a second panel on the left draws the fork
+    accuracy (probability the first fork decision is a correct branch) of each run."""
     _check(table)
     keys = _run_keys(table)
-    values = ["fork_confidence_correct", "fork_confidence_wrong"]
+    values = ["fork_accuracy", "fork_confidence_correct", "fork_confidence_wrong"]
     mean = _seed_mean(table.filter(pl.col("k") == pl.col("k").min()), [*keys, "epoch"], values)
     runs = mean.select(keys).unique(maintain_order=True).sort(keys)
     label_keys = _varying(runs, keys)
-    fig, ax = _new_figure("confidence at the decision fork")
+    if accuracy:
+        fig, (acc, ax) = _new_figure(["accuracy at the decision fork", "confidence at the decision fork"])
+    else:
+        fig, ax = _new_figure("confidence at the decision fork")
     for i, run in enumerate(runs.iter_rows(named=True)):
         part = mean.filter(pl.all_horizontal([pl.col(c) == run[c] for c in keys])).sort("epoch")
         name = f" ({_label(run, label_keys)})" if label_keys else ""
         right, wrong = ("C2", "C3") if runs.height == 1 else (f"C{i % 10}", f"C{i % 10}")
         ax.plot(part["epoch"], part["fork_confidence_correct"], "-o", ms=2.5, color=right, label=f"right branch{name}")
         ax.plot(part["epoch"], part["fork_confidence_wrong"], "--s", ms=2.5, color=wrong, label=f"wrong branch{name}")
+        if accuracy:
+            acc.plot(part["epoch"], part["fork_accuracy"], "-o", ms=2.5, color=f"C{i % 10}",
+                     label=_label(run, label_keys) if label_keys else "fork accuracy")
     _epoch_axis(ax)
     ax.set_ylabel("mean probability of the chosen branch")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7, ncol=2 if runs.height > 4 else 1)
+    if accuracy:
+        _epoch_axis(acc)
+        acc.set_ylabel("fork accuracy")
+        acc.set_ylim(0, 1.02)
+        acc.legend(fontsize=7)
     return fig
+
+
+FIGURES = ("pass_at_k", "shrinkage_vs_rho", "shrinkage_vs_epochs", "fork_confidence")
+
+
+def results_figures(table: pl.DataFrame, names=FIGURES) -> dict:
+    """The standard figures of a results table, by name (in ``FIGURES`` order): ``pass_at_k`` of
+    the highest-prevalence run of the first diversity (first lr, most epochs), shrinkage against
+    rho and against epochs for every run, and ``fork_confidence`` of the highest prevalence (every
+    diversity). For a one-run table these are that run's figures."""
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure {unknown[0]!r} (known: {', '.join(FIGURES)})")
+    _check(table)
+    first = table.row(0, named=True)
+    top = table.filter(pl.col("rho") == table["rho"].max())
+    if "lr" in table.columns:
+        top = top.filter(pl.col("lr") == first["lr"])
+    if "epochs" in table.columns:
+        top = top.filter(pl.col("epochs") == table["epochs"].max())
+    draw = {
+        "pass_at_k": lambda: plot_pass_at_k(top.filter(pl.col("diversity") == first["diversity"])),
+        "shrinkage_vs_rho": lambda: plot_shrinkage_vs_rho(table),
+        "shrinkage_vs_epochs": lambda: plot_shrinkage_vs_epochs(table),
+        "fork_confidence": lambda: plot_fork_confidence(top),
+    }
+    return {name: draw[name]() for name in FIGURES if name in names}

@@ -62,7 +62,6 @@ def test_coverage_exact_json_equals_library():
 
 
 def test_coverage_text_and_files(tmp_path):
-    pytest.importorskip("markovfork.sampled")
     prefix = tmp_path / "sub" / "cov"
     result = run(["coverage", "--depth", "4", "--forks", "2", "--problems", "60", "--samples", "32",
                   "--k", "1,2,4,32", "--out", str(prefix)])
