@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from markovfork.io import save_figure, write_json, write_table
+from markovfork.io import figure_writer, table_writers, write_json, write_outputs, write_table
 from markovfork.results import results_frame
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model
@@ -224,8 +224,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
                     f"{post.fork_confidence(False):.3f} forward share {post.forward_share:.2f}")
 
     table = results_frame(rows)
-    write_table(table, out / "bridge_results")
-    _figures(table, out)
+    write_outputs({**table_writers(table, out / "bridge_results"), **_figures(table, out)})  # one output set
     throughput["sft_tokens_per_s"] = sft_tokens / sft_seconds if sft_seconds > 0 else float("nan")
     timings["total_s"] = time.perf_counter() - t_start
     summary = {"timings_s": timings, "throughput_tokens_per_s": throughput, "peak_rss_gib": _peak_rss_gib(),
@@ -236,51 +235,19 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     return RunResult(table, out, summary)
 
 
-def _figures(table: pl.DataFrame, out: Path) -> None:
-    """pass@k curves (base vs last epoch), shrinkage at the largest k vs rho, fork metrics vs epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _figures(table: pl.DataFrame, out: Path) -> dict:
+    """Writers of the run's figures (markovfork.figures): pass@k of every run at its last epoch
+    against the base, shrinkage at the largest k against rho per epoch, fork accuracy and
+    confidence against epochs; none for an empty table."""
+    from markovfork.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_rho
 
     if table.is_empty():
-        return
-    last = int(table["epoch"].max())
-    kmax = int(table["k"].max())
-    groups = table.select("diversity", "rho").unique().sort("diversity", "rho").rows()
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    base = table.filter(pl.col("epoch") == 0).group_by("k").agg(pl.col("pass_at_k_base").first()).sort("k")
-    ax.plot(base["k"], base["pass_at_k_base"], "k--", label="base")
-    for div, rho in groups:
-        t = table.filter((pl.col("diversity") == div) & (pl.col("rho") == rho) & (pl.col("epoch") == last)).sort("k")
-        ax.plot(t["k"], t["pass_at_k_post"], marker="o", ms=3, label=f"SFT {div} rho={rho:g}")
-    ax.set(xscale="log", xlabel="k", ylabel="pass@k", title=f"pass@k after {last} SFT epochs (LLM)")
-    ax.legend(fontsize=7)
-    save_figure(fig, out / "fig_pass_at_k.png")
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for div in table["diversity"].unique().sort():
-        for epoch in sorted(table.filter(pl.col("epoch") > 0)["epoch"].unique()):
-            t = table.filter((pl.col("diversity") == div) & (pl.col("epoch") == epoch) & (pl.col("k") == kmax)).sort("rho")
-            ax.plot(t["rho"], t["shrinkage"], marker="o", label=f"{div}, epoch {epoch}")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.set(xlabel="rho (fork prevalence)", ylabel=f"shrinkage at k={kmax}", title="coverage shrinkage (LLM)")
-    ax.legend(fontsize=7)
-    save_figure(fig, out / "fig_shrinkage.png")
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for div, rho in groups:
-        t = table.filter((pl.col("diversity") == div) & (pl.col("rho") == rho) & (pl.col("k") == 1)).sort("epoch")
-        axes[0].plot(t["epoch"], t["fork_accuracy"], marker="o", label=f"{div} rho={rho:g}")
-        line, = axes[1].plot(t["epoch"], t["fork_confidence_correct"], marker="o", label=f"{div} rho={rho:g} right")
-        axes[1].plot(t["epoch"], t["fork_confidence_wrong"], marker="x", ls="--", color=line.get_color(),
-                     label=f"{div} rho={rho:g} wrong")
-    axes[0].set(xlabel="SFT epoch", ylabel="fork accuracy", ylim=(0, 1))
-    axes[1].set(xlabel="SFT epoch", ylabel="fork confidence (max arm prob.)", ylim=(0, 1.02))
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=6)
-    save_figure(fig, out / "fig_fork.png")
+        return {}
+    return {
+        out / "fig_pass_at_k.png": figure_writer(plot_pass_at_k(table)),
+        out / "fig_shrinkage.png": figure_writer(plot_shrinkage_vs_rho(table, every_epoch=True)),
+        out / "fig_fork.png": figure_writer(plot_fork_confidence(table, accuracy=True)),
+    }
 
 
 def find_run_config(checkpoint: str | Path) -> Path | None:
