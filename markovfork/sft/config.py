@@ -94,7 +94,7 @@ class SimulationConfig:
             raise ValueError(f"forks must be in [0, n_train={self.task.n_train}], got {self.forks}")
         _checks.integer("seed", self.seed, 0, SEED_MAX)
         self.mix  # validates rho and diversity
-        need, limit = memory_estimate(self), memory_limit()
+        need, limit = memory_estimate(self.task, self.train, self.engine, self.diversity), memory_limit()
         if need > limit:
             raise ValueError(
                 f"this run needs about {need:,} bytes ({need / 2**30:,.1f} GiB) of arrays, more than this machine's "
@@ -125,8 +125,8 @@ def memory_limit() -> int:
         return 2**63
 
 
-def memory_estimate(config: SimulationConfig) -> int:
-    """Bytes of the largest arrays one run holds (within a small factor; dominated by the
+def memory_estimate(t: PathStarTask, s: TrainSettings, engine: str = "analytic", diversity: str = "data") -> int:
+    """Bytes of the largest arrays one run of task ``t`` with settings ``s`` holds (within a small factor; dominated by the
     features, 16 n d, and the Gram matrices, 8 n_train (n_train + n_test)).
 
     With n = n_train + n_test problems, d features, N tree nodes, F fork children, T training
@@ -134,13 +134,12 @@ def memory_estimate(config: SimulationConfig) -> int:
     16 n d (features and their train/test copies) + 8 n_train n (Gram matrices) + 4 n N (masks)
     + 48 n_test N (logit and probability tables) + 24 F n_train (dual coefficients and snapshots)
     + 48 T L (steps) + 8 N d (the materialised W) + 96 n_test S (rollouts)."""
-    t, s = config.task, config.train
     n = t.n_train + t.n_test
     nodes = t.n_nodes
     fork_children = 3 + t.arms
-    trajectories = t.n_train * s.trajectories_per_problem * (2 if config.diversity == "problem" else 1)
+    trajectories = t.n_train * s.trajectories_per_problem * (2 if diversity == "problem" else 1)
     longest = 1 + t.rationale_steps + 1 + t.depth + 1  # root, rationale, arm choice, arm, leaf
-    rollouts = s.n_samples if config.engine == "sampled" else 0
+    rollouts = s.n_samples if engine == "sampled" else 0
     return (
         16 * n * t.feature_dim
         + 8 * t.n_train * n
