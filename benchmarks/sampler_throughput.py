@@ -42,16 +42,11 @@ import numpy as np
 
 from markovfork.policy import transition_probs
 from markovfork.problems import Problems
-from markovfork.sampled import (
-    _kernel_tree,
-    _path_buffers,
-    _path_setup,
-    _probs_ok_kernel,
-    sample_leaves,
-    sample_leaves_reference,
-    sample_rollouts,
-)
-from markovfork.streams import _to_unit, _xoshiro_next, stream_states
+from markovfork.sampled import sample_leaves, sample_leaves_reference, sample_rollouts
+from markovfork.sampled.kernel_tree import kernel_tree
+from markovfork.sampled.paths import path_buffers, path_setup
+from markovfork.sampled.rows import probs_ok
+from markovfork.streams import stream_states, to_unit, xoshiro_next
 from markovfork.tree import PROB_TOL
 from markovfork.tree import LEAF, tree_from_children
 
@@ -89,8 +84,8 @@ def _floor_kernel(state, n):
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     acc = 0.0
     for _ in range(n):
-        x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-        acc += _to_unit(x)
+        x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
+        acc += to_unit(x)
     return acc
 
 
@@ -101,7 +96,7 @@ def _floor_int_kernel(state, n):
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     acc = np.uint64(0)
     for _ in range(n):
-        x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+        x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
         acc ^= x >> np.uint64(11)
     return acc
 
@@ -113,18 +108,18 @@ def _floor_store_kernel(state, buf, n):
     m = buf.shape[0]
     for i0 in range(0, n, m):
         for i in range(m):
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-            buf[i] = _to_unit(x)
+            x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
+            buf[i] = to_unit(x)
     return buf[0]
 
 
 @numba.njit(cache=True)
-def _path_setups(parent, last_child, leaves, probs, shift):
+def _path_setups(tree, probs):
     """The engine's per-problem path set-up (validation, reach, thresholds, guide), problem after problem."""
-    mass, thresholds, guide = _path_buffers(probs.shape[1], leaves.shape[0], shift)
+    tables = path_buffers(probs.shape[1], tree.leaves.shape[0], tree.shift)
     ok = True
     for p in range(probs.shape[0]):
-        ok &= _path_setup(parent, last_child, leaves, probs[p], 0, PROB_TOL, mass, thresholds, guide, shift)
+        ok &= path_setup(tree, probs[p], 0, PROB_TOL, tables)
     return ok
 
 
@@ -136,7 +131,7 @@ def _floor_parallel_kernel(states, n, out):
         s0, s1, s2, s3 = states[c, 0], states[c, 1], states[c, 2], states[c, 3]
         acc = np.uint64(0)
         for _ in range(n):
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
+            x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
             acc ^= x >> np.uint64(11)
         out[c] = acc
 
@@ -253,12 +248,12 @@ def main() -> None:
     rows.append(("engine uneven-depth tree, 1 thread", med / steps_u * 1e9, best / steps_u * 1e9))
 
     # where a path-sampled problem's time goes: validation + path set-up, then the draws
-    _, parent32, last_child, leaves32, _, shift = _kernel_tree(tree)
-    assert _path_setups(parent32, last_child, leaves32, probs, shift)
-    med_setup, _ = timed(lambda: _path_setups(parent32, last_child, leaves32, probs, shift), args.repeats)
+    kt = kernel_tree(tree)
+    assert _path_setups(kt, probs)
+    med_setup, _ = timed(lambda: _path_setups(kt, probs), args.repeats)
     previous = numba.get_num_threads()
     numba.set_num_threads(1)
-    med_valid, _ = timed(lambda: _probs_ok_kernel(last_child, probs, PROB_TOL), args.repeats)
+    med_valid, _ = timed(lambda: probs_ok(kt.last_child, probs, PROB_TOL), args.repeats)
     numba.set_num_threads(previous)
 
     ref_reps = max(1, min(args.repeats, 3))

@@ -9,6 +9,7 @@ C-contiguous arrays of the kernel's dtype).
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -21,6 +22,7 @@ __all__ = [
     "probability_rows",
     "bool_matrix",
     "n_threads",
+    "fits_in_memory",
 ]
 
 SEED_MAX = 2**64 - 1
@@ -106,10 +108,13 @@ def start_ids(start, n_nodes: int, n_rows: int | None = None, name: str = "start
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
-def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str = "probs") -> np.ndarray:
+def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str = "probs", *,
+                     check_values: bool = True) -> np.ndarray:
     """Step probabilities as a C-contiguous (P, n_nodes) float64 array (a 1-D row is one problem),
     every entry finite and in [0, 1]; ``n_rows`` rows when given. Row sums are the caller's to
-    check where its kernel relies on them."""
+    check where its kernel relies on them. ``check_values=False`` checks shape and dtype only,
+    for a caller whose kernel checks every entry before any index depends on it (the sampler:
+    a second pass here would cost as much as its sampling)."""
     arr = np.asarray(probs)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -119,6 +124,8 @@ def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str =
     if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not check_values:
+        return arr
     bad = ~((arr >= 0.0) & (arr <= 1.0))  # NaN compares False: caught here too
     if bad.any():
         p, v = (int(i) for i in np.argwhere(bad)[0])
@@ -140,3 +147,28 @@ def bool_matrix(name: str, mask, shape: tuple[int, int]) -> np.ndarray:
 def n_threads(value) -> int | None:
     """Worker threads for a parallel kernel: None (Numba's default) or an integer >= 1."""
     return None if value is None else integer("n_threads", value, 1)
+
+
+def physical_memory() -> int | None:
+    """Bytes of memory this process may use: the machine's physical memory, or the cgroup's limit
+    when lower; None where the platform does not tell."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+    except OSError:
+        limit = ""
+    return min(total, int(limit)) if limit.isdigit() else total
+
+
+def fits_in_memory(name: str, value, n_bytes: int, what: str) -> None:
+    """Reject ``value`` of ``name`` up front when the arrays it asks for (``n_bytes``, described by
+    ``what``) exceed :func:`physical_memory`: they could not be held, and a kernel would fail
+    part-way (or the system would start swapping) instead."""
+    limit = physical_memory()
+    if limit is not None and n_bytes > limit:
+        raise ValueError(f"{name} must be small enough for {what} to fit in memory ({n_bytes:,} bytes = "
+                         f"{n_bytes / 2**30:,.1f} GiB needed, {limit / 2**30:,.1f} GiB here), got {value}")

@@ -16,10 +16,10 @@ period; overlapping stretches are astronomically unlikely (not provably impossib
 
 from __future__ import annotations
 
-import numbers
-
 import numba
 import numpy as np
+
+from markovfork import _checks
 
 __all__ = ["stream_states", "stream_uniforms"]
 
@@ -49,7 +49,7 @@ def _rotl(x, k):
 
 
 @numba.njit(cache=True, inline="always")
-def _xoshiro_next(s0, s1, s2, s3):
+def xoshiro_next(s0, s1, s2, s3):
     """One xoshiro256** step: (64-bit output, new state)."""
     result = _rotl(s1 * _U64(5), 7) * _U64(9)
     t = s1 << _U64(17)
@@ -63,13 +63,13 @@ def _xoshiro_next(s0, s1, s2, s3):
 
 
 @numba.njit(cache=True, inline="always")
-def _to_unit(x):
+def to_unit(x):
     """Top 53 bits of a uint64 as a double in [0, 1)."""
     return np.float64(x >> _U64(11)) * _TO_UNIT
 
 
 @numba.njit(cache=True)
-def _stream_states_kernel(seed, out):
+def stream_states_kernel(seed, out):
     """out[p] = initial xoshiro256** state of stream (seed, p); see the module docstring."""
     key = _mix64(seed)
     for p in range(out.shape[0]):
@@ -85,8 +85,8 @@ def _uniforms_kernel(states, out):
     for p in range(out.shape[0]):
         s0, s1, s2, s3 = states[p, 0], states[p, 1], states[p, 2], states[p, 3]
         for i in range(out.shape[1]):
-            x, s0, s1, s2, s3 = _xoshiro_next(s0, s1, s2, s3)
-            out[p, i] = _to_unit(x)
+            x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
+            out[p, i] = to_unit(x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,33 +94,22 @@ def _uniforms_kernel(states, out):
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value, low: int, high: int | None = None) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
-
-
-def _check_seed(seed) -> np.uint64:
-    return np.uint64(_check_int("seed", seed, 0, 2**64 - 1))
-
-
 def stream_states(seed: int, n_streams: int) -> np.ndarray:
     """(n_streams, 4) uint64 initial xoshiro256** states of streams (seed, 0..n_streams-1)."""
-    seed = _check_seed(seed)
-    n_streams = _check_int("n_streams", n_streams, 0)
+    seed = np.uint64(_checks.seed(seed))
+    n_streams = _checks.integer("n_streams", n_streams, 0)
+    _checks.fits_in_memory("n_streams", n_streams, 32 * n_streams, "the stream states")
     out = np.empty((n_streams, 4), dtype=np.uint64)
-    _stream_states_kernel(seed, out)
+    stream_states_kernel(seed, out)
     return out
 
 
 def stream_uniforms(seed: int, n_streams: int, n_draws: int) -> np.ndarray:
     """(n_streams, n_draws) the first uniforms of each stream: what rollouts of problem p consume."""
+    n_streams = _checks.integer("n_streams", n_streams, 0)
+    n_draws = _checks.integer("n_draws", n_draws, 0)
+    _checks.fits_in_memory("n_draws", n_draws, 8 * n_streams * n_draws, f"{n_streams} streams x n_draws uniforms")
     states = stream_states(seed, n_streams)
-    n_draws = _check_int("n_draws", n_draws, 0)
     out = np.empty((n_streams, n_draws))
     _uniforms_kernel(states, out)
     return out

@@ -1,6 +1,7 @@
-"""Sampled engine against exact references: leaf frequencies vs reach_probability (chi-square),
-correct counts vs success_probability, the RNG against the published xoshiro256** / splitmix64
-algorithms, reproducibility and thread-count invariance, and input validation."""
+"""The sampled engine's public functions against exact references: leaf frequencies vs
+reach_probability (chi-square), correct counts vs success_probability and path-type counts vs a
+plain reference, both samplers vs plain-Python samplers on random trees, reproducibility and
+thread-count invariance, input validation and resource limits."""
 
 import functools
 
@@ -9,11 +10,10 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats
 
 import markovfork.sampled as sampled_module
-from markovfork.exact import reach_probability, success_probability
-from markovfork.policy import Decoding, transition_probs
+from markovfork.exact import path_type_mass, reach_probability, success_probability
+from markovfork.policy import Decoding
 from markovfork.problems import Problems
 from markovfork.sampled import (
     RolloutCounts,
@@ -21,99 +21,24 @@ from markovfork.sampled import (
     sample_leaves,
     sample_leaves_reference,
     sample_rollouts,
-    stream_states,
     stream_uniforms,
 )
-from markovfork.tree import FORK, LEAF, tree_from_children, tree_from_dict
+from markovfork.tree import LEAF, tree_from_dict
+from sampled.cases import (
+    METHODS,
+    TREES,
+    chi_square_pvalue,
+    random_probs,
+    random_problems,
+    random_tree,
+    small_tree,
+    walk_reference,
+)
 from strategies import build_case, random_trees  # random small trees with per-problem probabilities
-
-MASK64 = 2**64 - 1
-
-
-# ----------------------------------------------------------------------------------------------
-# Fixtures: a hand-written tree with uneven depth and branching, and a random wider tree
-# ----------------------------------------------------------------------------------------------
-
-
-def small_tree():
-    """Leaves at depths 1..3, branching 1..3, one hard edge, a zero-probability-friendly shape."""
-    return tree_from_dict(
-        {
-            "kind": "fork",
-            "children": [
-                {"prob": 0.5, "children": [{"prob": 0.2}, {"prob": 0.5, "easy": False}, {"prob": 0.3}]},
-                {"prob": 0.3, "children": [{"prob": 1.0, "children": [{"prob": 0.6}, {"prob": 0.4}]}]},
-                {"prob": 0.2},
-            ],
-        }
-    )
-
-
-def random_tree(seed, depth=5, max_children=4, p_leaf=0.15):
-    """A random tree; nodes below the root stop early with probability p_leaf."""
-    rng = np.random.default_rng(seed)
-    children, kind, prob, easy = [[]], [0], [1.0], [True]
-    front = [0]
-    for d in range(depth):
-        new_front = []
-        for u in front:
-            if d > 0 and rng.random() < p_leaf:
-                continue
-            k = int(rng.integers(1, max_children + 1))
-            w = rng.dirichlet(np.ones(k))
-            for j in range(k):
-                children.append([])
-                kind.append(0)
-                prob.append(float(w[j]))
-                easy.append(bool(w[j] > 0.3))
-                children[u].append(len(children) - 1)
-                new_front.append(len(children) - 1)
-        front = new_front
-    kind = [LEAF if not c else (FORK if i == 0 else 0) for i, c in enumerate(children)]
-    tree, _ = tree_from_children(children, kind, prob, easy)
-    return tree
-
-
-def random_probs(tree, n_problems, seed, scale=1.0, decoding=Decoding()):
-    rng = np.random.default_rng(seed)
-    logits = tree.edge_logit[None, :] + scale * rng.normal(size=(n_problems, tree.n_nodes))
-    return transition_probs(tree, logits, decoding)
-
-
-def random_problems(tree, n_problems, seed, start=None):
-    rng = np.random.default_rng(seed)
-    leaf = tree.kind == LEAF
-    valid = leaf[None, :] & (rng.random((n_problems, tree.n_nodes)) < 0.7)
-    correct = valid & (rng.random((n_problems, tree.n_nodes)) < 0.5)
-    start = np.zeros(n_problems, dtype=np.int64) if start is None else np.asarray(start, dtype=np.int64)
-    return Problems(start, correct, valid, np.zeros((n_problems, 0)), np.arange(n_problems))
-
-
-def chi_square_pvalue(counts, expected_probs, min_expected=5.0):
-    """Goodness of fit, pooling the cells with expected count < min_expected into one cell."""
-    n = counts.sum()
-    expected = expected_probs * n
-    big = expected >= min_expected
-    obs = np.append(counts[big], counts[~big].sum())
-    exp = np.append(expected[big], expected[~big].sum())
-    if exp[-1] < min_expected:  # pooled cell still small: fold it into the smallest big cell
-        i = np.argmin(exp[:-1])
-        obs[i] += obs[-1]
-        exp[i] += exp[-1]
-        obs, exp = obs[:-1], exp[:-1]
-    exp = exp * (obs.sum() / exp.sum())  # rescale away rounding in the exact probabilities
-    return stats.chisquare(obs, exp).pvalue
-
-
-TREES = {"small": small_tree, "random5": lambda: random_tree(3), "random6": lambda: random_tree(13, depth=6)}
-
 
 # ----------------------------------------------------------------------------------------------
 # Distribution: chi-square against reach_probability, and a check that the test has power
 # ----------------------------------------------------------------------------------------------
-
-
-METHODS = ["walk", "path"]
 
 
 @pytest.mark.parametrize("name", sorted(TREES))
@@ -147,19 +72,6 @@ def test_reference_sampler_matches_exact_path_probabilities(name):
         assert chi_square_pvalue(counts, reach[p]) > 1e-3
 
 
-def _walk_reference(tree, probs_row, start, uniforms, n_samples):
-    """Plain-Python walks consuming ``uniforms`` one per step, rollouts in order (inverse CDF)."""
-    leaves, i = [], 0
-    for _ in range(n_samples):
-        v = start
-        while tree.n_children[v]:
-            kids = np.arange(tree.child_start[v], tree.child_start[v + 1])
-            v = int(kids[np.searchsorted(np.cumsum(probs_row[kids]), uniforms[i], side="right")])
-            i += 1
-        leaves.append(v)
-    return np.array(leaves)
-
-
 def test_walks_consume_one_uniform_per_step_in_order():
     tree = random_tree(5, depth=6)
     probs = random_probs(tree, 3, seed=3)
@@ -167,22 +79,7 @@ def test_walks_consume_one_uniform_per_step_in_order():
     sampled = sample_leaves(tree, probs, start, 300, seed=9, method="walk")
     uniforms = stream_uniforms(9, 3, 300 * int(tree.depth.max()))
     for p in range(3):
-        assert np.array_equal(sampled[p], _walk_reference(tree, probs[p], start[p], uniforms[p], 300))
-
-
-def test_path_rollout_i_takes_the_leaf_holding_uniform_i():
-    """Path sampling is the inverse CDF of the leaf distribution over leaves in id order, with
-    the stream's i-th uniform for rollout i (an independent NumPy reference: reach_probability,
-    float cumsum, searchsorted)."""
-    tree = random_tree(5, depth=6)
-    probs = random_probs(tree, 3, seed=3, decoding=Decoding(top_k=2))  # zero-probability steps too
-    start = np.array([0, 1, 0])
-    sampled = sample_leaves(tree, probs, start, 3000, seed=9, method="path")
-    reach = reach_probability(tree, probs, start)[:, tree.leaves]
-    uniforms = stream_uniforms(9, 3, 3000)
-    for p in range(3):
-        expect = tree.leaves[np.searchsorted(np.cumsum(reach[p]), uniforms[p], side="right")]
-        assert np.array_equal(sampled[p], expect)
+        assert np.array_equal(sampled[p], walk_reference(tree, probs[p], start[p], uniforms[p], 300))
 
 
 @given(random_trees(), st.integers(0, 2**63), st.integers(1, 40))
@@ -201,7 +98,7 @@ def test_both_samplers_equal_plain_python_on_random_trees(case, seed, n):
         i = np.searchsorted(np.cumsum(reach[p]), uniforms[p, :n], side="right")
         expect = tree.leaves[np.minimum(i, np.flatnonzero(reach[p] > 0)[-1])]
         assert np.array_equal(paths[p], expect)
-        assert np.array_equal(walks[p], _walk_reference(tree, probs[p], start[p], uniforms[p], n))
+        assert np.array_equal(walks[p], walk_reference(tree, probs[p], start[p], uniforms[p], n))
 
 
 def test_auto_walks_for_few_rollouts_and_takes_paths_for_many():
@@ -251,71 +148,6 @@ def test_rows_short_of_one_never_take_a_zero_probability_child(method):
     tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
     short = np.array([[1.0, 0.25, 0.25 - 9e-7, 0.5, 0.0]])
     assert set(np.unique(sample_leaves(tree, short, [0], 5000, seed=0, method=method))) <= {1, 2, 3}
-
-
-def test_walk_guard_takes_last_positive_child():
-    """A uniform at or beyond the rounded row sum (here a row summing to 0.5, which validation
-    would reject) takes the last child with positive probability, never the zero one after it."""
-    from markovfork.sampled import _step
-
-    tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
-    half = np.array([1.0, 0.25, 0.25, 0.0, 0.0])
-    assert [_step(tree.child_start, half, 0, u) for u in (0.1, 0.3, 0.5, 0.75, 1 - 2**-53)] == [1, 2, 2, 2, 2]
-
-
-@pytest.mark.parametrize("top_k", [0, 1, 2])
-def test_guide_counts_the_thresholds_below_each_bucket(top_k):
-    """guide[j] = #{i: thresholds[i] <= j 2^shift} exactly, from any start (zero-width runs:
-    leaves off the start's subtree, top-k zeros), including after the rounding guard."""
-    from markovfork.sampled import _kernel_tree, _path_buffers, _path_setup
-
-    tree = random_tree(11, depth=6)
-    probs = random_probs(tree, 4, seed=5, decoding=Decoding(top_k=top_k) if top_k else Decoding())
-    _, parent, last_child, leaves, _, shift = _kernel_tree(tree)
-    for shift_used in (shift, shift - 2, 50):  # the default bucket count, 4x more, 8 buckets
-        mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, shift_used)
-        m = guide.size - 2
-        for p, s in enumerate([0, 1, 2, int(tree.leaves[0])]):
-            assert _path_setup(parent, last_child, leaves, probs[p], s, 1e-6, mass, thresholds, guide, shift_used)
-            bounds = np.arange(m, dtype=np.int64) << shift_used
-            expect = np.searchsorted(thresholds[:leaves.size], bounds, side="right")
-            assert np.array_equal(guide[:m], expect), (shift_used, s)
-
-
-def test_path_guard_takes_last_positive_leaf():
-    """A uniform beyond the rounded total of the leaf widths (a row summing to 1 - 9e-7, within
-    tolerance) takes the last leaf of positive width, never the zero-width leaf after it."""
-    from markovfork.sampled import _kernel_tree, _path_buffers, _path_pick, _path_setup
-
-    tree = tree_from_dict({"children": [{"prob": 0.25}, {"prob": 0.25}, {"prob": 0.5}, {"prob": 0.0}]})
-    short = np.array([1.0, 0.25, 0.25 - 9e-7, 0.5, 0.0])
-    _, parent, last_child, leaves, _, shift = _kernel_tree(tree)
-    mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, shift)
-    assert _path_setup(parent, last_child, leaves, short, 0, 1e-6, mass, thresholds, guide, shift)
-    ks = [int(0.1 * 2**53), int(0.3 * 2**53), int((1 - 5e-7) * 2**53), 2**53 - 1]  # the last two: past the total
-    assert [int(leaves[_path_pick(thresholds, guide, shift, k)]) for k in ks] == [1, 2, 3, 3]
-    # a guide fine enough (2^21 buckets) that the shortfall spans buckets: those buckets must
-    # start the search at the last positive leaf, not past it
-    mass, thresholds, guide = _path_buffers(tree.n_nodes, leaves.size, 32)
-    assert _path_setup(parent, last_child, leaves, short, 0, 1e-6, mass, thresholds, guide, 32)
-    m = guide.size - 2
-    expect = np.searchsorted(thresholds[:leaves.size], np.arange(m, dtype=np.int64) << 32, side="right")
-    assert np.array_equal(guide[:m], expect)
-    assert int(leaves[_path_pick(thresholds, guide, 32, 2**53 - 1)]) == 3
-    # a row summing to 1 + 5e-7 (within tolerance) whose last positive leaf is tiny: a threshold
-    # before the guard exceeds 2^53, beyond every bucket
-    tree3 = tree_from_dict({"children": [{"prob": 0.5}, {"prob": 0.5 - 1e-8}, {"prob": 1e-8}]})
-    over = np.array([1.0, 0.5, 0.5 + 5e-7, 1e-8])
-    _, parent3, last3, leaves3, _, shift3 = _kernel_tree(tree3)
-    mass, thresholds, guide = _path_buffers(tree3.n_nodes, leaves3.size, shift3)
-    assert _path_setup(parent3, last3, leaves3, over, 0, 1e-6, mass, thresholds, guide, shift3)
-    assert thresholds[1] > 2**53
-    m = guide.size - 2
-    expect = [int(np.sum(thresholds[:2] <= (j << shift3))) for j in range(m)]
-    assert list(guide[:m]) == expect
-    assert [int(leaves3[_path_pick(thresholds, guide, shift3, k)]) for k in (0, 2**52 - 1, 2**52, 2**53 - 1)] == [1, 1, 2, 2]
-    bad = np.array([1.0, 0.25, np.nan, 0.5, 0.0])  # rejected before any table is built
-    assert not _path_setup(parent, last_child, leaves, bad, 0, 1e-6, mass, thresholds, guide, shift)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,55 +202,6 @@ def test_easy_share_matches_exact_easy_path_probability():
 # ----------------------------------------------------------------------------------------------
 # Random streams: reproducibility, thread invariance, independence, the published algorithms
 # ----------------------------------------------------------------------------------------------
-
-
-def _splitmix_mix(z):
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-    return z ^ (z >> 31)
-
-
-def _xoshiro256ss(state, n):
-    """Plain-Python xoshiro256** (Blackman & Vigna reference C code)."""
-    s = list(state)
-    rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & MASK64  # noqa: E731
-    out = []
-    for _ in range(n):
-        out.append((rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64)
-        t = (s[1] << 17) & MASK64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = rotl(s[3], 45)
-    return out
-
-
-def test_streams_follow_the_documented_construction():
-    seed = 987654321
-    states = stream_states(seed, 3)
-    for p in range(3):
-        x = _splitmix_mix((_splitmix_mix(seed) + p) & MASK64)
-        expect = []
-        for _ in range(4):
-            x = (x + 0x9E3779B97F4A7C15) & MASK64
-            expect.append(_splitmix_mix(x))
-        assert [int(v) for v in states[p]] == expect
-        draws = _xoshiro256ss(expect, 5)
-        assert np.array_equal(stream_uniforms(seed, 3, 5)[p], np.array([d >> 11 for d in draws]) * 2.0**-53)
-    assert _xoshiro256ss([1, 2, 3, 4], 2) == [11520, 0]  # published first outputs for state 1,2,3,4
-
-
-def test_uniforms_are_crudely_uniform_and_streams_uncorrelated():
-    u = stream_uniforms(42, 8, 50_000)
-    assert np.all((u >= 0) & (u < 1))
-    for row in u:
-        assert stats.kstest(row, "uniform").pvalue > 1e-3
-    corr = np.corrcoef(u)[np.triu_indices(8, 1)]
-    assert np.max(np.abs(corr)) < 5 / np.sqrt(50_000)
-    # consecutive draws within a stream are uncorrelated too
-    assert abs(np.corrcoef(u[0, :-1], u[0, 1:])[0, 1]) < 5 / np.sqrt(50_000)
 
 
 def test_same_seed_same_result_different_seed_different_result():
@@ -486,14 +269,14 @@ def test_start_at_a_leaf_returns_that_leaf(method):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n_samples": 0}, "n_samples must be >= 1, got 0"),
+        ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
         ({"n_samples": 2.5}, "n_samples must be an integer"),
-        ({"n_samples": True}, "n_samples must be an integer"),
-        ({"seed": -1}, "seed must be in"),
-        ({"seed": 2**64}, "seed must be in"),
+        ({"n_samples": True}, "n_samples must be an integer, got True"),
+        ({"seed": -1}, r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
+        ({"seed": 2**64}, "seed must be an integer in"),
         ({"seed": 1.0}, "seed must be an integer"),
-        ({"n_threads": 0}, "n_threads must be in"),
-        ({"n_threads": 10**6}, "n_threads must be in"),
+        ({"n_threads": 0}, "n_threads must be an integer >= 1, got 0"),
+        ({"n_threads": 10**6}, r"n_threads must be an integer in \[1, \d+\], got 1000000"),
     ],
 )
 def test_bad_scalars_raise(kwargs, match):
@@ -516,21 +299,21 @@ def test_bad_arrays_raise(method):
         sample_leaves(tree, good[:, :-1], [0], 5, 0)
     with pytest.raises(ValueError, match="probs must have shape"):
         sample_leaves(tree, np.vstack([good, good]), [0], 5, 0)
-    with pytest.raises(ValueError, match="start node 99"):
+    with pytest.raises(ValueError, match=r"start must be node ids of the tree \(0..9\), got 99"):
         sample_leaves(tree, good, [99], 5, 0)
     with pytest.raises(ValueError, match="start must be a 1-D array"):
         sample_leaves(tree, good, [[0]], 5, 0)
     bad = good.copy()
     bad[0, 1] = np.nan
-    with pytest.raises(ValueError, match=r"probs\[0, 1\] is not finite"):
+    with pytest.raises(ValueError, match=r"probs\[0, 1\] must be a probability in \[0, 1\], got nan"):
         sample_leaves(tree, bad, [0], 5, 0)
     bad = good.copy()
     bad[0, 1], bad[0, 2] = -0.1, 0.9
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=r"probs\[0, 1\] must be a probability in \[0, 1\], got -0.1"):
         sample_leaves(tree, bad, [0], 5, 0)
     bad = good.copy()
     bad[0, 1] = 0.6
-    with pytest.raises(ValueError, match="out of node 0 sum to 1.1"):
+    with pytest.raises(ValueError, match=r"probs\[0\] must sum to 1 over the children of node 0, got 1.1"):
         sample_leaves(tree, bad, [0], 5, 0)
     problems = random_problems(tree, 2, seed=0)
     with pytest.raises(ValueError, match="probs must have shape"):
@@ -540,5 +323,41 @@ def test_bad_arrays_raise(method):
         sample_rollouts(other, np.tile(other.edge_prob, (2, 1)), problems, 5, 0)
     two = np.vstack([good, good])
     two[1, 1] = np.nan  # the second problem: rejected by the counts kernel, named in the error
-    with pytest.raises(ValueError, match=r"probs\[1, 1\] is not finite"):
+    with pytest.raises(ValueError, match=r"probs\[1, 1\] must be a probability in \[0, 1\], got nan"):
         sample_rollouts(tree, two, problems, 5, 0)
+
+
+def test_requests_beyond_memory_are_rejected_up_front():
+    """Issue 9 (``coverage --samples 1000000000``: a SystemError from a kernel): a request whose
+    arrays cannot fit in memory is refused before anything is allocated, in one line giving the
+    bytes it would need."""
+    tree = small_tree()
+    probs = np.tile(tree.edge_prob, (500, 1))
+    with pytest.raises(ValueError, match=r"^n_samples must be small enough for the leaves of 500 problems x "
+                                         r"n_samples rollouts to fit in memory \(4,000,000,000,000 bytes = .* GiB "
+                                         r"needed, .* GiB here\), got 1000000000$"):
+        sample_leaves(tree, probs, np.zeros(500, np.int64), 10**9, seed=0)
+    problems = random_problems(tree, 2, seed=0)
+    for n_threads in (1, None):  # each running chunk holds its problem's 2^61 rollout leaves
+        with pytest.raises(ValueError, match=r"n_samples must be small enough for the rollout leaves .* "
+                                             r"to fit in memory \(\d{1,3}(,\d{3})+ bytes"):
+            sample_rollouts(tree, probs[:2], problems, 2**61, seed=0, n_threads=n_threads)
+
+
+def test_problem_masks_must_be_booleans_of_the_problems_shape():
+    """correct / valid reach the counts kernel unconverted only as (P, N) booleans."""
+    tree = small_tree()
+    problems = random_problems(tree, 2, seed=0)
+    bad = np.where(problems.correct, 2, 0)  # not booleans: 2 would have been read as True
+
+    class Twisted:  # a problems object whose arrays are not what Problems guarantees
+        start, valid, correct = problems.start, problems.valid, bad
+
+        def check_tree(self, tree):
+            pass
+
+    with pytest.raises(ValueError, match="problems.correct must be booleans"):
+        sample_rollouts(tree, np.tile(tree.edge_prob, (2, 1)), Twisted(), 5, 0)
+    Twisted.correct = problems.correct[:, :-1]
+    with pytest.raises(ValueError, match=r"problems.correct must have shape \(2, 10\), got \(2, 9\)"):
+        sample_rollouts(tree, np.tile(tree.edge_prob, (2, 1)), Twisted(), 5, 0)
