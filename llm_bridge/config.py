@@ -9,8 +9,10 @@ file overrides any field by section, e.g.::
     [sft]
     rhos = [0.0, 1.0]
 
-Unknown sections or keys are an error (a typo must not silently fall back to a default).
-This module imports no torch.
+Every value is type-checked against the field's annotation by :mod:`markovfork.config_reader`
+(the same reader as the simulator's), from a TOML file and from the constructors alike; unknown
+sections or keys are an error (a typo must not silently fall back to a default), and every error
+is one line naming the section, key and value. This module imports no torch.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from markovfork.llm_bridge.tasks import TaskSpec
-from markovfork.io import read_toml
+import numpy as np
 
-__all__ = ["ModelConfig", "PhaseConfig", "SFTConfig", "SamplingConfig", "EvalConfig", "RunConfig", "load_config"]
+from markovfork import _checks
+from markovfork.config_reader import check_fields, from_mapping
+from markovfork.io import read_toml
+from markovfork.llm_bridge.tasks import TaskSpec, prompt_text, response_text, sample_problem
+
+__all__ = [
+    "ModelConfig", "OptimizerConfig", "PhaseConfig", "SFTConfig", "SamplingConfig", "EvalConfig", "RunConfig",
+    "positions_needed", "config_from_dict", "load_config",
+]
 
 
 @dataclass
@@ -38,6 +47,7 @@ class ModelConfig:
     checkpoint: str | None = None  # local path of a pretrained checkpoint to start the base from
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.arch not in ("gpt2", "llama"):
             raise ValueError(f"arch must be 'gpt2' or 'llama', got {self.arch!r}")
         for name in ("n_layer", "n_embd", "n_head", "max_len"):
@@ -50,11 +60,10 @@ class ModelConfig:
 
 
 @dataclass
-class PhaseConfig:
-    """One training phase (base pretraining or SFT): AdamW, linear warm-up, cosine decay."""
+class OptimizerConfig:
+    """The optimisation of a training phase: AdamW, linear warm-up, cosine decay."""
 
     epochs: int = 6  # epochs (a checkpoint is saved after each)
-    steps_per_epoch: int = 250  # base only: optimizer steps per epoch (SFT: one pass over its data)
     batch_size: int = 64  # sequences per optimizer step
     lr: float = 1e-3  # peak learning rate
     warmup_steps: int = 100  # linear warm-up from 0 to lr
@@ -64,8 +73,8 @@ class PhaseConfig:
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
-        for name in ("epochs", "steps_per_epoch", "batch_size"):
+        check_fields(self)
+        for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
@@ -76,11 +85,25 @@ class PhaseConfig:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
+        for i, beta in enumerate(self.betas):
+            _checks.real(f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
 
 
 @dataclass
-class SFTConfig(PhaseConfig):
-    """SFT on a fixed set of problems, once per (diversity, rho)."""
+class PhaseConfig(OptimizerConfig):
+    """Base pretraining: ``steps_per_epoch`` optimizer steps per epoch on freshly drawn data."""
+
+    steps_per_epoch: int = 250  # optimizer steps per epoch
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+
+
+@dataclass
+class SFTConfig(OptimizerConfig):
+    """SFT on a fixed set of problems, once per (diversity, rho); an epoch is one pass over them."""
 
     epochs: int = 12
     lr: float = 5e-4
@@ -94,6 +117,8 @@ class SFTConfig(PhaseConfig):
         super().__post_init__()
         if self.n_problems < 1:
             raise ValueError(f"n_problems must be >= 1, got {self.n_problems}")
+        if not self.rhos or not self.diversities:
+            raise ValueError(f"rhos and diversities must be non-empty lists, got {self.rhos} and {self.diversities}")
         for rho in self.rhos:
             if not 0.0 <= rho <= 1.0:
                 raise ValueError(f"rho must be in [0, 1], got {rho}")
@@ -117,6 +142,7 @@ class SamplingConfig:
     max_new_tokens: int | None = None  # None: the longest correct response + 4
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
@@ -142,14 +168,15 @@ class EvalConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def __post_init__(self) -> None:
-        if isinstance(self.sampling, dict):
-            self.sampling = _build(SamplingConfig, self.sampling, "eval.sampling")
+        check_fields(self)
         if self.n_test < 1:
             raise ValueError(f"n_test must be >= 1, got {self.n_test}")
         if self.n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
         if self.batch_sequences < self.n_samples:
             raise ValueError(f"batch_sequences must be >= n_samples, got {self.batch_sequences} < {self.n_samples}")
+        if not self.epochs:
+            raise ValueError("epochs (SFT epochs to evaluate) must be a non-empty list, got []")
         for e in self.epochs:
             if e < 1:
                 raise ValueError(f"evaluation epochs must be >= 1, got {e}")
@@ -179,40 +206,40 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        check_fields(self)
+        _checks.seed(self.seed)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         bad = [e for e in self.eval.epochs if e > self.sft.epochs]
         if bad:
-            raise ValueError(f"evaluation epochs must be <= sft.epochs = {self.sft.epochs}, got {bad[0]}")
+            raise ValueError(f"[eval] epochs must be <= [sft] epochs = {self.sft.epochs}, got {bad[0]}")
+        need = positions_needed(self.task, self.eval.sampling)
+        if self.model.checkpoint is None and self.model.max_len < need:
+            raise ValueError(
+                f"[model] max_len must be >= {need} (the longest prompt plus response or generation of this "
+                f"task), got {self.model.max_len}"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"task": TaskSpec, "model": ModelConfig, "base": PhaseConfig, "sft": SFTConfig, "eval": EvalConfig}
-
-
-def _build(cls, values: dict, where: str):
-    if not isinstance(values, dict):
-        raise ValueError(f"[{where}] must be a table, got {values!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r} in [{where}]; known: {sorted(names)}")
-    return cls(**values)
+def positions_needed(task: TaskSpec, sampling: SamplingConfig) -> int:
+    """Positions a model must support for ``task``: a prompt of T tokens followed by either the
+    longest correct response and [EOS] (training: T + R + 1) or ``max_new_tokens`` generated
+    tokens, of which all but the last are fed back (evaluation: T + max_new - 1; by default
+    max_new = R + 4). Every problem of a task has the same word counts (one token per word)."""
+    p = sample_problem(task, np.random.default_rng(0))
+    prompt = len(prompt_text(p).split())
+    longest = max(len(response_text(p, f).split()) for f in ("forward", "reverse", "rationale"))
+    max_new = sampling.max_new_tokens or longest + 4
+    return prompt + max(longest + 1, max_new - 1)
 
 
 def config_from_dict(d: dict) -> RunConfig:
-    """A RunConfig from nested dicts (a parsed TOML file or :meth:`RunConfig.to_dict`)."""
-    top = {}
-    for key, value in d.items():
-        if key in _SECTIONS:
-            top[key] = _build(_SECTIONS[key], value, key)
-        elif key in ("seed", "device", "threads"):
-            top[key] = value
-        else:
-            raise ValueError(f"unknown key {key!r} in the config; known: seed, device, threads, {', '.join(_SECTIONS)}")
-    return RunConfig(**top)
+    """A RunConfig from nested dicts (a parsed TOML file or :meth:`RunConfig.to_dict`), every value
+    type-checked (:func:`markovfork.config_reader.from_mapping`)."""
+    return from_mapping(RunConfig, d)
 
 
 def load_config(path: str | Path | None) -> RunConfig:

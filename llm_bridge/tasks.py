@@ -44,6 +44,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from markovfork.config_reader import check_fields
 from markovfork.io import atomic_path
 
 __all__ = [
@@ -86,6 +87,7 @@ class TaskSpec:
     max_source_value: int = 20  # arith: the source value is drawn from 0..max_source_value
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.arms < 2:
             raise ValueError(f"arms must be >= 2, got {self.arms}")
         if self.depth < 1:

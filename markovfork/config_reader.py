@@ -20,7 +20,7 @@ import typing
 
 from markovfork import _checks
 
-__all__ = ["check_value", "check_fields", "from_mapping", "section_name"]
+__all__ = ["check_value", "check_fields", "from_mapping"]
 
 
 @functools.cache
@@ -41,9 +41,6 @@ def _kind(hint) -> str:
     if dataclasses.is_dataclass(hint):
         return "a table"
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        kinds = [_kind(a) for a in args if a is not type(None)]
-        return " or ".join(kinds)
     if origin in (list, tuple):
         if origin is tuple and args and args[-1] is not Ellipsis:
             return f"a list of {len(args)} {_plural(args[0])}"
@@ -68,7 +65,7 @@ def check_value(hint, value, name: str):
         return value
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, hint):
-            raise ValueError(f"{name} must be a {hint.__name__} (a table), got {_checks._show(value)}")
+            raise ValueError(f"{name} must be a table ({hint.__name__}), got {_checks._show(value)}")
         return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -103,7 +100,7 @@ def check_fields(obj, prefix: str = "") -> None:
             object.__setattr__(obj, f.name, checked)
 
 
-def section_name(section: str) -> str:
+def _section_prefix(section: str) -> str:
     """``[train] `` for a section, nothing at the top level: the prefix of a key's name."""
     return f"[{section}] " if section else ""
 
@@ -115,7 +112,7 @@ def from_mapping(cls, mapping, section: str = ""):
     :func:`from_mapping`, section ``<section>.<key>``); every other value is checked against its
     annotation before the constructor runs, and the constructor's own ``ValueError`` (range and
     cross-field checks) is prefixed with the section."""
-    where = section_name(section)
+    where = _section_prefix(section)
     if not isinstance(mapping, dict):
         name = f"[{section}]" if section else "the configuration"
         raise ValueError(f"{name} must be a table, got {_checks._show(mapping)}")
@@ -123,7 +120,8 @@ def from_mapping(cls, mapping, section: str = ""):
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(mapping) - set(known))
     if unknown:
-        raise ValueError(f"{where}unknown key {unknown[0]!r} (known: {', '.join(known)})")
+        place = f"in [{section}]" if section else "at the top level"
+        raise ValueError(f"unknown key {unknown[0]!r} {place} (known: {', '.join(known)})")
     values = {}
     for key, value in mapping.items():
         hint = hints[key]
