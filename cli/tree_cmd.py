@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
 from markovfork.cli import main
 from markovfork.describe import node_table, summarize_tree
 from markovfork.generators import TMC, fork_tree, tmc_chain
-from markovfork.io import check_outputs, json_writer, output_prefix, table_paths, table_writers, write_outputs
-from markovfork.tree import Tree, load_tree
+from markovfork.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.tree import Tree, load_tree, tree_to_json
 
 
 def _parse_high_edge(text: str) -> tuple[tuple[int, int], list[int]]:
@@ -164,7 +165,8 @@ def tree_command(as_json, out, export, **kwargs):
     if prefix is not None:
         writers.update(table_writers(node_table(choice.tree), prefix))
     if export is not None:
-        writers[export] = json_writer(choice.tree.to_dict())
+        text = tree_to_json(choice.tree)  # any depth (json.dumps recurses once per level)
+        writers[export] = lambda tmp: Path(tmp).write_text(text)
     write_outputs(writers)
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -8,6 +8,7 @@ C-contiguous arrays of the kernel's dtype).
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 
@@ -149,9 +150,11 @@ def n_threads(value) -> int | None:
     return None if value is None else integer("n_threads", value, 1)
 
 
+@functools.cache
 def physical_memory() -> int | None:
     """Bytes of memory this process may use: the machine's physical memory, or the cgroup's limit
-    when lower; None where the platform does not tell."""
+    when lower; None where the platform does not tell. Read once per process (a file read costs
+    more than a small sampling call)."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
@@ -172,3 +175,48 @@ def fits_in_memory(name: str, value, n_bytes: int, what: str) -> None:
     if limit is not None and n_bytes > limit:
         raise ValueError(f"{name} must be small enough for {what} to fit in memory ({n_bytes:,} bytes = "
                          f"{n_bytes / 2**30:,.1f} GiB needed, {limit / 2**30:,.1f} GiB here), got {value}")
+
+
+def array(name: str, value, dtype, ndim: int = 1) -> np.ndarray:
+    """``value`` (any array-like) as a new C-contiguous ``dtype`` array of ``ndim`` dimensions.
+
+    Integers for an integer dtype (within its range), real numbers for a float dtype, booleans
+    (or 0/1) for bool; never a silent cast. Always a copy: the caller's array stays its own."""
+    arr = np.asarray(value)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+    target = np.dtype(dtype)
+    src = arr.dtype
+    if arr.size and src != target:
+        if target == np.bool_:
+            if not (np.issubdtype(src, np.integer) and np.all((arr == 0) | (arr == 1))):
+                raise ValueError(f"{name} must be booleans, got dtype {src}")
+        elif np.issubdtype(target, np.integer):
+            if src == np.bool_ or not np.issubdtype(src, np.integer):
+                raise ValueError(f"{name} must be integers, got dtype {src}")
+            info = np.iinfo(target)
+            low, high = int(arr.min()), int(arr.max())
+            if low < info.min or high > info.max:
+                raise ValueError(f"{name} must be integers in [{info.min}, {info.max}], got {low if low < info.min else high}")
+        elif src == np.bool_ or not (np.issubdtype(src, np.floating) or np.issubdtype(src, np.integer)):
+            raise ValueError(f"{name} must be real numbers, got dtype {src}")
+    return np.array(arr, dtype=target, order="C", copy=True)
+
+
+def logit_rows(logits, n_nodes: int, n_rows: int | None = None, name: str = "logits") -> np.ndarray:
+    """Step logits as a C-contiguous (P, n_nodes) float64 array (a 1-D row is one problem), each
+    entry finite or -inf (a step never taken); ``n_rows`` rows when given."""
+    arr = np.asarray(logits)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n_nodes or (n_rows is not None and arr.shape[0] != n_rows):
+        rows = "P" if n_rows is None else str(n_rows)
+        raise ValueError(f"{name} must have shape ({rows}, {n_nodes}), got {np.shape(logits)}")
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    bad = ~(np.isfinite(arr) | (arr == -np.inf))
+    if bad.any():
+        p, v = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}[{p}, {v}] must be a real number or -inf, got {arr[p, v]}")
+    return arr

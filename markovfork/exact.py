@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from markovfork import _checks
+from markovfork._indices import U1
+
 __all__ = [
     "success_probability",
     "success_probability_reference",
@@ -31,9 +34,6 @@ __all__ = [
     "node_entropy_reference",
 ]
 
-_U1 = np.uint64(1)  # uint64 arithmetic on node ids stays uint64 (with a plain int it becomes float64)
-
-
 @numba.njit(cache=True)
 def _success_kernel(child_start, probs, correct, start, out):
     """out[p] = V_p(start[p]) for the backward recursion in the module docstring."""
@@ -42,7 +42,7 @@ def _success_kernel(child_start, probs, correct, start, out):
     for p in range(probs.shape[0]):
         for i in range(n_nodes):
             u = np.uint64(n_nodes - 1 - i)  # bottom-up; unsigned ids: no wraparound code (-25%)
-            a, b = np.uint64(child_start[u]), np.uint64(child_start[u + _U1])
+            a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
             if a == b:
                 value[u] = 1.0 if correct[p, u] else 0.0
             else:
@@ -53,25 +53,13 @@ def _success_kernel(child_start, probs, correct, start, out):
         out[p] = value[start[p]]
 
 
-def _check_start(tree, start) -> np.ndarray:
-    """Start ids as contiguous int64, each a node of the tree: the kernels index with them
-    unsigned, so a negative id would read out of bounds rather than wrap around."""
-    start = np.ascontiguousarray(start, dtype=np.int64)
-    if start.size and (start.min() < 0 or start.max() >= tree.n_nodes):
-        raise ValueError(
-            f"start nodes must be node ids of the tree (0..{tree.n_nodes - 1}), got {start.min()}..{start.max()}"
-        )
-    return start
-
-
 def success_probability(tree, probs: np.ndarray, correct: np.ndarray, start: np.ndarray) -> np.ndarray:
     """(P,) probability that a rollout from ``start[p]`` under ``probs`` ends at a correct leaf."""
-    probs = np.ascontiguousarray(np.atleast_2d(probs), dtype=np.float64)
-    correct = np.ascontiguousarray(correct, dtype=np.bool_)
-    if probs.shape != correct.shape or probs.shape[1] != tree.n_nodes:
-        raise ValueError(f"probs {probs.shape} and correct {correct.shape} must both be (P, {tree.n_nodes})")
+    probs = _checks.probability_rows(probs, tree.n_nodes)
+    correct = _checks.bool_matrix("correct", correct, probs.shape)
+    start = _checks.start_ids(start, tree.n_nodes, probs.shape[0])
     out = np.empty(probs.shape[0])
-    _success_kernel(tree.child_start, probs, correct, _check_start(tree, start), out)
+    _success_kernel(tree.child_start, probs, correct, start, out)
     return out
 
 
@@ -88,28 +76,31 @@ def _reach_kernel(parent, probs, start, out):
         out[p, :] = 0.0
         s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code (-50%)
         out[p, s] = 1.0
-        for v in range(s + _U1, np.uint64(parent.shape[0])):
+        for v in range(s + U1, np.uint64(parent.shape[0])):
             out[p, v] = out[p, np.uint64(parent[v])] * probs[p, v]
 
 
 def reach_probability(tree, probs: np.ndarray, start: np.ndarray) -> np.ndarray:
     """(P, N) probability of passing through each node; at leaves, the probability of that path."""
-    probs = np.ascontiguousarray(np.atleast_2d(probs), dtype=np.float64)
+    probs = _checks.probability_rows(probs, tree.n_nodes)
+    start = _checks.start_ids(start, tree.n_nodes, probs.shape[0])
     out = np.empty_like(probs)
-    _reach_kernel(tree.parent, probs, _check_start(tree, start), out)
+    _reach_kernel(tree.parent, probs, start, out)
     return out
 
 
 def exact_pass_at_k(success: np.ndarray, k) -> np.ndarray:
-    """Exact pass@k averaged over problems, ``mean_x 1 - (1 - p_x)^k``, for each k (shape of k)."""
-    success = np.asarray(success, dtype=np.float64)
-    k_arr = np.asarray(k)
-    if np.any(k_arr < 1):
-        raise ValueError(f"k must be >= 1, got {int(np.min(k_arr))}")
-    if np.any((success < -1e-12) | (success > 1 + 1e-12)):
-        raise ValueError("success probabilities must lie in [0, 1]")
+    """Exact pass@k averaged over problems, ``mean_x 1 - (1 - p_x)^k``, for each k (shape of k:
+    a scalar or a 1-D list)."""
+    k_arr = _checks.k_values(k)
+    success = _checks.array("success", success, np.float64)
+    if not np.all((success >= -1e-12) & (success <= 1 + 1e-12)):  # NaN fails both
+        bad = success[~((success >= -1e-12) & (success <= 1 + 1e-12))][0]
+        raise ValueError(f"success probabilities must lie in [0, 1], got {bad}")
+    if success.size == 0:
+        raise ValueError("success must hold at least one problem's probability, got an empty array")
     fail = np.clip(1.0 - success, 0.0, 1.0)
-    return 1.0 - np.mean(fail[:, None] ** np.atleast_1d(k_arr)[None, :], axis=0).reshape(k_arr.shape)
+    return 1.0 - np.mean(fail[:, None] ** k_arr[None, :], axis=0).reshape(np.shape(k))
 
 
 @dataclass(frozen=True)
@@ -136,7 +127,7 @@ def _path_type_kernel(parent, leaf, edge_easy, probs, valid, start, out):
             reach[v] = 0.0
         reach[s] = 1.0
         easy[s] = True
-        for v in range(s + _U1, np.uint64(n_nodes)):
+        for v in range(s + U1, np.uint64(n_nodes)):
             u = np.uint64(parent[v])
             reach[v] = reach[u] * probs[p, v]
             easy[v] = easy[u] and edge_easy[v]
@@ -154,23 +145,14 @@ def _path_type_kernel(parent, leaf, edge_easy, probs, valid, start, out):
                 out[p, 0] += 1.0
 
 
-def _check_probs(tree, probs, name="probs"):
-    probs = np.ascontiguousarray(np.atleast_2d(probs), dtype=np.float64)
-    if probs.ndim != 2 or probs.shape[1] != tree.n_nodes:
-        raise ValueError(f"{name} must have shape (P, {tree.n_nodes}), got {probs.shape}")
-    return probs
-
-
 def path_type_mass(tree, probs: np.ndarray, problems) -> PathTypeMass:
     """Share of each problem's rollout mass on easy-valid, hard-valid and invalid leaves.
 
     A path runs from the problem's start node to a leaf; it is *easy* when every edge on it is
     easy (``tree.edge_easy``). Shares: ``sum over leaves l of R_x(l) * [l in class]``.
     """
-    probs = _check_probs(tree, probs)
     problems.check_tree(tree)
-    if probs.shape[0] != len(problems):
-        raise ValueError(f"probs has {probs.shape[0]} rows, there are {len(problems)} problems")
+    probs = _checks.probability_rows(probs, tree.n_nodes, len(problems))
     out = np.empty((probs.shape[0], 3))
     _path_type_kernel(
         tree.parent,
@@ -217,7 +199,7 @@ def _entropy_kernel(child_start, probs, out):
 
 def node_entropy(tree, probs: np.ndarray) -> np.ndarray:
     """(P, N) entropy in nats of each node's step distribution, ``-sum_v pi(v) log pi(v)``; 0 at leaves."""
-    probs = _check_probs(tree, probs)
+    probs = _checks.probability_rows(probs, tree.n_nodes)
     out = np.empty_like(probs)
     _entropy_kernel(tree.child_start, probs, out)
     return out

@@ -281,10 +281,12 @@ def _read_text(path: Path, what: str) -> str:
 
 
 def read_json(path: str | os.PathLike, what: str = "file"):
-    """Parse a JSON file; ``ValueError`` naming the file when it is missing or not JSON."""
+    """Parse a JSON file (any nesting depth); ``ValueError`` naming the file when it is missing or not JSON."""
+    from markovfork import deep_json
+
     path = Path(path)
     try:
-        return json.loads(_read_text(path, what))
+        return deep_json.loads(_read_text(path, what))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} {path} is not valid JSON: {exc}") from None
 

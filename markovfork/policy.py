@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numba
 import numpy as np
 
+from markovfork import _checks
 from markovfork.problems import Problems
 from markovfork.tree import DECIPHERABLE, FORK, LEAF, Tree
 
@@ -38,8 +39,10 @@ class Policy:
     fork_weight: np.ndarray  # (N, d) float64: feature weights W(v) of steps out of forks
 
     def __post_init__(self) -> None:
+        for name, ndim in (("logit", 1), ("skill", 1), ("fork_weight", 2)):
+            object.__setattr__(self, name, _checks.array(f"policy.{name}", getattr(self, name), np.float64, ndim))
         n = self.logit.shape[0]
-        if self.skill.shape != (n,) or self.fork_weight.ndim != 2 or self.fork_weight.shape[0] != n:
+        if self.skill.shape != (n,) or self.fork_weight.shape[0] != n:
             raise ValueError(
                 f"policy arrays disagree: logit {self.logit.shape}, skill {self.skill.shape}, "
                 f"fork_weight {self.fork_weight.shape}"
@@ -48,10 +51,8 @@ class Policy:
     @classmethod
     def base(cls, tree: Tree, feature_dim: int = 0, skill: float = 0.0) -> "Policy":
         """The base model: logits ``log edge_prob``, ``skill`` at every decipherable node, W = 0."""
-        if feature_dim < 0:
-            raise ValueError(f"feature_dim must be >= 0, got {feature_dim}")
-        if not np.isfinite(skill):
-            raise ValueError(f"skill must be finite, got {skill}")
+        feature_dim = _checks.integer("feature_dim", feature_dim, 0)
+        skill = _checks.real("skill", skill)
         skill_arr = np.where((tree.kind == DECIPHERABLE) & (tree.n_children > 0), float(skill), 0.0)
         return cls(tree.edge_logit.copy(), skill_arr, np.zeros((tree.n_nodes, feature_dim)))
 
@@ -69,14 +70,10 @@ class Decoding:
     min_p: float = 0.0  # drop children with probability < min_p * max probability (0: off)
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if int(self.top_k) != self.top_k or self.top_k < 0:
-            raise ValueError(f"top_k must be a non-negative integer, got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if not 0.0 <= self.min_p <= 1.0:
-            raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
+        _checks.real("temperature", self.temperature, 0.0, low_open=True)
+        _checks.integer("top_k", self.top_k, 0)
+        _checks.real("top_p", self.top_p, 0.0, 1.0, low_open=True)
+        _checks.real("min_p", self.min_p, 0.0, 1.0)
 
 
 def problem_logits(tree: Tree, policy: Policy, problems: Problems) -> np.ndarray:
@@ -158,10 +155,10 @@ def _transition_probs_kernel(child_start, logits, temperature, top_k, top_p, min
 
 
 def transition_probs(tree: Tree, logits: np.ndarray, decoding: Decoding = Decoding()) -> np.ndarray:
-    """(P, N) step probabilities from (P, N) logits, per node, after the decoding transforms."""
-    logits = np.ascontiguousarray(np.atleast_2d(logits), dtype=np.float64)
-    if logits.shape[1] != tree.n_nodes:
-        raise ValueError(f"logits have {logits.shape[1]} columns, the tree has {tree.n_nodes} nodes")
+    """(P, N) step probabilities from (P, N) logits, per node, after the decoding transforms.
+
+    Logits are real numbers or -inf (a step never taken); NaN and +inf are rejected."""
+    logits = _checks.logit_rows(logits, tree.n_nodes)
     out = np.empty_like(logits)
     _transition_probs_kernel(
         tree.child_start, logits, float(decoding.temperature), int(decoding.top_k),

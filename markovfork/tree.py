@@ -14,12 +14,19 @@ branch leads to a correct answer depends on hidden information) and ``LEAF`` (a 
 
 from __future__ import annotations
 
+import difflib
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DECIPHERABLE", "FORK", "LEAF", "KIND_NAMES", "Tree", "TreeBuilder", "tree_from_children", "tree_from_dict", "load_tree"]
+from markovfork import _checks
+
+__all__ = [
+    "DECIPHERABLE", "FORK", "LEAF", "KIND_NAMES", "Tree", "TreeBuilder", "tree_from_children", "tree_from_dict",
+    "tree_to_json", "tree_from_json", "load_tree",
+]
 
 DECIPHERABLE, FORK, LEAF = 0, 1, 2
 KIND_NAMES = {DECIPHERABLE: "decipherable", FORK: "fork", LEAF: "leaf"}
@@ -28,9 +35,22 @@ _KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 PROB_TOL = 1e-6  # tolerance on each node's outgoing probabilities summing to 1
 
 
+# dtype of each array field; the constructor stores read-only copies in these dtypes
+_FIELD_DTYPES = {
+    "child_start": np.int64, "parent": np.int64, "depth": np.int64, "kind": np.int8,
+    "edge_prob": np.float64, "edge_easy": np.bool_, "label": np.int64, "valid_branches": np.int64,
+}
+INDENT_MAX_DEPTH = 100  # deeper trees are written to JSON on one line (indentation grows as depth^2)
+
+
 @dataclass(frozen=True, eq=False)
 class Tree:
-    """A rooted reasoning tree in breadth-first flat-array form (see the module docstring)."""
+    """A rooted reasoning tree in breadth-first flat-array form (see the module docstring).
+
+    The constructor takes any array-likes, stores read-only copies of the dtypes below (the
+    caller's arrays stay writeable and unshared) and validates the structure: compiled kernels
+    and per-tree caches rely on a tree never changing after it is built.
+    """
 
     child_start: np.ndarray  # (N+1,) int64: children of v are child_start[v] : child_start[v+1]
     parent: np.ndarray  # (N,) int64: parent id, -1 at the root
@@ -42,6 +62,10 @@ class Tree:
     valid_branches: np.ndarray  # (N,) int64: at a fork, how many children are valid per problem
 
     def __post_init__(self) -> None:
+        for name, dtype in _FIELD_DTYPES.items():
+            arr = _checks.array(f"tree.{name}", getattr(self, name), dtype)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
         validate_tree(self)
 
     @property
@@ -78,20 +102,24 @@ class Tree:
         return np.array(path[::-1], dtype=np.int64)
 
     def to_dict(self) -> dict:
-        """Nested-dict form accepted by :func:`tree_from_dict` (round-trips exactly)."""
+        """Nested-dict form accepted by :func:`tree_from_dict` (round-trips exactly).
 
-        def node(v: int) -> dict:
-            d = {"kind": KIND_NAMES[int(self.kind[v])], "label": int(self.label[v])}
-            if self.kind[v] == FORK:
-                d["valid_branches"] = int(self.valid_branches[v])
-            kids = self.children(v)
-            if len(kids):
-                d["children"] = [
-                    {"prob": float(self.edge_prob[c]), "easy": bool(self.edge_easy[c]), **node(int(c))} for c in kids
-                ]
-            return d
-
-        return node(0)
+        Built bottom-up over node ids (children have larger ids), so any depth works."""
+        names = [KIND_NAMES[int(k)] for k in self.kind.tolist()]
+        prob, easy, label = self.edge_prob.tolist(), self.edge_easy.tolist(), self.label.tolist()
+        valid, cs = self.valid_branches.tolist(), self.child_start.tolist()
+        nodes: list = [None] * self.n_nodes
+        for v in range(self.n_nodes - 1, -1, -1):
+            d = {"prob": prob[v], "easy": easy[v]} if v else {}
+            d["kind"] = names[v]
+            d["label"] = label[v]
+            if names[v] == "fork":
+                d["valid_branches"] = valid[v]
+            if cs[v + 1] > cs[v]:
+                d["children"] = nodes[cs[v]:cs[v + 1]]
+                nodes[cs[v]:cs[v + 1]] = [None] * (cs[v + 1] - cs[v])
+            nodes[v] = d
+        return nodes[0]
 
 
 def validate_tree(tree: Tree) -> None:
@@ -138,6 +166,28 @@ def validate_tree(tree: Tree) -> None:
         raise ValueError(f"node {v}: valid_branches must be in [1, {int(n_children[v])}], got {int(vb[v])}")
 
 
+def _node_id(value, m: int, where: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{where} must be node ids, got {value!r}")
+    if not 0 <= value < m:
+        raise ValueError(f"{where} lists node {int(value)}, but the nodes are 0..{m - 1}")
+    return int(value)
+
+
+def _per_node(name: str, values, m: int, order: list[int], default, dtype) -> np.ndarray:
+    """``values[u]`` for every input id ``u`` (a sequence or a dict by id), in breadth-first order."""
+    if values is None:
+        return np.full(m, default, dtype=dtype)
+    if isinstance(values, dict):
+        missing = next((u for u in range(m) if u not in values), None)
+        if missing is not None:
+            raise ValueError(f"{name} has no entry for node {missing}")
+        values = [values[u] for u in range(m)]
+    if np.ndim(values) != 1 or len(values) != m:
+        raise ValueError(f"{name} must have one entry per node ({m}), got shape {np.shape(values)}")
+    return _checks.array(name, values, dtype)[order]
+
+
 def tree_from_children(
     children: list[list[int]],
     kind: list[int],
@@ -149,44 +199,48 @@ def tree_from_children(
     """Build a :class:`Tree` from any node numbering (root = node 0 of the input).
 
     ``children[u]`` lists the input ids of ``u``'s children in order; per-node attributes are
-    indexed by input id (``edge_prob[u]`` is the step into ``u``). Returns the tree and the map
-    ``new_id[input_id]`` from input ids to breadth-first ids.
+    indexed by input id (``edge_prob[u]`` is the step into ``u``; the root's is ignored).
+    Returns the tree and the map ``new_id[input_id]`` from input ids to breadth-first ids.
+    Cycles, shared children, unreachable nodes and ids out of range are ``ValueError``s.
     """
     m = len(children)
+    if m < 1:
+        raise ValueError("a tree needs at least one node")
+    seen = bytearray(m)
+    seen[0] = 1
     order = [0]
-    for u in order:  # breadth-first traversal; ``order`` grows while we walk it
-        order.extend(children[u])
-    if sorted(order) != list(range(m)):
-        raise ValueError("children must describe one tree rooted at node 0 (every node reached exactly once)")
+    depth = [0]
+    n_children = []
+    for i, u in enumerate(order):  # breadth-first; ``order`` grows while we walk it (each id once)
+        kids = children[u]
+        if isinstance(kids, (str, bytes, dict)) or not hasattr(kids, "__len__"):
+            raise ValueError(f"children[{u}] must be a list of node ids, got {kids!r}")
+        for c in kids:
+            c = _node_id(c, m, f"children[{u}]")
+            if seen[c]:
+                what = "the root" if c == 0 else f"node {c}"
+                raise ValueError(f"children[{u}] lists {what}, already reached: children must form one tree rooted at node 0 (no cycle, no shared child)")
+            seen[c] = 1
+            order.append(c)
+        depth.extend([depth[i] + 1] * len(kids))
+        n_children.append(len(kids))
+    if len(order) != m:
+        raise ValueError(f"node {seen.index(0)} is not reached from node 0: children must form one tree rooted at node 0")
     new_id = np.empty(m, dtype=np.int64)
     new_id[order] = np.arange(m)
-    old = np.array(order, dtype=np.int64)
-
-    def per_node(values, default, dtype):
-        if values is None:
-            return np.full(m, default, dtype=dtype)[old]
-        return np.asarray([values[u] for u in range(m)], dtype=dtype)[old]
-
-    n_children = np.array([len(children[u]) for u in order], dtype=np.int64)
-    child_start = np.concatenate([[1], 1 + np.cumsum(n_children)]).astype(np.int64)
-    parent = np.full(m, -1, dtype=np.int64)
-    for u in range(m):
-        for c in children[u]:
-            parent[new_id[c]] = new_id[u]
-    depth = np.zeros(m, dtype=np.int64)
-    for v in range(1, m):
-        depth[v] = depth[parent[v]] + 1
-    edge_prob_arr = per_node(edge_prob, 1.0, np.float64)
+    child_start = np.concatenate([[1], 1 + np.cumsum(n_children, dtype=np.int64)])
+    parent = np.concatenate([[-1], np.repeat(np.arange(m, dtype=np.int64), n_children)])
+    edge_prob_arr = _per_node("edge_prob", edge_prob, m, order, 1.0, np.float64)
     edge_prob_arr[0] = 1.0
     tree = Tree(
         child_start=child_start,
         parent=parent,
-        depth=depth,
-        kind=per_node(kind, 0, np.int8),
+        depth=np.array(depth, dtype=np.int64),
+        kind=_per_node("kind", kind, m, order, DECIPHERABLE, np.int8),
         edge_prob=edge_prob_arr,
-        edge_easy=per_node(edge_easy, True, bool),
-        label=per_node(label, 0, np.int64),
-        valid_branches=per_node(valid_branches, 1, np.int64),
+        edge_easy=_per_node("edge_easy", edge_easy, m, order, True, np.bool_),
+        label=_per_node("label", label, m, order, 0, np.int64),
+        valid_branches=_per_node("valid_branches", valid_branches, m, order, 1, np.int64),
     )
     return tree, new_id
 
@@ -206,6 +260,10 @@ class TreeBuilder:
             label: int = 0, valid_branches: int = 1) -> int:
         """A new node (a child of ``parent`` when given, reached with probability ``prob``); its id."""
         u = len(self.children)
+        if parent is not None:
+            if isinstance(parent, (bool, np.bool_)) or not isinstance(parent, numbers.Integral) or not 0 <= parent < u:
+                added = f"0..{u - 1}" if u else "none yet"
+                raise ValueError(f"parent must be the id of a node added before ({added}), got {parent!r}")
         self.children.append([])
         self.kind.append(kind)
         self.prob.append(prob)
@@ -213,7 +271,7 @@ class TreeBuilder:
         self.label.append(label)
         self.valid.append(valid_branches)
         if parent is not None:
-            self.children[parent].append(u)
+            self.children[int(parent)].append(u)
         return u
 
     def build(self) -> tuple[Tree, np.ndarray]:
@@ -221,45 +279,138 @@ class TreeBuilder:
         return tree_from_children(self.children, self.kind, self.prob, self.easy, self.label, self.valid)
 
 
-def tree_from_dict(spec: dict) -> Tree:
-    """Build a tree from nested dicts.
+# ----------------------------------------------------------------------------- JSON form
 
-    Each node is ``{"kind": "decipherable"|"fork"|"leaf", "children": [...], "label": int,
-    "valid_branches": int}``; each child additionally carries ``"prob"`` (base probability of
-    the step into it) and optionally ``"easy"`` (bool). ``kind`` defaults to ``leaf`` for a node
-    without children and ``decipherable`` otherwise; ``prob`` defaults to uniform over siblings.
+_NODE_KEYS = ("kind", "children", "label", "valid_branches")
+_CHILD_KEYS = ("prob", "easy", *_NODE_KEYS)
+
+
+def _path_text(steps: list[int]) -> str:
+    """``root.children[i].children[j]...`` for the child positions ``steps`` (long paths shortened)."""
+    parts = [f".children[{i}]" for i in steps]
+    if len(parts) > 12:
+        parts = parts[:4] + [f"...({len(parts) - 8} levels)..."] + parts[-4:]
+    return "root" + "".join(parts)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _read_node(node, is_child: bool, n_siblings: int, where) -> tuple:
+    """(kind code, prob, easy, label, valid_branches, children) of one node dict, checked
+    against the schema; ``where()`` names the node in an error."""
+    if not isinstance(node, dict):
+        raise ValueError(f"{where()}: each node must be an object, got {node!r}")
+    allowed = _CHILD_KEYS if is_child else _NODE_KEYS
+    for key in node:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), allowed, n=1) or [a for a in allowed if str(key).startswith(a)]
+            if key in ("prob", "easy"):
+                why = " (the root has no incoming step)"
+            elif key in ("nodes", "edges", "id"):
+                why = " (a tree is nested objects with 'children'; the id-based form is not read)"
+            else:
+                why = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(allowed)})"
+            raise ValueError(f"{where()}: unknown key {key!r}{why}")
+    kids = node.get("children", [])
+    if not isinstance(kids, list):
+        raise ValueError(f"{where()}: 'children' must be a list, got {kids!r}")
+    name = node.get("kind", "decipherable" if kids else "leaf")
+    if not isinstance(name, str) or name not in _KIND_CODES:
+        raise ValueError(f"{where()}: unknown kind {name!r} (expected one of {sorted(_KIND_CODES)})")
+    label = node.get("label", 0)
+    if not _is_int(label):
+        raise ValueError(f"{where()}: label must be an integer, got {label!r}")
+    valid = node.get("valid_branches", 1)
+    if "valid_branches" in node and name != "fork":
+        raise ValueError(f"{where()}: valid_branches is only read at a fork, and this node is {name!r}")
+    if not _is_int(valid):
+        raise ValueError(f"{where()}: valid_branches must be an integer, got {valid!r}")
+    prob = node.get("prob", 1.0 / n_siblings)
+    if not _is_real(prob):
+        raise ValueError(f"{where()}: prob must be a number, got {prob!r}")
+    easy = node.get("easy", True)
+    if not isinstance(easy, (bool, np.bool_)):
+        raise ValueError(f"{where()}: easy must be true or false, got {easy!r}")
+    return _KIND_CODES[name], float(prob), bool(easy), int(label), int(valid), kids
+
+
+def tree_from_dict(spec: dict) -> Tree:
+    """Build a tree from nested dicts (the form of :meth:`Tree.to_dict`), without recursion.
+
+    Each node is ``{"kind": "decipherable"|"fork"|"leaf", "children": [...], "label": int}``,
+    a fork may carry ``"valid_branches": int``; each child additionally carries ``"prob"`` (base
+    probability of the step into it) and optionally ``"easy"`` (bool). ``kind`` defaults to
+    ``leaf`` for a node without children and ``decipherable`` otherwise; ``prob`` defaults to
+    uniform over siblings. Unknown keys and wrong types are ``ValueError``s naming the node's path.
     """
     if not isinstance(spec, dict):
-        raise ValueError(f"a tree spec must be a dict, got {type(spec).__name__}")
-    builder = TreeBuilder()
+        raise ValueError(f"a tree spec must be an object (dict), got {type(spec).__name__}")
+    children: list[list[int]] = []
+    parent: list[int] = []
+    position: list[int] = []
+    columns: list[list] = [[], [], [], [], []]  # kind, prob, easy, label, valid_branches
 
-    def add(node: dict, p: float, e: bool, where: str, parent: int | None) -> None:
-        if not isinstance(node, dict):
-            raise ValueError(f"{where}: each node must be a dict, got {node!r}")
-        kids = node.get("children", [])
-        if not isinstance(kids, list):
-            raise ValueError(f"{where}: 'children' must be a list, got {kids!r}")
-        k = node.get("kind", "decipherable" if kids else "leaf")
-        if k not in _KIND_CODES:
-            raise ValueError(f"{where}: unknown kind {k!r} (expected one of {sorted(_KIND_CODES)})")
-        u = builder.add(_KIND_CODES[k], p, parent, easy=e, label=int(node.get("label", 0)),
-                        valid_branches=int(node.get("valid_branches", 1)))
-        for i, child in enumerate(kids):
-            if not isinstance(child, dict):
-                raise ValueError(f"{where}.children[{i}]: each node must be a dict, got {child!r}")
-            cp = child.get("prob", 1.0 / len(kids))
-            try:
-                cp = float(cp)
-            except (TypeError, ValueError):
-                raise ValueError(f"{where}.children[{i}]: prob must be a number, got {cp!r}") from None
-            add(child, cp, bool(child.get("easy", True)), f"{where}.children[{i}]", u)
+    def where_of(u: int, extra: int | None = None):
+        def where() -> str:
+            steps = [] if extra is None else [extra]
+            v = u
+            while v > 0:
+                steps.append(position[v])
+                v = parent[v]
+            return _path_text(steps[::-1])
+        return where
 
-    add(spec, 1.0, True, "root", None)
-    return builder.build()[0]
+    stack = [(spec, -1, 0, 1)]  # (node, parent id, position among siblings, number of siblings)
+    while stack:
+        node, up, i, n_siblings = stack.pop()
+        u = len(children)
+        fields = _read_node(node, up >= 0, n_siblings, where_of(up, i) if up >= 0 else where_of(0))
+        for column, value in zip(columns, fields):
+            column.append(value)
+        kids = fields[5]
+        children.append([])
+        parent.append(up)
+        position.append(i)
+        if up >= 0:
+            children[up].append(u)
+        stack.extend((kids[j], u, j, len(kids)) for j in range(len(kids) - 1, -1, -1))
+    kind, prob, easy, label, valid = columns
+    return tree_from_children(children, kind, prob, easy, label, valid)[0]
+
+
+def tree_to_json(tree: Tree) -> str:
+    """JSON text of :meth:`Tree.to_dict`: indented, or on one line for trees deeper than
+    ``INDENT_MAX_DEPTH`` (the indentation would grow with depth squared); any depth works."""
+    from markovfork import deep_json
+
+    if tree.n_nodes and int(tree.depth.max()) <= INDENT_MAX_DEPTH:
+        import json
+
+        return json.dumps(tree.to_dict(), indent=2) + "\n"
+    return deep_json.dumps(tree.to_dict()) + "\n"
+
+
+def tree_from_json(text: str) -> Tree:
+    """The tree of a JSON text in the :func:`tree_from_dict` form, any nesting depth."""
+    import json
+
+    from markovfork import deep_json
+
+    try:
+        spec = deep_json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"tree JSON is not valid JSON: {exc}") from None
+    return tree_from_dict(spec)
 
 
 def load_tree(path: str | Path) -> Tree:
-    """Read a tree from a JSON file in the :func:`tree_from_dict` format."""
+    """Read a tree from a JSON file in the :func:`tree_from_dict` format (any nesting depth)."""
     from markovfork.io import read_json
 
     return tree_from_dict(read_json(path, "tree file"))

@@ -1,17 +1,16 @@
-"""The exact engine, the policy kernel and the tree data model against independent references.
+"""The exact engine against independent references, and its input checks.
 
 Random small trees are drawn in an arbitrary (non-breadth-first) input numbering and converted
 with ``tree_from_children``; the brute-force references enumerate every path in that input
-numbering in plain Python, so they share no code with the compiled kernels.
+numbering in plain Python, so they share no code with the compiled kernels. Every function that
+hands arrays to a kernel rejects wrong shapes, dtypes, NaN and out-of-range values first.
 """
 
-import json
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from markovfork.exact import (
     exact_pass_at_k,
@@ -23,11 +22,11 @@ from markovfork.exact import (
     success_probability,
     success_probability_reference,
 )
-from strategies import MAX_NODES, MAX_PROBLEMS, build_case, random_trees
-from markovfork.generators import fork_problems, fork_tree, tmc_chain
-from markovfork.policy import Decoding, Policy, problem_logits, transition_probs, transition_probs_reference
-from markovfork.problems import Problems, subtree_any, subtree_any_reference
-from markovfork.tree import DECIPHERABLE, FORK, LEAF, load_tree, tree_from_children, tree_from_dict
+from markovfork.generators import fork_problems, fork_tree, tmc_chain, tmc_problems
+from markovfork.policy import Policy, problem_logits, transition_probs
+from markovfork.tree import LEAF
+from strategies import build_case, random_trees
+
 
 def _paths(children, u):
     """Every path (list of input ids) from u down to a leaf."""
@@ -96,8 +95,6 @@ def test_node_entropy_uniform_fork_is_log_branching():
 def test_path_type_mass_on_tmc_paper_chain():
     """Task 0 of the paper's chain under the base policy: easy-valid = the easy path's 0.413223."""
     tmc = tmc_chain(4, 2, 2, 1, high_edges={(1, 1): [1], (2, 1): [0]})
-    from markovfork.generators import tmc_problems
-
     problems = tmc_problems(tmc.tree, tmc, 0, 2, seed=0)
     probs = np.broadcast_to(tmc.tree.edge_prob, (2, tmc.tree.n_nodes))
     mass = path_type_mass(tmc.tree, probs, problems)
@@ -107,135 +104,65 @@ def test_path_type_mass_on_tmc_paper_chain():
     assert mass.invalid[0] == pytest.approx(1 - paths.prob.sum())
 
 
-@given(random_trees(), st.data())
-def test_subtree_any_equals_reference(case, data):
-    tree, _, _, problems = build_case(case)
-    mask = np.array(data.draw(st.lists(st.booleans(), min_size=tree.n_nodes * len(problems), max_size=tree.n_nodes * len(problems))))
-    mask = mask.reshape(len(problems), tree.n_nodes)
-    assert np.array_equal(subtree_any(tree.parent, mask), subtree_any_reference(tree.parent, mask))
+# A 127-node tree and 3 problems: reach_probability once returned a (3, 5) "result" for (3, 5)
+# probabilities (reading past the array, a segfault 1 run in 3), and NaN or negative step
+# probabilities went through the exact engine while the sampler rejected them.
+TREE = fork_tree(6, 2, 3)
+PROBLEMS = fork_problems(TREE, 3)
+PROBS = transition_probs(TREE, problem_logits(TREE, Policy.base(TREE), PROBLEMS))
+START = PROBLEMS.start
+CORRECT = PROBLEMS.correct
 
 
-# Logits on a 0.25 grid (plus -inf) and decoding settings on coarse grids: exact ties then come
-# only from equal logits, which both implementations evaluate identically, so the comparison is
-# not at the mercy of last-bit rounding at a top-p / min-p threshold.
-@given(
-    case=random_trees(),
-    data=st.data(),
-    temperature=st.sampled_from([0.25, 0.5, 0.7, 1.0, 1.5, 3.0]),
-    top_k=st.integers(0, 4),
-    top_p=st.sampled_from([0.1, 0.3, 0.5, 0.75, 0.9, 0.95, 1.0]),
-    min_p=st.sampled_from([0.0, 0.05, 0.2, 0.5, 1.0]),
-)
-def test_transition_probs_kernel_equals_reference(case, data, temperature, top_k, top_p, min_p):
-    tree, _, _, _ = build_case(case)
-    n_problems = case["probs"].shape[0]
-    grid = st.one_of(st.integers(-16, 16).map(lambda i: i / 4), st.just(-np.inf))
-    logits = np.array(data.draw(st.lists(grid, min_size=n_problems * tree.n_nodes, max_size=n_problems * tree.n_nodes)))
-    logits = logits.reshape(n_problems, tree.n_nodes)
-    decoding = Decoding(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
-    got = transition_probs(tree, logits, decoding)
-    ref = transition_probs_reference(tree, logits, decoding)
-    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-14)
-    internal = np.flatnonzero(tree.n_children > 0)
-    row_sums = np.add.reduceat(got[:, 1:], tree.child_start[internal] - 1, axis=1) if internal.size else None
-    if internal.size:
-        np.testing.assert_allclose(row_sums, 1.0)
-
-
-def test_base_policy_on_fork_tree_matches_enumeration_of_correct_leaf():
-    """Base policy with no skill: success = probability of the problem's one correct path."""
-    tree = fork_tree(4, 3, 3, placement="random", easy_prob=0.6, seed=5)
-    problems = fork_problems(tree, 20, seed=6)
-    policy = Policy.base(tree)
-    probs = transition_probs(tree, problem_logits(tree, policy, problems))
-    np.testing.assert_allclose(probs, np.broadcast_to(tree.edge_prob, probs.shape), atol=1e-12)
-    succ = success_probability(tree, probs, problems.correct, problems.start)
-    for p in range(len(problems)):
-        (leaf,) = np.flatnonzero(problems.correct[p])
-        assert succ[p] == pytest.approx(np.prod(tree.edge_prob[tree.path_to(int(leaf))]))
-    k = np.array([1, 4, 16])
-    np.testing.assert_allclose(exact_pass_at_k(succ, k), [np.mean(1 - (1 - succ) ** kk) for kk in k])
-
-
-# ---------------------------------------------------------------------------- tree data model
-
-
-def _spec(a_probs=(0.5, 0.5), root_probs=(0.5, 0.5)):
-    return {
-        "kind": "fork",
-        "children": [
-            {"prob": root_probs[0], "children": [{"prob": a_probs[0]}, {"prob": a_probs[1]}]},
-            {"prob": root_probs[1]},
-        ],
-    }
+def _with(value, row=0, col=5):
+    probs = PROBS.copy()
+    probs[row, col] = value
+    return probs
 
 
 @pytest.mark.parametrize(
-    "spec, message",
+    "call, message",
     [
-        (_spec(a_probs=(0.3, 0.3)), "node 1: transition probabilities sum to 0.6, not 1"),
-        (_spec(a_probs=(1.1, -0.1)), r"node 1: transition probability to child 4 is negative \(-0.1\)"),
-        (_spec(a_probs=(float("nan"), 0.5)), r"node 1: transition probability to child 3 is not finite \(nan\)"),
-        (_spec(root_probs=(0.5, float("inf"))), r"node 0: transition probability to child 2 is not finite \(inf\)"),
-        ({**_spec(), "valid_branches": 3}, r"node 0: valid_branches must be in \[1, 2\], got 3"),
-        ({"children": [{"prob": "high"}]}, "root.children\\[0\\]: prob must be a number, got 'high'"),
-        ({"kind": "knot", "children": [{}]}, "root: unknown kind 'knot'"),
-        ({"kind": "leaf", "children": [{}]}, "node 0: a node is a leaf exactly when it has no children"),
+        (lambda: reach_probability(TREE, np.full((3, 5), 0.5), START), r"probs must have shape \(P, 127\), got \(3, 5\)"),
+        (lambda: reach_probability(TREE, np.full((3, 200), 0.5), START), r"probs must have shape \(P, 127\), got \(3, 200\)"),
+        (lambda: reach_probability(TREE, PROBS[None], START), r"probs must have shape \(P, 127\), got \(1, 3, 127\)"),
+        (lambda: reach_probability(TREE, _with(np.nan), START), r"probs\[0, 5\] must be a probability in \[0, 1\], got nan"),
+        (lambda: reach_probability(TREE, _with(-0.25, 2, 9), START), r"probs\[2, 9\] must be a probability in \[0, 1\], got -0.25"),
+        (lambda: reach_probability(TREE, PROBS > 0, START), "probs must be real numbers, got dtype bool"),
+        (lambda: reach_probability(TREE, PROBS, START[:1]), r"start must have one node id per row \(3\), got 1"),
+        (lambda: reach_probability(TREE, PROBS, [0, -1, 0]), r"start must be node ids of the tree \(0..126\), got -1"),
+        (lambda: reach_probability(TREE, PROBS, [0, 0, 127]), r"start must be node ids of the tree \(0..126\), got 127"),
+        (lambda: reach_probability(TREE, PROBS, [0.0, 0.0, 0.0]), "start must be a 1-D array of node ids"),
+        (lambda: success_probability(TREE, _with(np.inf), CORRECT, START), r"probs\[0, 5\] must be a probability in \[0, 1\], got inf"),
+        (lambda: success_probability(TREE, _with(1.5), CORRECT, START), r"probs\[0, 5\] must be a probability in \[0, 1\], got 1.5"),
+        (lambda: success_probability(TREE, PROBS, CORRECT[:, :5], START), r"correct must have shape \(3, 127\), got \(3, 5\)"),
+        (lambda: success_probability(TREE, PROBS, CORRECT[:2], START), r"correct must have shape \(3, 127\), got \(2, 127\)"),
+        (lambda: success_probability(TREE, PROBS, CORRECT * 2, START), "correct must be booleans"),
+        (lambda: success_probability(TREE, PROBS, CORRECT, START[:2]), r"start must have one node id per row \(3\), got 2"),
+        (lambda: node_entropy(TREE, np.ones((2, 5))), r"probs must have shape \(P, 127\), got \(2, 5\)"),
+        (lambda: node_entropy(TREE, _with(np.nan)), r"probs\[0, 5\] must be a probability"),
+        (lambda: path_type_mass(TREE, PROBS[:2], PROBLEMS), r"probs must have shape \(3, 127\), got \(2, 127\)"),
+        (lambda: path_type_mass(TREE, _with(-1.0), PROBLEMS), r"probs\[0, 5\] must be a probability"),
+        (lambda: path_type_mass(fork_tree(2, 2, 0), PROBS, PROBLEMS), "problems are over 127 nodes, the tree has 7"),
+        (lambda: exact_pass_at_k([0.5, np.nan], [1, 2]), "success probabilities must lie in \\[0, 1\\], got nan"),
+        (lambda: exact_pass_at_k([0.5, 1.5], [1]), "success probabilities must lie in \\[0, 1\\], got 1.5"),
+        (lambda: exact_pass_at_k([[0.5]], [1]), r"success must be a 1-D array, got shape \(1, 1\)"),
+        (lambda: exact_pass_at_k([], [1]), "success must hold at least one"),
+        (lambda: exact_pass_at_k([0.5], []), "k must be an integer or a non-empty 1-D list of integers, got \\[\\]"),
+        (lambda: exact_pass_at_k([0.5], [0, 2]), "k must be an integer >= 1, got 0"),
+        (lambda: exact_pass_at_k([0.5], [1.5]), "k must be an integer, got 1.5"),
     ],
 )
-def test_tree_validation_names_the_node(spec, message):
+def test_bad_arrays_are_rejected_before_any_kernel_runs(call, message):
     with pytest.raises(ValueError, match=message):
-        tree_from_dict(spec)
+        call()
 
 
-def test_load_tree_errors(tmp_path):
-    with pytest.raises(ValueError, match="tree file not found"):
-        load_tree(tmp_path / "missing.json")
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(ValueError, match="is not valid JSON"):
-        load_tree(bad)
-
-
-def _assert_same_tree(a, b):
-    for name in ("child_start", "parent", "depth", "kind", "edge_prob", "edge_easy", "label", "valid_branches"):
-        x, y = getattr(a, name), getattr(b, name)
-        assert x.dtype == y.dtype and np.array_equal(x, y), name
-
-
-@pytest.mark.parametrize(
-    "tree",
-    [
-        fork_tree(4, 3, 5, placement="random", valid_branches=2, easy_prob=0.55, seed=3),
-        fork_tree(7, 2, 4, placement="bottom", dead_ends=True, easy_prob=0.9, seed=1),
-        tmc_chain(4, 3, 3, 2, seed=11).tree,
-    ],
-    ids=["full", "dead_ends", "tmc"],
-)
-def test_json_round_trip_is_exact(tree, tmp_path):
-    path = tmp_path / "tree.json"
-    path.write_text(json.dumps(tree.to_dict()))
-    _assert_same_tree(tree, load_tree(path))
-    _assert_same_tree(tree, tree_from_dict(json.loads(json.dumps(tree.to_dict()))))
-
-
-@given(random_trees())
-def test_json_round_trip_random_trees(case):
-    tree, *_ = build_case(case)
-    _assert_same_tree(tree, tree_from_dict(json.loads(json.dumps(tree.to_dict()))))
-
-
-def test_shape_errors():
-    tree = fork_tree(2, 2, 0)
-    problems = fork_problems(tree, 2)
-    with pytest.raises(ValueError, match=r"probs must have shape \(P, 7\), got \(2, 5\)"):
-        node_entropy(tree, np.ones((2, 5)))
-    with pytest.raises(ValueError, match="probs has 3 rows, there are 2 problems"):
-        path_type_mass(tree, np.ones((3, 7)), problems)
-    # the kernels index with start ids as unsigned integers: out-of-range ids are rejected first
-    probs = transition_probs(tree, problem_logits(tree, Policy.base(tree), problems))
-    for bad in ([-1, 0], [0, 7]):
-        with pytest.raises(ValueError, match=r"start nodes must be node ids of the tree \(0..6\)"):
-            reach_probability(tree, probs, bad)
-        with pytest.raises(ValueError, match=r"start nodes must be node ids of the tree \(0..6\)"):
-            success_probability(tree, probs, problems.correct, bad)
+def test_valid_inputs_in_other_dtypes_and_layouts_give_the_same_result():
+    expect = reach_probability(TREE, PROBS, START)
+    fortran = np.asfortranarray(PROBS)
+    assert np.array_equal(reach_probability(TREE, fortran, START.astype(np.int32)), expect)
+    assert np.array_equal(reach_probability(TREE, PROBS[0], [0]), expect[:1])  # one row, one start
+    assert np.array_equal(reach_probability(TREE, PROBS, list(START)), expect)
+    assert exact_pass_at_k([0.5, 0.25], 2).shape == ()
+    assert exact_pass_at_k([0.5, 0.25], [1, 2]) == pytest.approx([1 - (0.5 + 0.75) / 2, 1 - (0.25 + 0.5625) / 2])
