@@ -2,7 +2,7 @@
 
     python benchmarks/sft_speed.py [--repeats 5] [--cold-repeats 3] [--sweep-repeats 3]
 
-Rows (each a fresh ``python -m cli ...`` subprocess, so interpreter start-up and imports count):
+Rows (each a fresh ``python -m markovfork.cli ...`` subprocess, so interpreter start-up and imports count):
   simulate warm   ``markovfork simulate --forks 200 --epochs 50`` (analytic), Numba cache populated
   simulate cold   the same with NUMBA_CACHE_DIR set to a new empty directory (every kernel compiles)
   sweep warm      ``markovfork sweep --rho 0:1:0.1 --epochs 50`` (11 analytic runs, all cores)
@@ -34,12 +34,12 @@ MEMORY_TARGET_MIB = 1024.0
 
 
 def run_cli(args: list[str], env_extra: dict | None = None) -> tuple[float, float, float, str]:
-    """(wall seconds, CPU seconds, peak RSS MiB, stdout) of ``python -m cli ARGS`` in a fresh process."""
+    """(wall seconds, CPU seconds, peak RSS MiB, stdout) of ``python -m markovfork.cli ARGS`` in a fresh process."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.update(env_extra or {})
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, "-m", "markovfork.cli", *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

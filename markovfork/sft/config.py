@@ -2,7 +2,8 @@
 
 Every field is checked on construction (types through :mod:`markovfork.config_reader`, ranges
 through :mod:`markovfork._checks`), from Python and from a TOML file alike. Limits: at most
-``MAX_EPOCHS`` epochs, and the arrays of one run (estimated by :func:`memory_estimate`) must fit
+``MAX_EPOCHS`` epochs (and ``MAX_STEPS_PER_EPOCH``, ``MAX_LR``, ``feature_scale`` <= 100, so
+that logits stay finite), and the arrays of one run (estimated by :func:`memory_estimate`) must fit
 in the machine's physical memory; both are rejected before anything is computed, with the
 number that would have been needed.
 """
@@ -24,6 +25,8 @@ from markovfork.sft.task import PathStarTask
 __all__ = [
     "ENGINES",
     "MAX_EPOCHS",
+    "MAX_STEPS_PER_EPOCH",
+    "MAX_LR",
     "TrainSettings",
     "SimulationConfig",
     "load_config",
@@ -35,7 +38,9 @@ __all__ = [
 
 ENGINES = ("analytic", "sampled")
 MAX_EPOCHS = 1_000_000  # about 6 hours at the defaults (20 ms an epoch); more is a typo, not a run
-SEED_MAX = 2**63 - 1  # seeds are stored in the Int64 ``seed`` column of the results table
+MAX_STEPS_PER_EPOCH = 1_000  # analytic engine (the default 8 is stable up to lr 20; lr 50 needs 32)
+MAX_LR = 1e4  # with |phi|^2 ~ d feature_scale^2 bounded, logits stay finite for any MAX_EPOCHS run
+INT64_MAX = 2**63 - 1  # seeds (and k) are stored in Int64 columns of the results table
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,19 @@ class TrainSettings:
     def __post_init__(self) -> None:
         check_fields(self)
         _checks.integer("epochs", self.epochs, 0, MAX_EPOCHS)
-        _checks.real("lr", self.lr, 0.0, low_open=True)
+        _checks.real("lr", self.lr, 0.0, MAX_LR, low_open=True)
+        if self.eval_epochs is not None and not self.eval_epochs:
+            raise ValueError("eval_epochs must be a non-empty list of epochs (leave it out for 0, 1, 2, 4, ..., epochs)")
         for e in self.eval_epochs or ():
             _checks.integer("eval_epochs", e, 0, self.epochs)
-        _checks.k_values(list(self.ks), name="ks")
-        for name in ("trajectories_per_problem", "batch_size", "steps_per_epoch"):
+        if not self.ks:
+            raise ValueError("ks must be a non-empty list of integers, got []")
+        for i, k in enumerate(self.ks):
+            _checks.integer(f"ks[{i}]", k, 1, INT64_MAX)
+        for name in ("trajectories_per_problem", "batch_size"):
             _checks.integer(name, getattr(self, name), 1)
-        _checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks))
+        _checks.integer("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
+        _checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks), INT64_MAX)
 
     @property
     def evaluation_epochs(self) -> tuple[int, ...]:
@@ -92,7 +103,7 @@ class SimulationConfig:
             raise ValueError(f"set forks or rho, not both (rho = forks / n_train), got forks = {self.forks} and rho = {self.rho:g}")
         if self.forks is not None and not 0 <= self.forks <= self.task.n_train:
             raise ValueError(f"forks must be in [0, n_train={self.task.n_train}], got {self.forks}")
-        _checks.integer("seed", self.seed, 0, SEED_MAX)
+        _checks.integer("seed", self.seed, 0, INT64_MAX)
         self.mix  # validates rho and diversity
         need, limit = memory_estimate(self.task, self.train, self.engine, self.diversity), memory_limit()
         if need > limit:

@@ -55,7 +55,7 @@ class PathStarTask:
             raise ValueError(f"mode_prior must be 3 non-negative numbers summing to 1, got {list(self.mode_prior)}")
         _checks.real("base_step_accuracy", self.base_step_accuracy, 0.0, 1.0, low_open=True, high_open=True)
         _checks.integer("feature_dim", self.feature_dim, 0)
-        _checks.real("feature_scale", self.feature_scale, 0.0)
+        _checks.real("feature_scale", self.feature_scale, 0.0, 100.0)  # Gram entries d scale^2 stay finite
         _checks.integer("n_train", self.n_train, 1)
         _checks.integer("n_test", self.n_test, 1)
 

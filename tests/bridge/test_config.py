@@ -124,3 +124,25 @@ def test_max_len_of_positions_needed_fits_training_and_generation(answer):
     with pytest.raises(ValueError, match=f"max_len must be >= {need}"):
         RunConfig(task=task, model=ModelConfig(max_len=need - 1))
     RunConfig(task=task, model=ModelConfig(max_len=need))
+
+
+def test_any_document_gives_a_config_or_one_line_value_error():
+    """Random documents over the real key names: a config or a one-line ValueError, nothing else."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    keys = sorted({"bogus", "sampling", *(f.name for cls in (RunConfig, TaskSpec, ModelConfig, PhaseConfig, SFTConfig,
+                                                             EvalConfig, SamplingConfig) for f in dataclasses.fields(cls))})
+    leaf = st.one_of(st.integers(-3, 10**20), st.floats(allow_nan=True), st.booleans(), st.text(max_size=3),
+                     st.lists(st.one_of(st.integers(-2, 70), st.floats(-1, 2), st.text(max_size=2)), max_size=4))
+    documents = st.recursive(leaf, lambda inner: st.dictionaries(st.sampled_from(keys), inner, max_size=4), max_leaves=12)
+
+    @given(documents)
+    @settings(max_examples=300, deadline=None)
+    def check(doc):
+        try:
+            config_from_dict(doc)
+        except ValueError as exc:
+            assert "\n" not in str(exc)
+
+    check()

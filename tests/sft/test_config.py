@@ -54,6 +54,11 @@ BAD_FILES = [
     ('engine = "mc"\n', ["engine", "'mc'"]),
     ("diversity = 1\n", ["diversity", "1"]),
     ("[train]\neval_epochs = 3\n", ["[train]", "eval_epochs", "3"]),
+    ("[train]\neval_epochs = []\n", ["[train]", "eval_epochs", "non-empty"]),
+    ("[train]\nks = [9223372036854775808]\nn_samples = 9223372036854775808\n", ["[train]", "ks[0]", "9223372036854775808"]),
+    ("[task]\nfeature_scale = 1e300\n", ["[task]", "feature_scale", "1e+300"]),
+    ("[train]\nlr = 1e300\n", ["[train]", "lr", "1e+300"]),
+    ("[train]\nsteps_per_epoch = 100000000000\n", ["[train]", "steps_per_epoch", "100000000000"]),
 ]
 
 
@@ -106,6 +111,11 @@ def test_option_rho_or_forks_replaces_the_files_other(tmp_path):
         lambda: PathStarTask(mode_prior=5),
         lambda: PathStarTask(mode_prior=(0.5, 0.5)),
         lambda: PathStarTask(base_step_accuracy="0.8"),
+        lambda: PathStarTask(feature_scale=1e300),
+        lambda: TrainSettings(lr=1e5),
+        lambda: TrainSettings(eval_epochs=()),
+        lambda: TrainSettings(ks=(2**63,), n_samples=2**63),
+        lambda: TrainSettings(steps_per_epoch=10**30),
     ],
 )
 def test_constructors_reject_wrong_types(make):
@@ -174,3 +184,34 @@ def test_decoding_from_toml_is_a_decoding(tmp_path):
     path.write_text("[train.decoding]\ntemperature = 2\ntop_k = 1\n")
     decoding = load_config(path).train.decoding
     assert decoding == Decoding(temperature=2.0, top_k=1) and type(decoding.temperature) is float
+
+
+def _documents(keys):
+    """TOML-like documents over the config's own key names (and one unknown), any value types."""
+    from hypothesis import strategies as st
+
+    leaf = st.one_of(st.integers(-3, 10**20), st.floats(allow_nan=True), st.booleans(), st.text(max_size=3),
+                     st.lists(st.one_of(st.integers(-2, 70), st.floats(-1, 2), st.text(max_size=2)), max_size=4))
+    return st.recursive(leaf, lambda inner: st.dictionaries(st.sampled_from(keys), inner, max_size=4), max_leaves=12)
+
+
+SIM_KEYS = sorted({"task", "train", "decoding", "rho", "forks", "diversity", "engine", "seed", "bogus",
+                   *(f.name for f in dataclasses.fields(PathStarTask)), *(f.name for f in dataclasses.fields(TrainSettings)),
+                   *(f.name for f in dataclasses.fields(Decoding))})
+
+
+def test_any_document_gives_a_config_or_one_line_value_error():
+    """Random documents over the real key names: a config or a one-line ValueError, nothing else."""
+    from hypothesis import given, settings
+
+    from markovfork.config_reader import from_mapping
+
+    @given(_documents(SIM_KEYS))
+    @settings(max_examples=300, deadline=None)
+    def check(doc):
+        try:
+            from_mapping(SimulationConfig, doc)
+        except ValueError as exc:
+            assert "\n" not in str(exc)
+
+    check()
