@@ -99,7 +99,7 @@ def start_ids(start, n_nodes: int, n_rows: int | None = None, name: str = "start
     arr = np.asarray(start)
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    if arr.ndim != 1 or (arr.size and (arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer))):
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):  # integers (not bool: kind "b")
         raise ValueError(f"{name} must be a 1-D array of node ids, got {_show(start)}")
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name} must have one node id per row ({n_rows}), got {arr.shape[0]}")
@@ -122,7 +122,7 @@ def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str =
     if arr.ndim != 2 or arr.shape[1] != n_nodes or (n_rows is not None and arr.shape[0] != n_rows):
         rows = "P" if n_rows is None else str(n_rows)
         raise ValueError(f"{name} must have shape ({rows}, {n_nodes}), got {np.shape(probs)}")
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if arr.dtype.kind not in "fiu":  # floats or integers (not bool: kind "b")
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not check_values:

@@ -142,15 +142,16 @@ def _check_shapes(tree, batch: Batch, out: np.ndarray, outcomes: Outcomes | None
     """The shapes the kernels index by, consistent with each other (the public functions build
     them; this guards the kernels against a caller that does not)."""
     n_problems, n_nodes = batch.probs.shape
-    shapes = [(tree.child_start, (n_nodes + 1,)), (tree.parent, (n_nodes,)), (tree.last_child, (n_nodes,)),
-              (tree.height, (n_nodes,)), (batch.start, (n_problems,)), (batch.states, (n_problems, 4)),
-              (out, (n_problems, 4 if outcomes is not None else batch.n_samples))]
-    if outcomes is not None:
-        shapes += [(outcomes.hard_edges, (n_nodes,)), (outcomes.correct, (n_problems, n_nodes)),
-                   (outcomes.valid, (n_problems, n_nodes))]
-    for arr, shape in shapes:
-        if arr.shape != shape:
-            raise ValueError(f"internal error: a kernel array has shape {arr.shape}, expected {shape}")
+    counts = outcomes is not None
+    shapes = (tree.child_start.shape, tree.parent.shape, tree.last_child.shape, tree.height.shape,
+              batch.start.shape, batch.states.shape, out.shape)
+    expected = ((n_nodes + 1,), (n_nodes,), (n_nodes,), (n_nodes,), (n_problems,), (n_problems, 4),
+                (n_problems, 4 if counts else batch.n_samples))
+    if counts:
+        shapes += (outcomes.hard_edges.shape, outcomes.correct.shape, outcomes.valid.shape)
+        expected += ((n_nodes,), (n_problems, n_nodes), (n_problems, n_nodes))
+    if shapes != expected:
+        raise ValueError(f"internal error: kernel arrays of shapes {shapes}, expected {expected}")
 
 
 def run_chunks(tree, batch: Batch, out: np.ndarray, outcomes: Outcomes | None = None) -> np.ndarray:

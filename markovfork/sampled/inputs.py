@@ -70,7 +70,6 @@ def method_code(method) -> int:
 
 def thread_count(n_threads) -> int | None:
     """Numba threads for one call: None (the current setting) or 1 .. NUMBA_NUM_THREADS."""
-    n_threads = _checks.n_threads(n_threads)
     if n_threads is None:
         return None
     return _checks.integer("n_threads", n_threads, 1, numba.config.NUMBA_NUM_THREADS)

@@ -78,13 +78,12 @@ class _Cache:
         self._build, self._fields, self._store = build, fields, weakref.WeakKeyDictionary()
 
     def __call__(self, tree):
-        sources = tuple(getattr(tree, name) for name in self._fields)
-        frozen = all(_frozen(a) for a in sources)
-        entry = self._store.get(tree) if frozen else None
-        if entry is not None and all(a is b for a, b in zip(entry[0], sources)):
+        sources = [getattr(tree, name) for name in self._fields]
+        entry = self._store.get(tree)
+        if entry is not None and all(a is b and _frozen(a) for a, b in zip(sources, entry[0])):
             return entry[1]
         value = self._build(tree)
-        if frozen:
+        if all(_frozen(a) for a in sources):
             self._store[tree] = (sources, value)
         return value
 
