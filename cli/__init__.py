@@ -30,9 +30,17 @@ def _exit_quietly_on_signals() -> dict:
     return saved
 
 
-# Run as the ``markovfork`` script: quiet on Ctrl-C from the first import on (start-up imports
-# NumPy, polars and Numba, about a second). Imported as a library, nothing changes until ``main``.
-if os.path.basename(sys.argv[0] if sys.argv else "") == "markovfork":
+def _started_as_command() -> bool:
+    """Run as the ``markovfork`` script or ``python -m markovfork.cli`` (not imported as a library)."""
+    if sys.argv and os.path.basename(sys.argv[0]) == "markovfork":
+        return True
+    argv = list(getattr(sys, "orig_argv", ()))
+    return "-m" in argv and argv[argv.index("-m") + 1:argv.index("-m") + 2] == ["markovfork.cli"]
+
+
+# Run as a command: quiet on Ctrl-C from the first import on (start-up imports NumPy, polars and
+# Numba, about a second). Imported as a library, nothing changes until ``main`` runs.
+if _started_as_command():
     _exit_quietly_on_signals()
 
 # One OpenBLAS thread unless the user asked otherwise. Must run before anything imports NumPy:
