@@ -8,10 +8,9 @@ in parallel across processes and concatenates their tables.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 
 from markovfork.estimators import crossover_k
@@ -199,14 +198,16 @@ def sweep(configs: list[SimulationConfig], workers: int | None = None, progress:
     bar = tqdm(total=len(configs), desc="sweep", disable=not (progress and sys.stderr.isatty()), file=sys.stderr)
     import polars as pl
 
+    from markovfork._pool import process_pool
+
     tables: list = [None] * len(configs)
-    # Every run happens in a spawned worker with one BLAS thread (spawn, not fork: forking a
-    # process whose Numba/BLAS thread pools are running can deadlock). Running even a single
-    # worker out of process keeps the numbers independent of the worker count and of the
-    # caller's BLAS threading (GEMM results can differ in the last bits between thread counts).
-    ctx = multiprocessing.get_context("spawn")
-    with bar, _one_blas_thread_for_children(), ProcessPoolExecutor(max_workers=min(workers, len(configs)), mp_context=ctx) as pool:
-        futures = {pool.submit(_run_table, c): i for i, c in enumerate(configs)}
+    # Every run happens in a spawned worker with one BLAS thread. Running even a single worker
+    # out of process keeps the numbers independent of the worker count and of the caller's BLAS
+    # threading (GEMM results can differ in the last bits between thread counts). The workers
+    # end with the sweep, however it ends (an error, Ctrl-C, SIGTERM): see markovfork._pool.
+    with bar, _one_blas_thread_for_children(), process_pool(min(workers, len(configs))) as (pool, spawning):
+        with spawning:
+            futures = {pool.submit(_run_table, c): i for i, c in enumerate(configs)}
         for fut in as_completed(futures):
             tables[futures[fut]] = fut.result()
             bar.update(1)
