@@ -1,7 +1,7 @@
 """Sampled-engine throughput in ns per step, next to its floor and two references.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/sampler_throughput.py [--problems 64] [--samples 2000]
-        [--repeats 7] [--scale-problems 2000]
+        [--repeats 7] [--scale-problems 2000] [--against REV [--rounds 15]]
 
 One step = one edge traversed (a rollout of this tree is 10 steps, whichever sampler draws it).
 The tree: depth 10, every internal node has 2, 3 or 4 children (probabilities 0.7 / 0.2 / 0.1),
@@ -12,8 +12,8 @@ Rows (all in this one process, compiled functions warmed up first):
   floor            one bare xoshiro256** uniform in a numba loop (the engine's RNG), 1 thread
   numpy random     numpy Generator.random (PCG64) filling an array, per draw (for reference)
   engine leaves    markovfork.sampled.sample_leaves (method "auto": paths at this workload),
-                   1 and 2 numba threads; validation of probs and all per-problem set-up included
-  engine counts    markovfork.sampled.sample_rollouts (leaves classified, not stored)
+                   1 and 2 numba threads; input checks and all per-problem set-up included
+  engine counts    markovfork.sampled.sample_rollouts (leaves classified, not returned)
   engine walk      sample_leaves(method="walk"): one uniform per step, no set-up
   engine uneven    sample_leaves on a tree with leaves at uneven depths (1 thread)
   numpy reference  markovfork.sampled.sample_leaves_reference (vectorised over samples)
@@ -26,16 +26,26 @@ ratios (the fair comparison on a shared machine whose speed drifts between secon
 path-sampled problem's time goes (set-up, draws); ns/step against tree size and rollouts per
 problem; and 1- vs 2-thread scaling on a larger workload (--scale-problems x --samples),
 alternated, next to the scaling of bare draws (the machine's ceiling).
+
+--against REV instead times this engine against the one at git revision REV (its
+markovfork/sampled.py or markovfork/sampled/ and markovfork/streams.py, loaded as temporary
+modules), alternated round by round on the engine workloads, after checking that both return
+the same leaves and counts; it prints per-round ratios new / old.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -91,26 +101,14 @@ def _floor_kernel(state, n):
 
 @numba.njit(cache=True)
 def _floor_int_kernel(state, n):
-    """n draws as the engine's table walk consumes them (53-bit integers), xor-folded: the
-    generator's own dependency chain only (no float add chain, unlike _floor_kernel)."""
+    """n draws as 53-bit integers (what a path pick consumes), xor-folded: the generator's own
+    dependency chain only (no float add chain, unlike _floor_kernel)."""
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     acc = np.uint64(0)
     for _ in range(n):
         x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
         acc ^= x >> np.uint64(11)
     return acc
-
-
-@numba.njit(cache=True)
-def _floor_store_kernel(state, buf, n):
-    """n draws stored to a 2048-entry buffer as uniforms, as the engine's blocked walk does."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    m = buf.shape[0]
-    for i0 in range(0, n, m):
-        for i in range(m):
-            x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
-            buf[i] = to_unit(x)
-    return buf[0]
 
 
 @numba.njit(cache=True)
@@ -180,6 +178,76 @@ def sparse_chain(tree, probs_row):
     return sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
+def load_engine_at(rev: str):
+    """The sampled engine of git revision ``rev`` as a temporary module (markovfork.sampled and
+    markovfork.streams renamed in its sources; everything else comes from this checkout)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+    sha = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+    package, streams = f"_sampled_{sha[:12]}", f"_streams_{sha[:12]}"
+    dest = Path(tempfile.gettempdir()) / f"markovfork-engine-{sha[:12]}"
+    for name in git("ls-tree", "-r", "--name-only", sha, "markovfork/sampled.py", "markovfork/sampled",
+                    "markovfork/streams.py").split():
+        text = git("show", f"{sha}:{name}").replace("markovfork.sampled", package).replace("markovfork.streams", streams)
+        rel = name.removeprefix("markovfork/")
+        target = dest / (package + rel.removeprefix("sampled") if rel.startswith("sampled") else streams + ".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() or target.read_text() != text:  # keeps Numba's cache of earlier runs
+            target.write_text(text)
+    sys.path.insert(0, str(dest))
+    return importlib.import_module(package), sha
+
+
+def compare_against(rev: str, rounds: int, tree, probs, start, problems, n: int, rng) -> None:
+    """This engine and the one at ``rev`` on the same workloads, alternated round by round (the
+    order flips every round); each entry is the best of a few calls. Results must be identical."""
+    import markovfork.sampled as new
+
+    old, sha = load_engine_at(rev)
+    uneven = benchmark_tree(p_stop=0.3)
+    probs_u = transition_probs(uneven, uneven.edge_logit[None, :] + rng.normal(size=(len(start), uneven.n_nodes)))
+    small = benchmark_tree(depth=4)
+    probs_s = transition_probs(small, small.edge_logit[None, :] + rng.normal(size=(8, small.n_nodes)))
+    start8 = np.zeros(8, dtype=np.int64)
+    P = len(start)
+    big, tiny = 3, 20  # calls per timed entry (best of): large and small workloads
+    work = {
+        f"leaves {P}x{n} auto, 1 thread": (big, lambda m: m.sample_leaves(tree, probs, start, n, 1, 1)),
+        f"leaves {P}x{n} auto, 2 threads": (big, lambda m: m.sample_leaves(tree, probs, start, n, 1, 2)),
+        f"rollouts {P}x{n}, 1 thread": (big, lambda m: m.sample_rollouts(tree, probs, problems, n, 1, 1)),
+        f"walks {P}x{n}, 1 thread": (big, lambda m: m.sample_leaves(tree, probs, start, n, 1, 1, method="walk")),
+        f"leaves {P}x50 (walks), 1 thread": (tiny, lambda m: m.sample_leaves(tree, probs, start, 50, 1, 1)),
+        f"uneven tree {P}x{n}, 1 thread": (big, lambda m: m.sample_leaves(uneven, probs_u, start, n, 1, 1)),
+        "depth-4 tree 8x200, 1 thread": (tiny, lambda m: m.sample_leaves(small, probs_s, start8, 200, 1, 1)),
+    }
+    for name, (_, run) in work.items():
+        a, b = run(old), run(new)
+        fields = ("correct", "easy_valid", "hard_valid", "invalid")
+        same = all(np.array_equal(getattr(a, f), getattr(b, f)) for f in fields) if hasattr(a, "correct") else \
+            np.array_equal(a, b)
+        if not same:
+            raise SystemExit(f"{name}: results differ from {rev}")
+    print(f"results identical to {rev} ({sha[:12]}) on every workload; {rounds} alternated rounds, "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for name, (calls, run) in work.items():
+        times = {"old": [], "new": []}
+        for r in range(rounds):
+            for label in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                module = old if label == "old" else new
+                best = float("inf")
+                for _ in range(calls):
+                    t0 = time.perf_counter()
+                    run(module)
+                    best = min(best, time.perf_counter() - t0)
+                times[label].append(best)
+        print(f"  {name:<32} old min {min(times['old']) * 1e3:8.3f} ms, new min {min(times['new']) * 1e3:8.3f} ms; "
+              f"new / old: {ratio_line(times['new'], times['old'])}")
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=64, help="problems for the engine rows")
@@ -187,9 +255,9 @@ def main() -> None:
     parser.add_argument("--ref-problems", type=int, default=8, help="problems for the numpy/quantecon rows")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per row (median reported)")
     parser.add_argument("--scale-problems", type=int, default=2000, help="problems for the scaling run (0: skip)")
+    parser.add_argument("--against", metavar="REV", help="compare with the engine at this git revision instead")
+    parser.add_argument("--rounds", type=int, default=15, help="alternated rounds of --against")
     args = parser.parse_args()
-
-    import quantecon as qe  # benchmark-only dependency (the `bench` extra)
 
     tree = benchmark_tree()
     rng = np.random.default_rng(1)
@@ -198,6 +266,11 @@ def main() -> None:
     start = np.zeros(P, dtype=np.int64)
     problems = Problems(start, np.zeros((P, tree.n_nodes), bool), tree.kind[None, :].repeat(P, 0) == LEAF,
                         np.zeros((P, 0)), np.arange(P))
+    if args.against:
+        compare_against(args.against, args.rounds, tree, probs, start, problems, n, rng)
+        return
+    import quantecon as qe  # benchmark-only dependency (the `bench` extra)
+
     steps = int(P * n * DEPTH)  # every leaf is at depth DEPTH
     ref_steps = int(P_ref * n * DEPTH)
 
@@ -218,9 +291,6 @@ def main() -> None:
     rows.append(("floor: xoshiro256** draw (numba, 1 thread)", med / n_draws * 1e9, best / n_draws * 1e9))
     med, best = timed(lambda: _floor_int_kernel(state, n_draws), args.repeats)
     floor_rows = [("  draw, 53-bit integer xor-folded (no float add)", med / n_draws * 1e9, best / n_draws * 1e9)]
-    draw_buf = np.empty(2048)
-    med, best = timed(lambda: _floor_store_kernel(state, draw_buf, n_draws), args.repeats)
-    floor_rows.append(("  draw stored to a block buffer (as the engine)", med / n_draws * 1e9, best / n_draws * 1e9))
     gen = np.random.default_rng(0)
     buf = np.empty(n_draws)
     med, best = timed(lambda: gen.random(out=buf), args.repeats)

@@ -78,10 +78,15 @@ class _Cache:
         self._build, self._fields, self._store = build, fields, weakref.WeakKeyDictionary()
 
     def __call__(self, tree):
-        sources = [getattr(tree, name) for name in self._fields]
         entry = self._store.get(tree)
-        if entry is not None and all(a is b and _frozen(a) for a, b in zip(sources, entry[0])):
-            return entry[1]
+        if entry is not None:
+            sources, value = entry
+            for name, source in zip(self._fields, sources):
+                if getattr(tree, name) is not source or not _frozen(source):
+                    break
+            else:
+                return value
+        sources = [getattr(tree, name) for name in self._fields]
         value = self._build(tree)
         if all(_frozen(a) for a in sources):
             self._store[tree] = (sources, value)
