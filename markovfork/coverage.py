@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from markovfork import _checks
 from markovfork.estimators import PassAtKSummary, mean_pass_at_k
 from markovfork.exact import PathTypeMass, exact_pass_at_k, path_type_mass, success_probability
 from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
@@ -90,17 +91,6 @@ class CoverageReport:
         return out
 
 
-def _check_k(k) -> np.ndarray:
-    k_arr = np.atleast_1d(np.asarray(k))
-    if k_arr.ndim != 1 or k_arr.size == 0 or not np.issubdtype(k_arr.dtype, np.integer):
-        raise ValueError(f"k must be a non-empty list of integers, got {k!r}")
-    if np.any(k_arr < 1):
-        raise ValueError(f"k must be >= 1, got {int(k_arr[k_arr < 1][0])}")
-    if np.any(np.diff(k_arr) <= 0):
-        raise ValueError(f"k must be strictly increasing, got {k_arr.tolist()}")
-    return k_arr.astype(np.int64)
-
-
 def base_coverage(
     tree: Tree,
     problems: Problems,
@@ -118,10 +108,9 @@ def base_coverage(
     Exact pass@k for every k; with ``n_samples > 0`` also the sampled estimate from
     ``n_samples`` rollouts per problem (needs ``max(k) <= n_samples``).
     """
-    k_arr = _check_k(k)
-    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 0:
-        raise ValueError(f"n_samples must be an integer >= 0, got {n_samples!r}")
-    n_samples = int(n_samples)
+    k_arr = _checks.k_values(k, increasing=True)
+    n_samples = _checks.integer("n_samples", n_samples, 0)
+    seed = _checks.seed(seed)
     if n_samples and k_arr[-1] > n_samples:
         raise ValueError(f"k must be <= n_samples={n_samples} for the sampled estimate, got k={int(k_arr[-1])}")
     problems.check_tree(tree)

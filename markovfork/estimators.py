@@ -3,20 +3,34 @@
 With n samples of which c are correct, the unbiased estimator of pass@k is
 
     pass@k = 1 - C(n - c, k) / C(n, k)
-           = 1 - prod_{j=0}^{k-1} (n - c - j) / (n - j)          (k factors)
+           = 1 - prod_{j=0}^{k-1} (1 - c / (n - j))              (k factors)
            = 1 - prod_{i=n-c+1}^{n} (1 - k / i)                  (c factors)
 
-The kernel evaluates whichever product has fewer factors, so it never forms a binomial
-coefficient and never overflows (n up to 10^6 and beyond). When n - c < k every draw of k
-samples contains a correct one and the estimate is exactly 1.
+The kernel takes whichever product has fewer factors, ``1 - prod_j (1 - x_j)``, and never
+subtracts nearly equal numbers (``1 - product`` cancels: it gave 0 for n = 10^18, c = k = 1,
+instead of 10^-18). Up to ``DIRECT_MAX_FACTORS`` factors it sums positive terms,
+
+    D_j = D_{j-1} + P_{j-1} x_j,   P_j = P_{j-1} (1 - x_j),   pass@k = D_m,
+
+(relative error under 2 (m + 2) ulps: 5e-13 at most); beyond, it works in log space,
+``pass@k = -expm1(sum_j log(1 - x_j))`` with each term ``log1p(-x)`` for ``x <= 1/2`` and
+``log((b - a) / b)`` (exact integer difference) above, summed with compensation (a few ulps).
+``1 - x_j`` is always formed from the exact integer difference. Counts up to 2^63 - 1. When
+n - c < k every draw of k samples contains a correct one and the estimate is exactly 1.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numba
 import numpy as np
+
+from markovfork import _checks
+from markovfork.seeds import child_rng
 
 __all__ = [
     "pass_at_k",
@@ -25,6 +39,46 @@ __all__ = [
     "mean_pass_at_k",
     "crossover_k",
 ]
+
+INT64_MAX = np.iinfo(np.int64).max
+
+
+DIRECT_MAX_FACTORS = 2048  # up to this many factors the direct sum; beyond, the log-space sum
+
+
+@numba.njit(cache=True, inline="always")
+def _log_one_minus(a, b):
+    """log(1 - a/b) for integers 0 <= a < b, accurate to a few ulps."""
+    if a <= b - a:
+        return np.log1p(-(a / b))
+    return np.log((b - a) / b)
+
+
+@numba.njit(cache=True)
+def _one_minus_product(a0, b0, step, m):
+    """1 - prod_{j<m} (1 - a / b_j) with b_j = b0 + step * j (step -1 or +1), 0 <= a < b_j."""
+    if m <= DIRECT_MAX_FACTORS:
+        # D_j = D_{j-1} + P_{j-1} x_j, P_j = P_{j-1} (1 - x_j): a sum of positive terms, no
+        # cancellation; relative error <= 2 (m + 2) ulps
+        prod = 1.0
+        acc = 0.0
+        for j in range(m):
+            b = b0 + step * j
+            inv = 1.0 / b
+            acc += prod * (a0 * inv)
+            prod *= (b - a0) * inv
+        return min(acc, 1.0)  # the rounding of a sum whose exact value is below 1
+    total = 0.0  # Neumaier-compensated sum of log(1 - x_j): relative error of a few ulps
+    comp = 0.0
+    for j in range(m):
+        term = _log_one_minus(a0, b0 + step * j)
+        t = total + term
+        if abs(total) >= abs(term):
+            comp += (total - t) + term
+        else:
+            comp += (term - t) + total
+        total = t
+    return 0.0 - np.expm1(total + comp)
 
 
 @numba.njit(cache=True)
@@ -37,41 +91,42 @@ def _pass_at_k_kernel(n, c, k, out):
             kj = k[j]
             if ni - ci < kj:
                 out[i, j] = 1.0
-                continue
-            ratio = 1.0
-            if kj <= ci:
-                # k factors: (n - c - m) / (n - m), m = 0..k-1
-                for m in range(kj):
-                    ratio *= (ni - ci - m) / (ni - m)
-            else:
-                # c factors: 1 - k / t, t = n - c + 1..n
-                for t in range(ni - ci + 1, ni + 1):
-                    ratio *= 1.0 - kj / t
-            out[i, j] = 1.0 - ratio
+            elif kj <= ci:  # k factors: 1 - c / (n - m), m = 0..k-1
+                out[i, j] = _one_minus_product(ci, ni, -1, kj)
+            else:  # c factors: 1 - k / t, t = n - c + 1..n
+                out[i, j] = _one_minus_product(kj, ni - ci + 1, 1, ci)
 
 
-def _as_count_array(name: str, value) -> np.ndarray:
+def _as_counts(name: str, value) -> np.ndarray:
+    """Sample counts as an int64 array: integers (or integer-valued floats) in [0, 2^63)."""
     arr = np.asarray(value)
+    if arr.dtype == object:  # Python integers beyond 64 bits, or mixed objects
+        flat = arr.ravel().tolist()
+        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in flat):
+            big = next((int(v) for v in flat if not 0 <= v <= INT64_MAX), None)
+            if big is not None:
+                raise ValueError(f"{name} must be integer counts in [0, 2^63), got {big}")
+            return arr.astype(np.int64)
+        raise ValueError(f"{name} must be integer counts, got {value!r}")
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise ValueError(f"{name} must be integer counts, got {value!r}")
     if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            bad = arr[~np.isfinite(arr) | (arr != np.round(arr))].flat[0]
-            raise ValueError(f"{name} must be integer counts, got {bad!r}")
-    arr = arr.astype(np.int64)
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be non-negative, got {int(arr[arr < 0].flat[0])}")
-    return arr
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if np.any(bad):
+            raise ValueError(f"{name} must be integer counts, got {arr[bad].flat[0].item()!r}")
+    if arr.size:
+        low, high = arr.min(), arr.max()
+        if low < 0:
+            raise ValueError(f"{name} must be integer counts in [0, 2^63), got {low.item()}")
+        if high > INT64_MAX or (np.issubdtype(arr.dtype, np.floating) and high >= 2.0**63):
+            raise ValueError(f"{name} must be integer counts in [0, 2^63), got {high.item()}")
+    return arr.astype(np.int64)
 
 
 def _validated(n, c, k):
-    n_arr = _as_count_array("n", n)
-    c_arr = _as_count_array("c", c)
-    k_arr = _as_count_array("k", k)
-    if k_arr.ndim > 1:
-        raise ValueError(f"k must be a scalar or a 1-D list of values, got shape {k_arr.shape}")
-    if np.any(k_arr < 1):
-        raise ValueError(f"k must be >= 1, got {int(k_arr[k_arr < 1].flat[0])}")
+    n_arr = _as_counts("n", n)
+    c_arr = _as_counts("c", c)
+    k_arr = _checks.k_values(k)
     try:
         n_b, c_b = np.broadcast_arrays(n_arr, c_arr)
     except ValueError:
@@ -79,7 +134,7 @@ def _validated(n, c, k):
     if np.any(c_b > n_b):
         i = np.argmax(c_b > n_b)
         raise ValueError(f"c must be <= n, got c={int(c_b.flat[i])} with n={int(n_b.flat[i])}")
-    if k_arr.size and n_b.size and k_arr.max() > n_b.min():
+    if n_b.size and k_arr.max() > n_b.min():
         raise ValueError(
             f"k must be <= n (pass@k needs at least k samples), got k={int(k_arr.max())} with n={int(n_b.min())}"
         )
@@ -89,27 +144,26 @@ def _validated(n, c, k):
 def pass_at_k(n, c, k):
     """Unbiased pass@k estimate ``1 - C(n-c, k) / C(n, k)`` for each problem and each k.
 
-    ``n`` (samples) and ``c`` (correct samples) broadcast together; ``k`` is a scalar or a 1-D
-    array. The result has shape ``broadcast(n, c).shape + k.shape`` (a float when all are
-    scalars). Raises ``ValueError`` for k > n, c > n, k < 1 or negative counts.
+    ``n`` (samples) and ``c`` (correct samples) broadcast together (counts below 2^63); ``k`` is
+    a scalar or a non-empty 1-D list. The result has shape ``broadcast(n, c).shape + k.shape``
+    (a float when all are scalars). Raises ``ValueError`` for k > n, c > n, k < 1 or bad counts.
     """
     n_b, c_b, k_arr = _validated(n, c, k)
-    out = np.empty((n_b.size, max(k_arr.size, 1)), dtype=np.float64)
+    out = np.empty((n_b.size, k_arr.size), dtype=np.float64)
     _pass_at_k_kernel(
         np.ascontiguousarray(n_b.reshape(-1)),
         np.ascontiguousarray(c_b.reshape(-1)),
-        np.ascontiguousarray(k_arr.reshape(-1)),
+        k_arr,
         out,
     )
-    out = out.reshape(n_b.shape + k_arr.shape)
+    out = out.reshape(n_b.shape + np.shape(k))
     return float(out) if out.ndim == 0 else out
 
 
 def pass_at_k_reference(n: int, c: int, k: int) -> float:
-    """Plain-Python reference for one (n, c, k): the k-factor product, no shortcuts beyond n-c<k."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - float(np.prod((n - c - np.arange(k)) / (n - np.arange(k))))
+    """Exact reference for one (n, c, k): ``1 - C(n - c, k) / C(n, k)`` in rational arithmetic,
+    rounded once to a float (slow for large k)."""
+    return float(1 - Fraction(math.comb(n - c, k), math.comb(n, k)))
 
 
 @dataclass(frozen=True)
@@ -130,22 +184,21 @@ def mean_pass_at_k(n, c, k, *, n_boot: int = 1000, level: float = 0.95, seed: in
     The bootstrap resamples problems with replacement ``n_boot`` times (seeded) and reports the
     ``(1-level)/2`` and ``(1+level)/2`` percentiles of the resampled means.
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    per_problem = np.atleast_2d(pass_at_k(n, c, np.atleast_1d(k)))  # (P, K)
+    level = _checks.real("level", level, 0.0, 1.0, low_open=True, high_open=True)
+    n_boot = _checks.integer("n_boot", n_boot, 1)
+    k = _checks.k_values(k)
+    per_problem = np.atleast_2d(pass_at_k(n, c, k))  # (P, K)
     n_problems = per_problem.shape[0]
     if n_problems == 0:
         raise ValueError("need at least one problem to average pass@k over")
     mean = per_problem.mean(axis=0)
     stderr = per_problem.std(axis=0, ddof=1) / np.sqrt(n_problems) if n_problems > 1 else np.zeros_like(mean)
-    rng = np.random.default_rng(seed)
+    rng = child_rng(seed)  # = np.random.default_rng(seed)
     idx = rng.integers(0, n_problems, size=(n_boot, n_problems))
     boot = per_problem[idx].mean(axis=1)  # (n_boot, K)
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
-    return PassAtKSummary(np.atleast_1d(np.asarray(k, dtype=np.int64)), mean, stderr, lo, hi, level)
+    return PassAtKSummary(k, mean, stderr, lo, hi, level)
 
 
 def crossover_k(k, curve_a, curve_b) -> float:
@@ -155,12 +208,12 @@ def crossover_k(k, curve_a, curve_b) -> float:
     k = 1 and k* is where base catches up. Linear interpolation between grid points; returns
     ``nan`` when the curves do not cross on the grid (or ``curve_b`` never leads).
     """
-    k = np.asarray(k, dtype=np.float64)
-    diff = np.asarray(curve_b, dtype=np.float64) - np.asarray(curve_a, dtype=np.float64)
-    if k.shape != diff.shape or k.ndim != 1:
-        raise ValueError(f"k and both curves must be 1-D of equal length, got {k.shape} and {diff.shape}")
-    if np.any(np.diff(k) <= 0):
-        raise ValueError("k must be strictly increasing")
+    k = _checks.k_values(k, increasing=True).astype(np.float64)
+    a = _checks.array("curve_a", curve_a, np.float64)
+    b = _checks.array("curve_b", curve_b, np.float64)
+    if a.shape != k.shape or b.shape != k.shape:
+        raise ValueError(f"k and both curves must be 1-D of equal length, got {k.shape}, {a.shape} and {b.shape}")
+    diff = b - a
     for i in range(1, len(k)):
         if diff[i - 1] > 0 and diff[i] <= 0:
             t = diff[i - 1] / (diff[i - 1] - diff[i])

@@ -73,8 +73,10 @@ def test_sampled_matches_exact_within_monte_carlo_error():
     "kwargs, message",
     [
         (dict(k=[4, 2]), r"k must be strictly increasing, got \[4, 2\]"),
-        (dict(k=[0, 2]), "k must be >= 1, got 0"),
-        (dict(k=[1.5]), "k must be a non-empty list of integers"),
+        (dict(k=[0, 2]), "k must be an integer >= 1, got 0"),
+        (dict(k=[1.5]), "k must be an integer, got 1.5"),
+        (dict(k=[]), r"k must be an integer or a non-empty 1-D list of integers, got \[\]"),
+        (dict(k=[1], seed=-1), r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
         (dict(k=[1, 100], n_samples=64), "k must be <= n_samples=64 for the sampled estimate, got k=100"),
         (dict(k=[1], n_samples=-1), "n_samples must be an integer >= 0, got -1"),
     ],
