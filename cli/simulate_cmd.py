@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import click
 
@@ -184,9 +184,7 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n
     prefix = _planned_outputs(out, SIMULATE_FIGURES)
     overrides = _overrides(engine, n_train, n_test, feature_dim, k, forks=forks, rho=rho, diversity=diversity,
                            seed=seed, **{"train.epochs": epochs, "train.lr": lr})
-    config = _load(config_file, overrides, k, n_samples)
-    if rho is not None and config.forks is not None:  # --rho replaces the file's forks
-        config = replace(config, forks=None)
+    config = _load(config_file, overrides, k, n_samples)  # --rho or --forks replaces the file's other one
     result = simulate(config, progress=not no_progress)
     paths = _write(prefix, result.table, SIMULATE_FIGURES) if prefix is not None else []
     if as_json:
