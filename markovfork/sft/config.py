@@ -137,8 +137,9 @@ def memory_limit() -> int:
 
 
 def memory_estimate(t: PathStarTask, s: TrainSettings, engine: str = "analytic", diversity: str = "data") -> int:
-    """Bytes of the largest arrays one run of task ``t`` with settings ``s`` holds (within a small factor; dominated by the
-    features, 16 n d, and the Gram matrices, 8 n_train (n_train + n_test)).
+    """Bytes of the largest arrays one run of task ``t`` with settings ``s`` holds, within a small
+    factor (measured peaks are below it); the features (16 n d) and the Gram matrices
+    (8 n_train n) dominate.
 
     With n = n_train + n_test problems, d features, N tree nodes, F fork children, T training
     trajectories of at most L steps and S rollouts per test problem (sampled engine):
