@@ -55,15 +55,16 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 @click.option("--base", type=click.Path(), default=None, help="Base checkpoint: adds pass_at_k_base and shrinkage.")
 @click.option("--n-samples", type=int, default=None, help="Samples per problem (the n of pass@k).")
 @click.option("--n-test", type=int, default=None, help="Test problems (when no --problems).")
-@click.option("--temperature", type=float, default=None)
-@click.option("--top-p", type=float, default=None)
-@click.option("--min-p", type=float, default=None)
+@click.option("--temperature", type=float, default=None, help="Divide the logits by this (> 0).")
+@click.option("--top-k", type=int, default=None, help="Keep the k most likely tokens (0 = off).")
+@click.option("--top-p", type=float, default=None, help="Keep the smallest most-likely set with this mass (1 = off).")
+@click.option("--min-p", type=float, default=None, help="Drop tokens below min-p x the top probability (0 = off).")
 @click.option("--spread-first", type=int, default=None, help="Spread the first decision over this many candidates.")
 @click.option("--spread-position", type=int, default=None, help="Response position of that decision (0 = first).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=None)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write OUT/eval_results.{parquet,csv}.")
-def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_p, min_p, spread_first,
+def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_k, top_p, min_p, spread_first,
              spread_position, device, seed, out) -> None:
     """Evaluate a local CHECKPOINT (a save_pretrained directory) and print pass@k."""
     from markovfork.llm_bridge.config import config_from_dict
@@ -79,7 +80,7 @@ def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature,
         cfg = _load(config, seed, device, None)
     ev = cfg.eval
     ev_changes = {k: v for k, v in {"n_samples": n_samples, "n_test": n_test}.items() if v is not None}
-    s_changes = {k: v for k, v in {"temperature": temperature, "top_p": top_p, "min_p": min_p,
+    s_changes = {k: v for k, v in {"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
                                    "spread_first": spread_first, "spread_position": spread_position}.items()
                  if v is not None}
     sampling = dataclasses.replace(ev.sampling, **s_changes)

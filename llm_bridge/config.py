@@ -134,6 +134,7 @@ class SamplingConfig:
     """How completions are sampled at evaluation."""
 
     temperature: float = 1.0  # logits are divided by this
+    top_k: int = 0  # keep the k most likely tokens (0 = off)
     top_p: float = 1.0  # nucleus: keep the smallest set of tokens with this much mass (1 = off)
     min_p: float = 0.0  # drop tokens below min_p * (top probability) (0 = off)
     spread_first: int = 0  # >0: the n samples of a problem are forced evenly over this many top candidates
@@ -145,6 +146,8 @@ class SamplingConfig:
         check_fields(self)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not 0.0 <= self.min_p < 1.0:

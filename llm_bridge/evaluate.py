@@ -1,13 +1,21 @@
-"""Evaluation: n sampled completions per test problem (batched, KV cache), graded exactly;
-the unbiased pass@k; and the model's distribution over arms at the source (the fork).
+"""Evaluation: n sampled completions per test problem (``model.generate`` on a shared prompt
+cache), graded exactly; the unbiased pass@k; and the model's distribution over arms at the fork.
 
 Fork metrics are read off the model, not off samples: the prompt is followed by the forward
 prefix up to the source (``> s`` for path, ``> s = v0 ,`` for arith), and the next-token
-probabilities of the arms' first nodes, renormalised over the arms, give ``q`` (P, arms). Then
-fork accuracy is the mean of ``q[target]`` (the chance a sampled forward step takes the right
-arm), fork confidence is ``max q`` split by whether the argmax arm is the target, and fork
-entropy is the entropy of ``q``. Forcing the forward prefix measures the fork even for models
-that mostly answer in the reverse format.
+probabilities of the arms' first nodes, renormalised over the arms, give ``q`` (P, arms). With
+target arm t_p, and the same meaning as the simulator's (``markovfork/sft/evaluate.py``, every
+problem reaching the fork with probability 1):
+
+    fork_accuracy           = mean_p q[p, t_p]
+    fork_confidence_correct = sum_p q[p, t_p]^2 / sum_p q[p, t_p]
+    fork_confidence_wrong   = sum_p sum_{a != t_p} q[p, a]^2 / sum_p sum_{a != t_p} q[p, a]
+    fork_entropy            = mean_p H(q[p])
+
+i.e. the expected probability the model gives to the arm it samples, split by whether that arm
+is the target. ``fork_argmax_confidence`` is the older, argmax-conditioned summary: the mean of
+``max_a q[p, a]`` over problems whose most likely arm is (not) the target. Forcing the forward
+prefix measures the fork even for models that mostly answer in the reverse format.
 """
 
 from __future__ import annotations
@@ -22,9 +30,22 @@ import markovfork
 from markovfork.llm_bridge.config import SamplingConfig
 from markovfork.llm_bridge.model import autocast
 from markovfork.llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
-from transformers import PreTrainedTokenizerFast
+from transformers import (
+    DynamicCache,
+    GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
+    MinPLogitsWarper,
+    PreTrainedTokenizerFast,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
-__all__ = ["EvalResult", "process_logits", "sample_responses", "fork_probabilities", "evaluate_model"]
+__all__ = [
+    "EvalResult", "sampling_processors", "process_logits", "SpreadFirst", "sample_responses", "fork_probabilities",
+    "evaluate_model",
+]
 
 
 @dataclass
@@ -46,16 +67,24 @@ class EvalResult:
         return np.atleast_2d(per_problem).mean(axis=0)
 
     @property
-    def chosen_correct(self) -> np.ndarray:
-        return self.fork_probs.argmax(axis=1) == self.target_arm  # (P,)
-
-    @property
     def fork_accuracy(self) -> float:
+        """Probability that a sampled forward step takes the target arm, averaged over problems."""
         return float(self.fork_probs[np.arange(len(self.target_arm)), self.target_arm].mean())
 
     def fork_confidence(self, correct: bool) -> float:
-        """Mean max arm probability over problems whose argmax arm is (not) the target; nan if none."""
-        sel = self.chosen_correct == correct
+        """Expected probability of the sampled arm given that it is (not) the target:
+        ``sum q[p, a]^2 / sum q[p, a]`` over the target arms (``correct``) or all other arms; nan
+        when those arms carry no probability."""
+        q = self.fork_probs
+        on_target = np.zeros(q.shape, dtype=bool)
+        on_target[np.arange(len(self.target_arm)), self.target_arm] = True
+        sel = on_target if correct else ~on_target
+        mass = float(q[sel].sum())
+        return float((q[sel] ** 2).sum()) / mass if mass > 0 else float("nan")
+
+    def fork_argmax_confidence(self, correct: bool) -> float:
+        """Mean of ``max_a q[p, a]`` over problems whose most likely arm is (not) the target; nan if none."""
+        sel = (self.fork_probs.argmax(axis=1) == self.target_arm) == correct
         return float(self.fork_probs.max(axis=1)[sel].mean()) if sel.any() else float("nan")
 
     @property
@@ -87,30 +116,46 @@ class EvalResult:
         )
 
 
-def process_logits(logits: torch.Tensor, s: SamplingConfig) -> torch.Tensor:
-    """Next-token probabilities (N, V) after temperature, min-p and top-p, renormalised."""
-    probs = torch.softmax(logits.float() / s.temperature, dim=-1)  # (N, V)
-    if s.min_p > 0:
-        probs = torch.where(probs >= s.min_p * probs.max(dim=-1, keepdim=True).values, probs, 0.0)
+def sampling_processors(s: SamplingConfig) -> LogitsProcessorList:
+    """Hugging Face's own logits warpers for ``s``, in the order ``generate`` applies them:
+    temperature, top-k, top-p, min-p (each only when switched on)."""
+    processors = LogitsProcessorList()
+    if s.temperature != 1.0:
+        processors.append(TemperatureLogitsWarper(float(s.temperature)))
+    if s.top_k > 0:
+        processors.append(TopKLogitsWarper(s.top_k))
     if s.top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        before = sorted_p.cumsum(dim=-1) - sorted_p  # mass strictly above each token
-        # keep a token while the mass above it is below top_p (the top token is always kept);
-        # the small slack absorbs float error in the cumulative sum
-        keep_sorted = before < s.top_p - 1e-7
-        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
-        probs = torch.where(keep, probs, 0.0)
-    return probs / probs.sum(dim=-1, keepdim=True)
+        processors.append(TopPLogitsWarper(float(s.top_p)))
+    if s.min_p > 0:
+        processors.append(MinPLogitsWarper(float(s.min_p)))
+    return processors
 
 
-def _spread_choice(probs: torch.Tensor, n: int, s: SamplingConfig) -> torch.Tensor:
-    """Sample j of each problem (rows are problem-major, n per problem) takes candidate
-    ``j mod m`` of its row's top candidates, m = those with >= spread_min_p * top probability."""
-    m = min(s.spread_first, probs.shape[-1])
-    vals, idx = probs.topk(m, dim=-1)  # (N, m)
-    n_valid = (vals >= s.spread_min_p * vals[:, :1]).sum(dim=-1)  # (N,) >= 1
-    j = torch.arange(probs.shape[0], device=probs.device) % n  # sample index within its problem
-    return idx.gather(1, (j % n_valid)[:, None]).squeeze(1)  # (N,)
+def process_logits(logits: torch.Tensor, s: SamplingConfig) -> torch.Tensor:
+    """Next-token probabilities (N, V): the softmax of the logits after :func:`sampling_processors`."""
+    return torch.softmax(sampling_processors(s)(None, logits.float()), dim=-1)
+
+
+class SpreadFirst(LogitsProcessor):
+    """At response position ``s.spread_position``, sample j of each problem (rows problem-major,
+    ``n`` per problem) takes candidate ``j mod m`` of its row's top ``s.spread_first`` tokens, where
+    m counts those with probability >= ``s.spread_min_p`` * (top probability); every other token
+    gets score -inf. Applied after the sampling warpers, so candidates are read off the processed
+    distribution."""
+
+    def __init__(self, prompt_len: int, n: int, s: SamplingConfig):
+        self.position = prompt_len + s.spread_position  # sequence length at which the decision is made
+        self.n, self.first, self.min_p = n, s.spread_first, s.spread_min_p
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] != self.position:
+            return scores
+        probs = torch.softmax(scores, dim=-1)
+        vals, idx = probs.topk(min(self.first, probs.shape[-1]), dim=-1)  # (N, m)
+        n_valid = (vals >= self.min_p * vals[:, :1]).sum(dim=-1)  # (N,) >= 1
+        j = torch.arange(probs.shape[0], device=probs.device) % self.n  # sample index within its problem
+        choice = idx.gather(1, (j % n_valid)[:, None])  # (N, 1)
+        return torch.full_like(scores, -float("inf")).scatter(1, choice, 0.0)
 
 
 @torch.no_grad()
@@ -128,10 +173,12 @@ def sample_responses(
 ) -> list[list[str]]:
     """``n`` completions of each prompt (texts without [EOS]); (P, n) nested list.
 
-    Prompts of equal token length are batched together (no padding); each batch runs one
-    prefill and then one cached decoding step per token. Random draws come from a generator
-    seeded by ``seed`` and the batch's position, so results are reproducible for a fixed
-    ``batch_sequences``.
+    Prompts of equal token length are batched together (no padding). Each batch prefills its
+    prompts once (all but the last token) into a ``DynamicCache``, copies the cache to the n
+    samples of each prompt, and hands it to ``model.generate`` with the sampling warpers (and
+    :class:`SpreadFirst`) as logits processors. The random draws of a batch come from torch's
+    generator seeded by ``seed`` and the batch's position (the caller's RNG state is restored),
+    so results are reproducible for a fixed ``batch_sequences``.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -141,43 +188,33 @@ def sample_responses(
     for i, ids in enumerate(encoded):
         by_len.setdefault(len(ids), []).append(i)
     id_to_word = tok.convert_ids_to_tokens(list(range(len(tok))))
+    config = GenerationConfig(do_sample=True, max_new_tokens=max_new_tokens, temperature=1.0, top_k=0, top_p=1.0,
+                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # warpers come from us
     out: list[list[str]] = [[] for _ in prompts]
     per_batch = max(batch_sequences // n, 1)
     batch_no = 0
     for length in sorted(by_len):
         members = by_len[length]
+        processors = sampling_processors(sampling)
+        if sampling.spread_first > 0:
+            processors.append(SpreadFirst(length, n, sampling))
         for start in range(0, len(members), per_batch):
             chunk = members[start:start + per_batch]
-            gen = torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, batch_no]).generate_state(1)[0]))
+            batch_seed = int(np.random.SeedSequence([seed, batch_no]).generate_state(1)[0])
             batch_no += 1
             ids = torch.tensor([encoded[i] for i in chunk], device=device)  # (B, T)
-            # prefill each prompt once, then copy its KV cache to its n samples
+            cache = DynamicCache(config=model.config)
             with autocast(device):
-                step_out = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
-            past = step_out.past_key_values
-            past.batch_repeat_interleave(n)
-            logits = step_out.logits[:, -1].repeat_interleave(n, dim=0)  # (N, V)
-            N, T = logits.shape[0], ids.shape[1]
-            mask = torch.ones((N, T + max_new_tokens), dtype=torch.long, device=device)  # no padding anywhere
-            finished = torch.zeros(N, dtype=torch.bool, device=device)
-            new_tokens = []
-            for t in range(max_new_tokens):
-                probs = process_logits(logits, sampling)  # (N, V)
-                if sampling.spread_first > 0 and t == sampling.spread_position:
-                    nxt = _spread_choice(probs, n, sampling)
-                else:
-                    nxt = torch.multinomial(probs, 1, generator=gen).squeeze(1)  # (N,)
-                nxt = torch.where(finished, tok.pad_token_id, nxt)
-                new_tokens.append(nxt)
-                finished |= nxt == tok.eos_token_id
-                if bool(finished.all()) or t == max_new_tokens - 1:
-                    break
-                with autocast(device):
-                    step_out = model(input_ids=nxt[:, None], attention_mask=mask[:, :T + t + 1],
-                                     past_key_values=past, use_cache=True)
-                past, logits = step_out.past_key_values, step_out.logits[:, -1]
-            gen_ids = torch.stack(new_tokens, dim=1).cpu().tolist()  # (N, t)
-            for row, seq in enumerate(gen_ids):
+                if length > 1:  # prefill each prompt once, then copy its cache to its n samples
+                    model(input_ids=ids[:, :-1], attention_mask=torch.ones_like(ids[:, :-1]), cache=cache,
+                          use_cache=True)
+                cache.batch_repeat_interleave(n)
+                ids = ids.repeat_interleave(n, dim=0)  # (N, T), problem-major
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(batch_seed)
+                    seqs = model.generate(ids, attention_mask=torch.ones_like(ids), cache=cache,
+                                          generation_config=config, logits_processor=processors)
+            for row, seq in enumerate(seqs[:, length:].tolist()):
                 words = []
                 for tid in seq:
                     if tid == tok.eos_token_id or tid == tok.pad_token_id:

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from markovfork.io import figure_writer, table_writers, write_json, write_outputs, write_table
+from markovfork.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
 from markovfork.results import results_frame
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model
@@ -45,7 +45,7 @@ from markovfork.llm_bridge.tasks import (
     write_jsonl,
 )
 from markovfork.llm_bridge.tokenizer import build_tokenizer, encode_example
-from markovfork.llm_bridge.train import PhaseResult, epoch_dir, train_phase
+from markovfork.llm_bridge.train import PhaseResult, epoch_dir, make_optimizer, train_phase
 
 __all__ = ["RunResult", "run_bridge", "evaluate_checkpoint", "find_run_config", "base_batch_fn", "sft_batch_fn", "test_problems", "result_rows", "evaluate_cached"]
 
@@ -118,6 +118,8 @@ def result_rows(base: EvalResult, post: EvalResult, ks: list[int], *, rho: float
             "fork_confidence_correct": post.fork_confidence(True),
             "fork_confidence_wrong": post.fork_confidence(False),
             "fork_entropy": post.fork_entropy,
+            "fork_argmax_confidence_correct": post.fork_argmax_confidence(True),
+            "fork_argmax_confidence_wrong": post.fork_argmax_confidence(False),
             "train_loss": train_loss,
             "forward_share": post.forward_share,
             "sampled_fork_accuracy": post.sampled_fork_accuracy,
@@ -149,25 +151,32 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
         saved = out / "config.json"
         if saved.is_file() and config_from_dict(json.loads(saved.read_text())) != cfg:
             raise ValueError(f"{saved} differs from this run's configuration; cannot resume {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(cfg_dict, out / "config.json")
+    # everything that can reject the configuration runs before the first file is written
+    check_outputs([out / "config.json"])
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    throughput: dict[str, float] = {}
-
     tok = build_tokenizer(vocabulary(cfg.task))
     test = test_problems(cfg)
     pool = sft_problems(cfg, test)
+    model = build_model(cfg.model, tok, seed=_derive_seed(cfg.seed, "init"))
+    for section, phase in (("base", cfg.base), ("sft", cfg.sft)):
+        try:
+            make_optimizer(model, phase)
+        except ValueError as exc:
+            raise ValueError(f"[{section}] {exc}") from None
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(cfg_dict, out / "config.json")
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    throughput: dict[str, float] = {}
     write_jsonl(test, out / "data" / "test.jsonl")
     ks = cfg.eval.ks
     log(f"bridge: device {device}, {torch.get_num_threads()} threads, {len(test)} test problems, ks {ks}")
 
     # --- base pretraining on undirected derivations ---
     t0 = time.perf_counter()
-    model = build_model(cfg.model, tok, seed=_derive_seed(cfg.seed, "init"))
     n_params = sum(p.numel() for p in model.parameters())
     log(f"bridge: model {cfg.model.arch} with {n_params:,} parameters")
     base_res: PhaseResult = train_phase(model, tok, base_batch_fn(cfg, tok, test), cfg.base.steps_per_epoch, cfg.base,
@@ -265,11 +274,20 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: lis
     """Evaluate one local checkpoint (and optionally a base checkpoint on the same problems and
     samples' seed) and return results-table rows; with ``out``, also write ``eval_results``."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    checkpoint = Path(checkpoint)
+    # every input is checked before the first (slow) evaluation
+    for what, path in (("checkpoint", checkpoint), ("base", base)):
+        if path is not None and not (Path(path) / "config.json").is_file():
+            raise ValueError(f"{what}: no model checkpoint (config.json) in {path}")
+    if out is not None:
+        check_outputs(table_paths(Path(out) / "eval_results"))
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    checkpoint = Path(checkpoint)
+    if problems is not None and not problems:
+        raise ValueError("problems must hold at least one test problem, got none")
     model = load_checkpoint(checkpoint).to(device)
+    base_model = load_checkpoint(base).to(device) if base is not None else None
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
@@ -279,8 +297,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: lis
     kwargs = dict(seed=seed, device=device, batch_sequences=cfg.eval.batch_sequences)
     post = evaluate_model(model, tok, problems, cfg.eval.n_samples, cfg.eval.sampling, **kwargs)
     if base is not None:
-        base_eval = evaluate_model(load_checkpoint(base).to(device), tok, problems, cfg.eval.n_samples,
-                                   cfg.eval.sampling, **kwargs)
+        base_eval = evaluate_model(base_model, tok, problems, cfg.eval.n_samples, cfg.eval.sampling, **kwargs)
     else:
         base_eval = None
     state_file = checkpoint / "trainer_state.pt"

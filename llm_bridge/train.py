@@ -23,11 +23,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
-from markovfork.llm_bridge.config import PhaseConfig
+from markovfork.llm_bridge.config import OptimizerConfig
 from markovfork.llm_bridge.model import autocast, load_checkpoint, save_checkpoint
 from markovfork.llm_bridge.tokenizer import EncodedExample
 
-__all__ = ["Batch", "collate", "response_loss", "lr_at", "PhaseResult", "train_phase", "epoch_dir", "latest_epoch"]
+__all__ = ["Batch", "collate", "response_loss", "lr_at", "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch"]
 
 BatchFn = Callable[[int, int], Sequence[EncodedExample]]  # (epoch from 0, step in epoch) -> examples
 STATE_FILE = "trainer_state.pt"
@@ -73,7 +73,7 @@ def response_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, i
     return (ce.view_as(targets) * mask).sum() / n, n
 
 
-def lr_at(step: int, total: int, cfg: PhaseConfig) -> float:
+def lr_at(step: int, total: int, cfg: OptimizerConfig) -> float:
     """Multiplier of ``cfg.lr`` at optimizer step ``step`` (0-based): linear warm-up, then cosine
     from 1 down to ``min_lr_ratio`` at the last step."""
     if step < cfg.warmup_steps:
@@ -109,8 +109,22 @@ class PhaseResult:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
 
 
-def _fingerprint(cfg: PhaseConfig, steps_per_epoch: int, seed: int) -> dict:
+def _fingerprint(cfg: OptimizerConfig, steps_per_epoch: int, seed: int) -> dict:
     return {"phase": asdict(cfg) | {"betas": list(cfg.betas)}, "steps_per_epoch": steps_per_epoch, "seed": seed}
+
+
+def make_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.AdamW:
+    """AdamW over ``model``'s parameters, weight decay on matrices only (not biases or norms).
+    ``ValueError`` for settings AdamW would reject, or (per-group weight decay, which torch does
+    not check) a negative weight decay."""
+    if not cfg.weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {cfg.weight_decay}")
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.betas, foreach=True,
+    )
 
 
 def train_phase(
@@ -118,7 +132,7 @@ def train_phase(
     tok: PreTrainedTokenizerFast,
     batch_fn: BatchFn,
     steps_per_epoch: int,
-    cfg: PhaseConfig,
+    cfg: OptimizerConfig,
     out_dir: str | os.PathLike,
     *,
     seed: int,
@@ -139,12 +153,7 @@ def train_phase(
     out_dir = Path(out_dir)
     total = cfg.epochs * steps_per_epoch
     model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.betas, foreach=True,
-    )
+    opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, cfg))
     result = PhaseResult()
     fingerprint = _fingerprint(cfg, steps_per_epoch, seed)
