@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from markovfork import _checks
-from markovfork.sampled.drivers import Batch, Outcomes, counts_scratch_bytes, run_chunks
+from markovfork.sampled.drivers import Batch, Outcomes, run_chunks
 from markovfork.sampled.inputs import check_kernel_flags, kernel_arrays, method_code, thread_count
 from markovfork.sampled.kernel_tree import hard_edges, kernel_tree
 from markovfork.streams import stream_states_kernel
@@ -84,7 +84,8 @@ def sample_rollouts(tree, probs, problems, n_samples: int, seed: int, n_threads:
     """Counts of correct / easy-valid / hard-valid / invalid rollouts, ``n_samples`` per problem.
 
     Same draws and leaves as :func:`sample_leaves` with the same arguments (problem p uses stream
-    (seed, p)); the leaves are classified as they are drawn instead of returned.
+    (seed, p)); the leaves are classified as they are drawn, in blocks, instead of returned, so
+    memory does not grow with ``n_samples``.
     """
     n_samples = _checks.integer("n_samples", n_samples, 1)
     seed = _checks.seed(seed)
@@ -97,9 +98,6 @@ def sample_rollouts(tree, probs, problems, n_samples: int, seed: int, n_threads:
                         _checks.bool_matrix("problems.valid", problems.valid, shape))
     kt = kernel_tree(tree)
     with _numba_threads(n_threads):
-        running = max(1, min(numba.get_num_threads(), start.shape[0]))
-        _checks.fits_in_memory("n_samples", n_samples, counts_scratch_bytes(n_samples, running),
-                               f"the rollout leaves of {running} problem(s) at a time (one per thread)")
         out = np.empty((start.shape[0], 4), dtype=np.int64)
         ok = run_chunks(kt, _batch(tree, probs, start, n_samples, seed, code), out, outcomes)
     check_kernel_flags(tree, probs, ok)

@@ -17,9 +17,10 @@ from markovfork.sampled.rows import row_ok
 from markovfork.sampled.walk import walk
 from markovfork.streams import xoshiro_next
 
-__all__ = ["AUTO", "WALK", "PATH", "METHODS", "Batch", "Outcomes", "run_chunks", "counts_scratch_bytes"]
+__all__ = ["AUTO", "WALK", "PATH", "METHODS", "Batch", "Outcomes", "run_chunks"]
 
 AUTO, WALK, PATH = 0, 1, 2  # kernel codes of the ``method`` argument
+BLOCK = 4096  # rollouts counts_chunk draws and classifies at a time
 METHODS = {"auto": AUTO, "walk": WALK, "path": PATH}
 
 
@@ -53,26 +54,31 @@ def uses_path(method, n_samples, height_at_start, n_nodes):
 
 
 @numba.njit(cache=True)
-def problem_leaves(tree, batch, p, tables, out_row):
-    """out_row[i] = leaf reached by rollout i of problem p, by paths or walks as ``uses_path``
-    decides. Returns whether the problem's row is valid; if not, nothing is sampled (out_row is
-    left as it was)."""
-    row, s, state = batch.probs[p], batch.start[p], batch.states[p]
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    if uses_path(batch.method, out_row.shape[0], tree.height[s], row.shape[0]):
-        if not path_setup(tree, row, s, batch.tol, tables):
-            return False
+def problem_setup(tree, batch, p, tables):
+    """Check problem p's row and, when ``uses_path`` picks paths, build its tables; returns
+    (whether the row is valid, whether paths are used). An invalid row is not to be sampled."""
+    row, s = batch.probs[p], batch.start[p]
+    if uses_path(batch.method, batch.n_samples, tree.height[s], row.shape[0]):
+        return path_setup(tree, row, s, batch.tol, tables), True
+    return row_ok(tree.last_child, row, batch.tol), False
+
+
+@numba.njit(cache=True, inline="always")
+def draw_leaves(tree, batch, p, tables, by_path, s0, s1, s2, s3, out_row):
+    """out_row[i] = leaf reached by the next rollouts of problem p, from the stream state
+    (s0..s3), by paths (one uniform per rollout) or walks (one per step); returns the new state,
+    so that rollouts can be drawn in blocks that continue one stream."""
+    if by_path:
         leaves, thresholds, guide, shift = tree.leaves, tables.thresholds, tables.guide, tree.shift
         for i in range(out_row.shape[0]):
             x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
             out_row[i] = leaves[path_pick(thresholds, guide, shift, np.int64(x >> np.uint64(11)))]
     else:
-        if not row_ok(tree.last_child, row, batch.tol):
-            return False
+        row, s = batch.probs[p], batch.start[p]
         for i in range(out_row.shape[0]):
             leaf, s0, s1, s2, s3 = walk(tree.child_start, row, s, s0, s1, s2, s3)
             out_row[i] = leaf
-    return True
+    return s0, s1, s2, s3
 
 
 @numba.njit(cache=True)
@@ -81,38 +87,48 @@ def leaves_chunk(tree, batch, lo, hi, out, ok):
     (invalid rows are not sampled), for problems lo..hi-1, one set of path tables."""
     tables = path_buffers(batch.probs.shape[1], tree.leaves.shape[0], tree.shift)
     for p in range(lo, hi):
-        ok[p] = problem_leaves(tree, batch, p, tables, out[p])
+        ok[p], by_path = problem_setup(tree, batch, p, tables)
+        if ok[p]:
+            state = batch.states[p]
+            draw_leaves(tree, batch, p, tables, by_path, state[0], state[1], state[2], state[3], out[p])
 
 
 @numba.njit(cache=True)
 def counts_chunk(tree, batch, outcomes, lo, hi, out, ok):
     """out[p] = (correct, easy_valid, hard_valid, invalid) counts over the rollouts of problem p
-    (the leaves of ``leaves_chunk``, classified instead of returned) for problems lo..hi-1.
+    (the leaves of ``leaves_chunk``, drawn in blocks of at most BLOCK and classified instead of
+    returned: memory does not grow with n_samples) for problems lo..hi-1.
 
     A rollout from s to leaf v is all-easy exactly when hard_edges[v] == hard_edges[s].
     """
     tables = path_buffers(batch.probs.shape[1], tree.leaves.shape[0], tree.shift)
-    rollout_leaves = np.empty(batch.n_samples, dtype=np.int64)
+    n_samples = batch.n_samples
+    block = np.empty(min(n_samples, BLOCK), dtype=np.int64)
     hard_edges, correct, valid = outcomes.hard_edges, outcomes.correct, outcomes.valid
     for p in range(lo, hi):
-        ok[p] = problem_leaves(tree, batch, p, tables, rollout_leaves)
+        ok[p], by_path = problem_setup(tree, batch, p, tables)
         if not ok[p]:
             continue
+        state = batch.states[p]
+        s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
         hard_at_start = hard_edges[batch.start[p]]
         n_correct = 0
         n_easy = 0
         n_valid = 0
         pu = np.uint64(p)
-        for leaf in rollout_leaves:  # counts, not branches: the outcomes are random
-            lu = np.uint64(leaf)  # unsigned indices: no wraparound code
-            is_valid = np.int64(valid[pu, lu])
-            n_correct += np.int64(correct[pu, lu])
-            n_valid += is_valid
-            n_easy += is_valid & np.int64(hard_edges[lu] == hard_at_start)
+        for first in range(0, n_samples, block.shape[0]):
+            drawn = block[:min(block.shape[0], n_samples - first)]
+            s0, s1, s2, s3 = draw_leaves(tree, batch, p, tables, by_path, s0, s1, s2, s3, drawn)
+            for leaf in drawn:  # counts, not branches: the outcomes are random
+                lu = np.uint64(leaf)  # unsigned indices: no wraparound code
+                is_valid = np.int64(valid[pu, lu])
+                n_correct += np.int64(correct[pu, lu])
+                n_valid += is_valid
+                n_easy += is_valid & np.int64(hard_edges[lu] == hard_at_start)
         out[p, 0] = n_correct
         out[p, 1] = n_easy
         out[p, 2] = n_valid - n_easy
-        out[p, 3] = batch.n_samples - n_valid
+        out[p, 3] = n_samples - n_valid
 
 
 @numba.njit(cache=True, parallel=True)
@@ -130,12 +146,6 @@ def counts_kernel(tree, batch, outcomes, n_chunks, out, ok):
     for chunk in numba.prange(n_chunks):
         counts_chunk(tree, batch, outcomes, chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks,
                      out, ok)
-
-
-def counts_scratch_bytes(n_samples: int, n_threads: int) -> int:
-    """Bytes ``counts_kernel`` holds at once beyond its inputs and output: each running chunk
-    keeps its problem's rollout leaves (int64)."""
-    return 8 * n_samples * n_threads
 
 
 def _check_shapes(tree, batch: Batch, out: np.ndarray, outcomes: Outcomes | None) -> None:

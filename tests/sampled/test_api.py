@@ -4,6 +4,9 @@ plain reference, both samplers vs plain-Python samplers on random trees, reprodu
 thread-count invariance, input validation and resource limits."""
 
 import functools
+import subprocess
+import sys
+import textwrap
 
 import numba
 import numpy as np
@@ -12,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import markovfork.sampled as sampled_module
-from markovfork.exact import path_type_mass, reach_probability, success_probability
+from markovfork.exact import reach_probability, success_probability
 from markovfork.policy import Decoding
 from markovfork.problems import Problems
 from markovfork.sampled import (
@@ -23,6 +26,7 @@ from markovfork.sampled import (
     sample_rollouts,
     stream_uniforms,
 )
+from markovfork.sampled.drivers import BLOCK
 from markovfork.tree import LEAF, tree_from_dict
 from sampled.cases import (
     METHODS,
@@ -328,20 +332,58 @@ def test_bad_arrays_raise(method):
 
 
 def test_requests_beyond_memory_are_rejected_up_front():
-    """Issue 9 (``coverage --samples 1000000000``: a SystemError from a kernel): a request whose
-    arrays cannot fit in memory is refused before anything is allocated, in one line giving the
-    bytes it would need."""
+    """Issue 9 (huge sizes): leaves that cannot fit in memory (10^9 rollouts of 500 problems:
+    4 TB) are refused before anything is allocated, in one line giving the bytes needed."""
     tree = small_tree()
     probs = np.tile(tree.edge_prob, (500, 1))
     with pytest.raises(ValueError, match=r"^n_samples must be small enough for the leaves of 500 problems x "
                                          r"n_samples rollouts to fit in memory \(4,000,000,000,000 bytes = .* GiB "
                                          r"needed, .* GiB here\), got 1000000000$"):
         sample_leaves(tree, probs, np.zeros(500, np.int64), 10**9, seed=0)
-    problems = random_problems(tree, 2, seed=0)
-    for n_threads in (1, None):  # each running chunk holds its problem's 2^61 rollout leaves
-        with pytest.raises(ValueError, match=r"n_samples must be small enough for the rollout leaves .* "
-                                             r"to fit in memory \(\d{1,3}(,\d{3})+ bytes"):
-            sample_rollouts(tree, probs[:2], problems, 2**61, seed=0, n_threads=n_threads)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_counts_drawn_in_blocks_classify_the_same_leaves(method):
+    """sample_rollouts draws rollouts in blocks of BLOCK that continue one stream: its counts are
+    those of sample_leaves' leaves across block boundaries (n = 2 BLOCK + 3)."""
+    tree = random_tree(4, depth=5)
+    problems = random_problems(tree, 3, seed=8, start=[0, 1, 0])
+    probs = random_probs(tree, 3, seed=9)
+    n = 2 * BLOCK + 3
+    counts = sample_rollouts(tree, probs, problems, n, seed=77, method=method)
+    ref = path_types_reference(tree, problems, sample_leaves(tree, probs, problems.start, n, seed=77, method=method))
+    for name in ("correct", "easy_valid", "hard_valid", "invalid"):
+        assert np.array_equal(getattr(counts, name), getattr(ref, name)), name
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
+def test_counts_memory_does_not_grow_with_rollouts():
+    """Issue 9 (``coverage --samples 1000000000``: a SystemError from the counts kernel, which
+    held every rollout's leaf): 10^8 rollouts run under an address-space limit 300 MB above the
+    process's size, which the former 800 MB per-thread scratch exceeded."""
+    code = textwrap.dedent("""
+        import resource
+        import numpy as np
+        from markovfork.problems import Problems
+        from markovfork.sampled import sample_rollouts
+        from markovfork.tree import LEAF, tree_from_dict
+
+        tree = tree_from_dict({"children": [{"prob": 0.5, "children": [{"prob": 0.3}, {"prob": 0.7, "easy": False}]},
+                                            {"prob": 0.5}]})
+        leaf = (tree.kind == LEAF)[None, :]
+        problems = Problems(np.zeros(1, np.int64), leaf, leaf, np.zeros((1, 0)), np.arange(1))
+        probs = tree.edge_prob[None, :]
+        sample_rollouts(tree, probs, problems, 1000, seed=0, n_threads=1)  # load the kernels first
+        with open("/proc/self/status") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + 300 * 2**20, resource.RLIM_INFINITY))
+        counts = sample_rollouts(tree, probs, problems, 10**8, seed=0, n_threads=1)
+        assert counts.easy_valid[0] + counts.hard_valid[0] == 10**8
+        assert abs(counts.hard_valid[0] / 10**8 - 0.35) < 1e-3
+        print("ok")
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-2000:]
 
 
 def test_problem_masks_must_be_booleans_of_the_problems_shape():

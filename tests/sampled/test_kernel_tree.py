@@ -8,7 +8,7 @@ from markovfork.exact import path_type_mass
 from markovfork.problems import Problems
 from markovfork.sampled import sample_rollouts
 from markovfork.sampled.kernel_tree import _frozen, hard_edges, kernel_tree
-from markovfork.tree import LEAF, tree_from_dict
+from markovfork.tree import LEAF
 from sampled.cases import random_tree, small_tree
 
 
