@@ -37,6 +37,11 @@ def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # blocked by the parent while it spawned us
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="watch-parent").start()
+    # tqdm's default lock is a multiprocessing semaphore; a killed worker never unregisters it and
+    # the resource tracker then warns about a "leaked semaphore". A worker draws no bars: a thread lock.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 @contextlib.contextmanager
@@ -62,10 +67,12 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
         for p in processes:
             with contextlib.suppress(OSError, ValueError):
                 p.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
         with contextlib.suppress(OSError, ValueError, AssertionError):
             p.join(timeout=5)
+    # the executor's manager thread sees the dead workers, marks the pool broken and closes its
+    # queues (their semaphores too: no "leaked semaphore" warning from the resource tracker)
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
