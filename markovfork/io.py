@@ -112,7 +112,7 @@ def _signals_deferred() -> Iterator[None]:
         yield
     finally:
         for s, handler in saved.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
         for s in dict.fromkeys(pending):
             signal.raise_signal(s)
 
