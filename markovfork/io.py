@@ -195,7 +195,10 @@ def write_outputs(writers: Mapping[str | os.PathLike, Writer]) -> list[Path]:
     with _terminate_raises():
         try:
             for target, write in zip(targets, writers.values()):
-                write(staging.temp_for(target))
+                try:
+                    write(staging.temp_for(target))
+                except OSError as exc:  # name the output, not its temporary file
+                    raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
                 _stage("written", target)
             staging.commit()
             ok = True
