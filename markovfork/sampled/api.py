@@ -46,7 +46,7 @@ def _numba_threads(n_threads: int | None):
             numba.set_num_threads(previous)
 
 
-def _batch(tree, probs, start, n_samples, seed, method) -> Batch:
+def _batch(probs, start, n_samples, seed, method) -> Batch:
     """The drivers' per-call inputs: problem p's stream starts at stream_states(seed, p)."""
     states = np.empty((start.shape[0], 4), dtype=np.uint64)
     stream_states_kernel(np.uint64(seed), states)
@@ -74,7 +74,7 @@ def sample_leaves(tree, probs, start, n_samples: int, seed: int, n_threads: int 
     kt = kernel_tree(tree)
     with _numba_threads(n_threads):
         out = np.empty((start.shape[0], n_samples), dtype=np.int64)
-        ok = run_chunks(kt, _batch(tree, probs, start, n_samples, seed, code), out)
+        ok = run_chunks(kt, _batch(probs, start, n_samples, seed, code), out)
     check_kernel_flags(tree, probs, ok)
     return out
 
@@ -99,7 +99,7 @@ def sample_rollouts(tree, probs, problems, n_samples: int, seed: int, n_threads:
     kt = kernel_tree(tree)
     with _numba_threads(n_threads):
         out = np.empty((start.shape[0], 4), dtype=np.int64)
-        ok = run_chunks(kt, _batch(tree, probs, start, n_samples, seed, code), out, outcomes)
+        ok = run_chunks(kt, _batch(probs, start, n_samples, seed, code), out, outcomes)
     check_kernel_flags(tree, probs, ok)
     return RolloutCounts(
         correct=out[:, 0].copy(), easy_valid=out[:, 1].copy(), hard_valid=out[:, 2].copy(),

@@ -17,7 +17,7 @@ from markovfork.sampled.rows import row_ok
 from markovfork.sampled.walk import walk
 from markovfork.streams import xoshiro_next
 
-__all__ = ["AUTO", "WALK", "PATH", "METHODS", "Batch", "Outcomes", "run_chunks"]
+__all__ = ["AUTO", "WALK", "PATH", "METHODS", "BLOCK", "Batch", "Outcomes", "run_chunks"]
 
 AUTO, WALK, PATH = 0, 1, 2  # kernel codes of the ``method`` argument
 BLOCK = 4096  # rollouts counts_chunk draws and classifies at a time

@@ -21,6 +21,8 @@ def sample_leaves_reference(tree, probs, start, n_samples: int, seed: int) -> np
     n_samples = _checks.integer("n_samples", n_samples, 1)
     seed = _checks.seed(seed)
     probs, start = checked_inputs(tree, probs, start)
+    _checks.fits_in_memory("n_samples", n_samples, 8 * start.shape[0] * n_samples,
+                           f"the leaves of {start.shape[0]} problems x n_samples rollouts")
     rng = np.random.default_rng(seed)
     cs = tree.child_start
     n_children = tree.n_children
