@@ -134,7 +134,7 @@ def _figure_path(prefix, name: str):
     return prefix.with_name(f"{prefix.name}_{name}.png")
 
 
-def _planned_outputs(out, figure_names) -> tuple:
+def _planned_outputs(out, figure_names) -> "pathlib.Path | None":
     """The --out prefix, checked with every file it will write, before anything is computed."""
     if out is None:
         return None
