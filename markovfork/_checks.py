@@ -220,3 +220,29 @@ def logit_rows(logits, n_nodes: int, n_rows: int | None = None, name: str = "log
         p, v = (int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"{name}[{p}, {v}] must be a real number or -inf, got {arr[p, v]}")
     return arr
+
+
+def counts(name: str, value) -> np.ndarray:
+    """Sample counts as an int64 array: integers (or integer-valued floats) in [0, 2^63)."""
+    arr = np.asarray(value)
+    if arr.dtype == object:  # Python integers beyond 64 bits, or mixed objects
+        flat = arr.ravel().tolist()
+        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in flat):
+            big = next((int(v) for v in flat if not 0 <= v <= np.iinfo(np.int64).max), None)
+            if big is not None:
+                raise ValueError(f"{name} must be integer counts in [0, 2^63), got {big}")
+            return arr.astype(np.int64)
+        raise ValueError(f"{name} must be integer counts, got {value!r}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must be integer counts, got {value!r}")
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr) | (arr != np.round(arr))
+        if np.any(bad):
+            raise ValueError(f"{name} must be integer counts, got {arr[bad].flat[0].item()!r}")
+    if arr.size:
+        low, high = arr.min(), arr.max()
+        if low < 0:
+            raise ValueError(f"{name} must be integer counts in [0, 2^63), got {low.item()}")
+        if high > np.iinfo(np.int64).max or (np.issubdtype(arr.dtype, np.floating) and high >= 2.0**63):
+            raise ValueError(f"{name} must be integer counts in [0, 2^63), got {high.item()}")
+    return arr.astype(np.int64)

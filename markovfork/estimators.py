@@ -22,7 +22,6 @@ n - c < k every draw of k samples contains a correct one and the estimate is exa
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -39,9 +38,6 @@ __all__ = [
     "mean_pass_at_k",
     "crossover_k",
 ]
-
-INT64_MAX = np.iinfo(np.int64).max
-
 
 DIRECT_MAX_FACTORS = 2048  # up to this many factors the direct sum; beyond, the log-space sum
 
@@ -97,35 +93,9 @@ def _pass_at_k_kernel(n, c, k, out):
                 out[i, j] = _one_minus_product(kj, ni - ci + 1, 1, ci)
 
 
-def _as_counts(name: str, value) -> np.ndarray:
-    """Sample counts as an int64 array: integers (or integer-valued floats) in [0, 2^63)."""
-    arr = np.asarray(value)
-    if arr.dtype == object:  # Python integers beyond 64 bits, or mixed objects
-        flat = arr.ravel().tolist()
-        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in flat):
-            big = next((int(v) for v in flat if not 0 <= v <= INT64_MAX), None)
-            if big is not None:
-                raise ValueError(f"{name} must be integer counts in [0, 2^63), got {big}")
-            return arr.astype(np.int64)
-        raise ValueError(f"{name} must be integer counts, got {value!r}")
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
-        raise ValueError(f"{name} must be integer counts, got {value!r}")
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if np.any(bad):
-            raise ValueError(f"{name} must be integer counts, got {arr[bad].flat[0].item()!r}")
-    if arr.size:
-        low, high = arr.min(), arr.max()
-        if low < 0:
-            raise ValueError(f"{name} must be integer counts in [0, 2^63), got {low.item()}")
-        if high > INT64_MAX or (np.issubdtype(arr.dtype, np.floating) and high >= 2.0**63):
-            raise ValueError(f"{name} must be integer counts in [0, 2^63), got {high.item()}")
-    return arr.astype(np.int64)
-
-
 def _validated(n, c, k):
-    n_arr = _as_counts("n", n)
-    c_arr = _as_counts("c", c)
+    n_arr = _checks.counts("n", n)
+    c_arr = _checks.counts("c", c)
     k_arr = _checks.k_values(k)
     try:
         n_b, c_b = np.broadcast_arrays(n_arr, c_arr)
