@@ -14,7 +14,6 @@ branch leads to a correct answer depends on hidden information) and ``LEAF`` (a 
 
 from __future__ import annotations
 
-import difflib
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,15 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from markovfork import _checks
+from markovfork.tree_schema import DECIPHERABLE, FORK, KIND_NAMES, LEAF, path_text, read_node
 
 __all__ = [
     "DECIPHERABLE", "FORK", "LEAF", "KIND_NAMES", "Tree", "TreeBuilder", "tree_from_children", "tree_from_dict",
     "tree_to_json", "tree_from_json", "load_tree",
 ]
 
-DECIPHERABLE, FORK, LEAF = 0, 1, 2
-KIND_NAMES = {DECIPHERABLE: "decipherable", FORK: "fork", LEAF: "leaf"}
-_KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 
 PROB_TOL = 1e-6  # tolerance on each node's outgoing probabilities summing to 1
 
@@ -281,65 +278,6 @@ class TreeBuilder:
 
 # ----------------------------------------------------------------------------- JSON form
 
-_NODE_KEYS = ("kind", "children", "label", "valid_branches")
-_CHILD_KEYS = ("prob", "easy", *_NODE_KEYS)
-
-
-def _path_text(steps: list[int]) -> str:
-    """``root.children[i].children[j]...`` for the child positions ``steps`` (long paths shortened)."""
-    parts = [f".children[{i}]" for i in steps]
-    if len(parts) > 12:
-        parts = parts[:4] + [f"...({len(parts) - 8} levels)..."] + parts[-4:]
-    return "root" + "".join(parts)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _read_node(node, is_child: bool, n_siblings: int, where) -> tuple:
-    """(kind code, prob, easy, label, valid_branches, children) of one node dict, checked
-    against the schema; ``where()`` names the node in an error."""
-    if not isinstance(node, dict):
-        raise ValueError(f"{where()}: each node must be an object, got {node!r}")
-    allowed = _CHILD_KEYS if is_child else _NODE_KEYS
-    for key in node:
-        if key not in allowed:
-            hint = difflib.get_close_matches(str(key), allowed, n=1) or [a for a in allowed if str(key).startswith(a)]
-            if key in ("prob", "easy"):
-                why = " (the root has no incoming step)"
-            elif key in ("nodes", "edges", "id"):
-                why = " (a tree is nested objects with 'children'; the id-based form is not read)"
-            else:
-                why = f" (did you mean {hint[0]!r}?)" if hint else f" (allowed: {', '.join(allowed)})"
-            raise ValueError(f"{where()}: unknown key {key!r}{why}")
-    kids = node.get("children", [])
-    if not isinstance(kids, list):
-        raise ValueError(f"{where()}: 'children' must be a list, got {kids!r}")
-    name = node.get("kind", "decipherable" if kids else "leaf")
-    if not isinstance(name, str) or name not in _KIND_CODES:
-        raise ValueError(f"{where()}: unknown kind {name!r} (expected one of {sorted(_KIND_CODES)})")
-    label = node.get("label", 0)
-    if not _is_int(label):
-        raise ValueError(f"{where()}: label must be an integer, got {label!r}")
-    valid = node.get("valid_branches", 1)
-    if "valid_branches" in node and name != "fork":
-        raise ValueError(f"{where()}: valid_branches is only read at a fork, and this node is {name!r}")
-    if not _is_int(valid):
-        raise ValueError(f"{where()}: valid_branches must be an integer, got {valid!r}")
-    prob = node.get("prob", 1.0 / n_siblings)
-    if not _is_real(prob):
-        raise ValueError(f"{where()}: prob must be a number, got {prob!r}")
-    easy = node.get("easy", True)
-    if not isinstance(easy, (bool, np.bool_)):
-        raise ValueError(f"{where()}: easy must be true or false, got {easy!r}")
-    return _KIND_CODES[name], float(prob), bool(easy), int(label), int(valid), kids
-
-
 def tree_from_dict(spec: dict) -> Tree:
     """Build a tree from nested dicts (the form of :meth:`Tree.to_dict`), without recursion.
 
@@ -363,14 +301,14 @@ def tree_from_dict(spec: dict) -> Tree:
             while v > 0:
                 steps.append(position[v])
                 v = parent[v]
-            return _path_text(steps[::-1])
+            return path_text(steps[::-1])
         return where
 
     stack = [(spec, -1, 0, 1)]  # (node, parent id, position among siblings, number of siblings)
     while stack:
         node, up, i, n_siblings = stack.pop()
         u = len(children)
-        fields = _read_node(node, up >= 0, n_siblings, where_of(up, i) if up >= 0 else where_of(0))
+        fields = read_node(node, up >= 0, n_siblings, where_of(up, i) if up >= 0 else where_of(0))
         for column, value in zip(columns, fields):
             column.append(value)
         kids = fields[5]
