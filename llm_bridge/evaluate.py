@@ -174,9 +174,11 @@ def sample_responses(
     """``n`` completions of each prompt (texts without [EOS]); (P, n) nested list.
 
     Prompts of equal token length are batched together (no padding). Each batch prefills its
-    prompts once (all but the last token) into a ``DynamicCache``, copies the cache to the n
-    samples of each prompt, and hands it to ``model.generate`` with the sampling warpers (and
-    :class:`SpreadFirst`) as logits processors. The random draws of a batch come from torch's
+    prompts once into a ``DynamicCache``, draws each sample's first token from the prompt's
+    processed logits, copies the cache to the n samples of each prompt, and hands it to
+    ``model.generate`` with the sampling warpers (and :class:`SpreadFirst`) as logits processors
+    for the remaining tokens (a sample that ends with its first token is decoded as ending
+    there). The random draws of a batch come from torch's
     generator seeded by ``seed`` and the batch's position (the caller's RNG state is restored),
     so results are reproducible for a fixed ``batch_sequences``.
     """
@@ -188,8 +190,12 @@ def sample_responses(
     for i, ids in enumerate(encoded):
         by_len.setdefault(len(ids), []).append(i)
     id_to_word = tok.convert_ids_to_tokens(list(range(len(tok))))
-    config = GenerationConfig(do_sample=True, max_new_tokens=max_new_tokens, temperature=1.0, top_k=0, top_p=1.0,
-                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)  # warpers come from us
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    # the warpers come from us; finished samples are filled with [EOS], not [PAD]: generate feeds
+    # them back without an attention mask (nothing is padded), and a [PAD] fed there makes
+    # transformers warn that the input may be padded
+    config = GenerationConfig(do_sample=True, max_new_tokens=max(max_new_tokens - 1, 1), temperature=1.0, top_k=0,
+                              top_p=1.0, pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
     out: list[list[str]] = [[] for _ in prompts]
     per_batch = max(batch_sequences // n, 1)
     batch_no = 0
@@ -204,20 +210,23 @@ def sample_responses(
             batch_no += 1
             ids = torch.tensor([encoded[i] for i in chunk], device=device)  # (B, T)
             cache = DynamicCache(config=model.config)
-            with autocast(device):
-                if length > 1:  # prefill each prompt once, then copy its cache to its n samples
-                    model(input_ids=ids[:, :-1], attention_mask=torch.ones_like(ids[:, :-1]), cache=cache,
-                          use_cache=True)
+            with autocast(device), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(batch_seed)
+                # prefill each prompt once and draw every sample's first token from its logits, as
+                # generate would; then generate continues from the prompt's cache copied n times
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache,
+                               use_cache=True).logits[:, -1].float().repeat_interleave(n, dim=0)  # (N, V)
                 cache.batch_repeat_interleave(n)
                 ids = ids.repeat_interleave(n, dim=0)  # (N, T), problem-major
-                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                    torch.manual_seed(batch_seed)
-                    seqs = model.generate(ids, attention_mask=torch.ones_like(ids), cache=cache,
+                first = torch.multinomial(torch.softmax(processors(ids, logits), dim=-1), 1)  # (N, 1)
+                seqs = torch.cat([ids, first], dim=1)
+                if max_new_tokens > 1:
+                    seqs = model.generate(seqs, attention_mask=torch.ones_like(seqs), cache=cache,
                                           generation_config=config, logits_processor=processors)
             for row, seq in enumerate(seqs[:, length:].tolist()):
                 words = []
                 for tid in seq:
-                    if tid == tok.eos_token_id or tid == tok.pad_token_id:
+                    if tid == eos or tid == pad:
                         break
                     words.append(id_to_word[tid])
                 out[chunk[row // n]].append(" ".join(words))
