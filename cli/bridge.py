@@ -62,7 +62,7 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 @click.option("--spread-first", type=int, default=None, help="Spread the first decision over this many candidates.")
 @click.option("--spread-position", type=int, default=None, help="Response position of that decision (0 = first).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None, help="Seed of the test set and the samples. Overrides the config.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write OUT/eval_results.{parquet,csv}.")
 def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_k, top_p, min_p, spread_first,
              spread_position, device, seed, out) -> None:

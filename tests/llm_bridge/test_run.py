@@ -11,7 +11,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 import markovfork
 from markovfork.llm_bridge.config import config_from_dict, load_config
-from markovfork.llm_bridge.evaluate import EvalResult
 from markovfork.llm_bridge.run import run_bridge
 from markovfork.llm_bridge.tasks import read_jsonl
 from markovfork.results import RESULT_COLUMNS
@@ -40,8 +39,18 @@ def test_table_pass_at_k_equals_markovfork_on_the_cached_counts(tiny_run):
     want = markovfork.pass_at_k(ev["n_samples"], ev["correct"], [1, 2, 4, 8]).mean(axis=0)
     got = t.filter((pl.col("rho") == 1.0) & (pl.col("epoch") == 2) & (pl.col("diversity") == "data")).sort("k")
     np.testing.assert_allclose(got["pass_at_k_post"], want)
-    res = EvalResult.from_dict(ev)
-    assert got["fork_accuracy"][0] == pytest.approx(res.fork_accuracy)
+    # the fork columns from the cached arm probabilities q and targets t, by their definitions
+    # (docs/model.md section 8), not through EvalResult
+    q, t = np.array(ev["fork_probs"]), np.array(ev["target_arm"])
+    right = q[np.arange(len(t)), t]
+    wrong = np.delete(q.ravel(), np.arange(len(t)) * q.shape[1] + t)
+    assert got["fork_accuracy"].to_list() == pytest.approx([right.mean()] * 4)
+    assert got["fork_confidence_correct"].to_list() == pytest.approx([(right**2).sum() / right.sum()] * 4)
+    assert got["fork_confidence_wrong"].to_list() == pytest.approx([(wrong**2).sum() / wrong.sum()] * 4)
+    assert got["fork_entropy"].to_list() == pytest.approx([-(q * np.log(q)).sum(axis=1).mean()] * 4)
+    argmax_right = q.argmax(axis=1) == t
+    if argmax_right.any():
+        assert got["fork_argmax_confidence_correct"][0] == pytest.approx(q.max(axis=1)[argmax_right].mean())
 
 
 def test_outputs_reload(tiny_run):

@@ -55,9 +55,9 @@ def test_response_loss_matches_per_example_reference():
     assert loss.item() == pytest.approx(nll / count, rel=1e-5)
 
 
-def test_prompt_tokens_carry_no_loss():
-    """Changing the response changes the loss; the loss's gradient is what training uses, so a
-    batch whose mask is all-prompt must be refused rather than silently train on nothing."""
+def test_a_batch_without_response_tokens_is_refused():
+    """A batch whose loss mask covers only prompt tokens must be refused rather than silently
+    train on nothing (which tokens carry the loss is checked by the per-example reference above)."""
     tok, enc = _data()
     batch = collate(enc[:2], tok.pad_token_id)
     batch.loss_mask[:] = False
