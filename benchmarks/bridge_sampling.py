@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 from markovfork.llm_bridge.config import RunConfig
-from markovfork.llm_bridge.evaluate import process_logits, sample_responses
+from markovfork.llm_bridge.evaluate import process_logits, response_words, sample_responses
 from markovfork.llm_bridge.model import build_model, load_checkpoint
 from markovfork.llm_bridge.run import test_problems
 from markovfork.llm_bridge.tasks import prompt_text, response_text, vocabulary
@@ -69,12 +69,7 @@ def hand_loop(model, tok, prompts, n, sampling, max_new_tokens, seed, batch_sequ
                 logits = model(input_ids=nxt[:, None], attention_mask=mask[:, :T + t + 1], cache=cache,
                                use_cache=True).logits[:, -1]
             for row, seq in enumerate(torch.stack(new_tokens, dim=1).tolist()):
-                words = []
-                for tid in seq:
-                    if tid == eos or tid == pad:
-                        break
-                    words.append(id_to_word[tid])
-                out[chunk[row // n]].append(" ".join(words))
+                out[chunk[row // n]].append(response_words(seq, eos, pad, id_to_word))
     return out
 
 

@@ -43,6 +43,7 @@ from transformers import (
 )
 
 __all__ = [
+    "response_words",
     "EvalResult", "sampling_processors", "process_logits", "SpreadFirst", "sample_responses", "fork_probabilities",
     "evaluate_model",
 ]
@@ -224,13 +225,18 @@ def sample_responses(
                     seqs = model.generate(seqs, attention_mask=torch.ones_like(seqs), cache=cache,
                                           generation_config=config, logits_processor=processors)
             for row, seq in enumerate(seqs[:, length:].tolist()):
-                words = []
-                for tid in seq:
-                    if tid == eos or tid == pad:
-                        break
-                    words.append(id_to_word[tid])
-                out[chunk[row // n]].append(" ".join(words))
+                out[chunk[row // n]].append(response_words(seq, eos, pad, id_to_word))
     return out
+
+
+def response_words(token_ids: list[int], eos: int, pad: int, id_to_word: dict[int, str]) -> str:
+    """A sampled response as text: its words up to the first end or padding token."""
+    words = []
+    for tid in token_ids:
+        if tid == eos or tid == pad:
+            break
+        words.append(id_to_word[tid])
+    return " ".join(words)
 
 
 def _fork_prefix(p: Problem) -> str:

@@ -109,6 +109,20 @@ def start_ids(start, n_nodes: int, n_rows: int | None = None, name: str = "start
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _node_rows(values, n_nodes: int, n_rows: int | None, name: str) -> np.ndarray:
+    """Per-node rows as a C-contiguous (P, n_nodes) float64 array (a 1-D row is one problem):
+    shape and dtype checked, values not."""
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n_nodes or (n_rows is not None and arr.shape[0] != n_rows):
+        rows = "P" if n_rows is None else str(n_rows)
+        raise ValueError(f"{name} must have shape ({rows}, {n_nodes}), got {np.shape(values)}")
+    if arr.dtype.kind not in "fiu":  # floats or integers (not bool: kind "b")
+        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str = "probs", *,
                      check_values: bool = True) -> np.ndarray:
     """Step probabilities as a C-contiguous (P, n_nodes) float64 array (a 1-D row is one problem),
@@ -116,15 +130,7 @@ def probability_rows(probs, n_nodes: int, n_rows: int | None = None, name: str =
     check where its kernel relies on them. ``check_values=False`` checks shape and dtype only,
     for a caller whose kernel checks every entry before any index depends on it (the sampler:
     a second pass here would cost as much as its sampling)."""
-    arr = np.asarray(probs)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != n_nodes or (n_rows is not None and arr.shape[0] != n_rows):
-        rows = "P" if n_rows is None else str(n_rows)
-        raise ValueError(f"{name} must have shape ({rows}, {n_nodes}), got {np.shape(probs)}")
-    if arr.dtype.kind not in "fiu":  # floats or integers (not bool: kind "b")
-        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = _node_rows(probs, n_nodes, n_rows, name)
     if not check_values:
         return arr
     bad = ~((arr >= 0.0) & (arr <= 1.0))  # NaN compares False: caught here too
@@ -206,15 +212,7 @@ def array(name: str, value, dtype, ndim: int = 1) -> np.ndarray:
 def logit_rows(logits, n_nodes: int, n_rows: int | None = None, name: str = "logits") -> np.ndarray:
     """Step logits as a C-contiguous (P, n_nodes) float64 array (a 1-D row is one problem), each
     entry finite or -inf (a step never taken); ``n_rows`` rows when given."""
-    arr = np.asarray(logits)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != n_nodes or (n_rows is not None and arr.shape[0] != n_rows):
-        rows = "P" if n_rows is None else str(n_rows)
-        raise ValueError(f"{name} must have shape ({rows}, {n_nodes}), got {np.shape(logits)}")
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = _node_rows(logits, n_nodes, n_rows, name)
     bad = ~(np.isfinite(arr) | (arr == -np.inf))
     if bad.any():
         p, v = (int(i) for i in np.argwhere(bad)[0])

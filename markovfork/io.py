@@ -190,22 +190,13 @@ def write_outputs(writers: Mapping[str | os.PathLike, Writer]) -> list[Path]:
     content to a temporary sibling; when all have succeeded the set is renamed into place together.
     On any exception or signal nothing changes on disk. Returns the targets, in order."""
     targets = check_outputs(writers)
-    staging = _Staging()
-    ok = False
-    with _terminate_raises():
-        try:
-            for target, write in zip(targets, writers.values()):
-                try:
-                    write(staging.temp_for(target))
-                except OSError as exc:  # name the output, not its temporary file
-                    raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
-                _stage("written", target)
-            staging.commit()
-            ok = True
-        finally:
-            staging.discard()
-            if not ok:
-                staging.discard_directories()
+    with _staged() as staging:
+        for target, write in zip(targets, writers.values()):
+            try:
+                write(staging.temp_for(target))
+            except OSError as exc:  # name the output, not its temporary file
+                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+            _stage("written", target)
     return targets
 
 
@@ -213,11 +204,19 @@ def write_outputs(writers: Mapping[str | os.PathLike, Writer]) -> list[Path]:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     target = check_outputs([path])[0]
+    with _staged() as staging:
+        yield staging.temp_for(target)
+
+
+@contextlib.contextmanager
+def _staged() -> Iterator["_Staging"]:
+    """A :class:`_Staging` whose temporaries are renamed into place when the block succeeds;
+    on any exception or signal the temporaries (and directories made for them) are removed."""
     staging = _Staging()
     ok = False
     with _terminate_raises():
         try:
-            yield staging.temp_for(target)
+            yield staging
             staging.commit()
             ok = True
         finally:
