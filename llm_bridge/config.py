@@ -85,6 +85,8 @@ class OptimizerConfig:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         for i, beta in enumerate(self.betas):
             _checks.real(f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
 

@@ -121,10 +121,7 @@ def base_coverage(
     mass = path_type_mass(tree, probs, problems)
     sampled = shares = None
     if n_samples:
-        try:
-            from markovfork.sampled import sample_rollouts
-        except ImportError:  # pragma: no cover - only before the sampled engine is merged
-            raise ValueError("the sampled engine (markovfork.sampled) is not available; use n_samples=0") from None
+        from markovfork.sampled import sample_rollouts
         counts = sample_rollouts(tree, probs, problems, n_samples, seed, n_threads)
         sampled = mean_pass_at_k(n_samples, counts.correct, k_arr, n_boot=n_boot, level=level, seed=seed)
         total = float(n_samples * len(problems))

@@ -41,7 +41,7 @@ def _success_kernel(child_start, probs, correct, start, out):
     value = np.empty(n_nodes)
     for p in range(probs.shape[0]):
         for i in range(n_nodes):
-            u = np.uint64(n_nodes - 1 - i)  # bottom-up; unsigned ids: no wraparound code (-25%)
+            u = np.uint64(n_nodes - 1 - i)  # bottom-up; unsigned ids: no wraparound code
             a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
             if a == b:
                 value[u] = 1.0 if correct[p, u] else 0.0
@@ -74,7 +74,7 @@ def _reach_kernel(parent, probs, start, out):
     """out[p, v] = probability that a rollout from start[p] passes through v."""
     for p in range(probs.shape[0]):
         out[p, :] = 0.0
-        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code (-50%)
+        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code
         out[p, s] = 1.0
         for v in range(s + U1, np.uint64(parent.shape[0])):
             out[p, v] = out[p, np.uint64(parent[v])] * probs[p, v]
@@ -122,7 +122,7 @@ def _path_type_kernel(parent, leaf, edge_easy, probs, valid, start, out):
         out[p, 0] = 0.0
         out[p, 1] = 0.0
         out[p, 2] = 0.0
-        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code (-47%)
+        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code
         for v in range(n_nodes):
             reach[v] = 0.0
         reach[s] = 1.0
@@ -189,7 +189,7 @@ def _entropy_kernel(child_start, probs, out):
     for p in range(probs.shape[0]):
         for u in range(n_nodes):
             acc = 0.0
-            # unsigned child ids: no negative-index wraparound code (-7%; the log dominates)
+            # unsigned child ids: no negative-index wraparound code
             for v in range(np.uint64(child_start[u]), np.uint64(child_start[u + 1])):
                 q = probs[p, v]
                 if q > 0.0:

@@ -71,7 +71,7 @@ class Decoding:
 
     def __post_init__(self) -> None:
         _checks.real("temperature", self.temperature, 0.0, low_open=True)
-        _checks.integer("top_k", self.top_k, 0)
+        _checks.integer("top_k", self.top_k, 0, 2**63 - 1)  # the kernel takes it as int64
         _checks.real("top_p", self.top_p, 0.0, 1.0, low_open=True)
         _checks.real("min_p", self.min_p, 0.0, 1.0)
 

@@ -44,7 +44,6 @@ def test_decoding_changes_exact_coverage():
 
 
 def test_sampled_matches_exact_within_monte_carlo_error():
-    pytest.importorskip("markovfork.sampled")
     tree = fork_tree(4, 2, 2, placement="top", easy_prob=0.7, seed=5)
     problems = fork_problems(tree, 300, seed=6)
     n = 128

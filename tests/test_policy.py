@@ -85,7 +85,7 @@ def test_minus_inf_logits_are_steps_never_taken():
         (dict(temperature=float("nan")), "temperature must be a finite number"),
         (dict(temperature="1"), "temperature must be a number, got '1'"),
         (dict(top_k=1.5), "top_k must be an integer, got 1.5"),
-        (dict(top_k=-1), "top_k must be an integer >= 0, got -1"),
+        (dict(top_k=-1), r"top_k must be an integer in \[0, 9223372036854775807\], got -1"),
         (dict(top_p=0.0), r"top_p must be a finite number in \(0, 1\], got 0.0"),
         (dict(min_p=1.5), r"min_p must be a finite number in \[0, 1\], got 1.5"),
         (dict(min_p=True), "min_p must be a number, got True"),
@@ -105,3 +105,8 @@ def test_bad_policy():
         Policy(np.zeros(15), np.zeros(14), np.zeros((15, 0)))
     with pytest.raises(ValueError, match="policy.fork_weight must be a 2-D array"):
         Policy(np.zeros(15), np.zeros(15), np.zeros(15))
+
+
+def test_decoding_top_k_beyond_int64_is_rejected():
+    with pytest.raises(ValueError, match="top_k must be an integer in \\[0, 9223372036854775807\\], got 9223372036854775808"):
+        Decoding(top_k=2**63)
