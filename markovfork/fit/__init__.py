@@ -1,0 +1,19 @@
+"""Fitting the simulator to measured pass@k curves (``docs/fit.md``).
+
+* :mod:`markovfork.fit.parameters`: the declared free parameters, their bounds and meanings;
+* :mod:`markovfork.fit.predict`: :class:`CurvePredictor`, the pass@k table (arm x epoch x k) of a
+  bridge run's SFT arms as a function of those parameters;
+* :mod:`markovfork.fit.measured`: a results table (shared schema, any engine) as observations
+  with binomial standard errors, and the fingerprint of the data;
+* :mod:`markovfork.fit.solve`: weighted least squares, Jacobian uncertainties, JSON I/O.
+"""
+
+from markovfork.fit.measured import Measured, measured_curves
+from markovfork.fit.parameters import PARAMETERS, FreeParameter
+from markovfork.fit.predict import CurvePredictor
+from markovfork.fit.solve import FitResult, fit_parameters, load_fit, save_fit
+
+__all__ = [
+    "PARAMETERS", "FreeParameter", "CurvePredictor", "Measured", "measured_curves",
+    "FitResult", "fit_parameters", "save_fit", "load_fit",
+]

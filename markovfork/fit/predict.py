@@ -1,0 +1,130 @@
+"""Predicted pass@k curves of a bridge run's SFT arms as a function of the free parameters.
+
+For each arm (rho, diversity) of the run, the simulator configuration is the one
+:func:`markovfork.task_mapping.simulation_config` gives, run with the analytic engine (exact
+expectations; the measurement noise is the fit's business). Two devices make the prediction a
+cheap, smooth function of the parameters, evaluated in one process on compiled kernels:
+
+* **Fewer problems.** The SFT dynamics depend on the training set through d / n_train (the
+  capacity) and the per-problem feature scale, not its size: with ``max_train_problems`` below the
+  run's N, every arm is simulated with its distinct-problem count scaled by the same factor.
+* **A continuous capacity.** The features of each arm are drawn once with the largest dimension
+  the bounds allow, D = ceil(capacity_high n_train); a capacity c uses the first floor(c n_train)
+  columns and the next one weighted by sqrt(frac(c n_train)), so every Gram matrix
+  phi phi'^T = sum_j w_j phi_j phi'_j moves continuously with c. At c n_train = D the features
+  are the simulator's own (``simulate`` with feature_dim D gives the same curves).
+
+The table is ``(arms, epochs, ks)``: pass@k on the test problems after each evaluation epoch
+(epoch 0 is the base model).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from markovfork.exact import exact_pass_at_k, success_probability
+from markovfork.fit.parameters import PARAMETERS, check_names
+from markovfork.policy import transition_probs
+from markovfork.sft.train import derive_seeds, train_analytic
+from markovfork.task_mapping import sft_arms, simulation_config
+
+__all__ = ["CurvePredictor"]
+
+
+class CurvePredictor:
+    """pass@k of every SFT arm of the bridge run ``run`` for given free-parameter values.
+
+    ``fixed`` sets parameters that are not passed to :meth:`predict` (default: each one's
+    declared default). ``seed`` seeds the simulated task (features, arms, SFT subset);
+    ``steps_per_epoch`` is the analytic engine's integration steps per epoch."""
+
+    def __init__(self, run, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
+                 seed: int = 0):
+        fixed = dict(fixed or {})
+        check_names(fixed, "fixed parameters")
+        if not isinstance(max_train_problems, int) or max_train_problems < 1:
+            raise ValueError(f"max_train_problems must be an integer >= 1, got {max_train_problems!r}")
+        self.run = run
+        self.fixed = {name: p.default for name, p in PARAMETERS.items()} | fixed
+        self.arms = sft_arms(run)
+        self.epochs = np.array(sorted({0, *run.eval.epochs}), dtype=np.int64)
+        self.ks = np.array(run.eval.ks, dtype=np.int64)
+        self.scale = min(1.0, max_train_problems / run.sft.n_problems)
+        self._settings = dict(max_train_problems=max_train_problems, steps_per_epoch=steps_per_epoch, seed=seed)
+        self.evaluations = 0  # calls of predict
+        self.seconds = 0.0  # time spent in them
+        self._arms = [self._prepare(rho, div, steps_per_epoch, seed) for rho, div in self.arms]
+
+    def _prepare(self, rho: float, diversity: str, steps_per_epoch: int, seed: int) -> dict:
+        cfg = simulation_config(self.run, rho, diversity, {"train.steps_per_epoch": steps_per_epoch})
+        n_train = max(1, round(cfg.task.n_train * self.scale))
+        d_max = math.ceil(PARAMETERS["capacity"].high * n_train)
+        task = replace(cfg.task, n_train=n_train, feature_dim=d_max, feature_scale=1.0)
+        cfg = replace(cfg, task=task, train=replace(cfg.train, epochs=int(self.epochs[-1])), seed=seed)
+        task_seed = derive_seeds(seed)["task"]
+        full = task.build(task_seed)  # the features, drawn once
+        return dict(config=cfg, task_seed=task_seed, train_features=full.train.features,
+                    test_features=full.test.features)
+
+    def settings(self) -> dict:
+        """The predictor's own settings (saved with a fit)."""
+        return dict(self._settings)
+
+    def values(self, free: dict) -> dict[str, float]:
+        """All parameter values: ``free`` over the fixed ones (each checked against its bounds)."""
+        check_names(free)
+        out = self.fixed | {k: float(v) for k, v in free.items()}
+        for name, v in out.items():
+            p = PARAMETERS[name]
+            if not (np.isfinite(v) and p.low <= v <= p.high):
+                raise ValueError(f"{name} must be in [{p.low:g}, {p.high:g}], got {v!r}")
+        return out
+
+    def config(self, arm: int, free: dict | None = None):
+        """The simulator configuration arm ``arm`` runs with at these parameters (its features
+        differ: see the module docstring)."""
+        v = self.values(free or {})
+        cfg = self._arms[arm]["config"]
+        fwd, rev, rat = cfg.task.mode_prior
+        rest = fwd + rev
+        task = replace(cfg.task, feature_dim=0, base_step_accuracy=v["base_step_accuracy"],
+                       mode_prior=(v["forward_prior"] * rest, (1.0 - v["forward_prior"]) * rest, rat))
+        return replace(cfg, task=task, train=replace(cfg.train, lr=v["lr"]))
+
+    def predict(self, free: dict | None = None) -> np.ndarray:
+        """(arms, epochs, ks) exact pass@k of the simulated post-trained model on its test problems."""
+        t0 = time.perf_counter()
+        v = self.values(free or {})
+        out = np.empty((len(self._arms), self.epochs.size, self.ks.size))
+        for a, arm in enumerate(self._arms):
+            cfg = self.config(a, free)
+            ps = cfg.task.build(arm["task_seed"])
+            ps = replace(ps, train=replace(ps.train, features=self._features(arm["train_features"], cfg, v)),
+                         test=replace(ps.test, features=self._features(arm["test_features"], cfg, v)))
+            row = {int(e): i for i, e in enumerate(self.epochs)}
+            for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed):
+                if state.epoch in row:
+                    probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
+                    success = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
+                    out[a, row[state.epoch]] = exact_pass_at_k(success, self.ks)
+        self.evaluations += 1
+        self.seconds += time.perf_counter() - t0
+        return out
+
+    @staticmethod
+    def _features(full: np.ndarray, cfg, v: dict) -> np.ndarray:
+        """The first c n_train columns of ``full`` (the last one weighted by the square root of
+        the fractional part), times the feature scale."""
+        d = v["capacity"] * cfg.task.n_train
+        whole = min(int(math.floor(d)), full.shape[1])
+        frac = d - whole if whole < full.shape[1] else 0.0
+        cols = full[:, : whole + (1 if frac > 0 else 0)].copy()
+        if frac > 0:
+            cols[:, whole] *= math.sqrt(frac)
+        if v["feature_scale"] != 1.0:
+            cols *= v["feature_scale"]
+        return cols

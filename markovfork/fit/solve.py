@@ -1,0 +1,148 @@
+"""Weighted least squares of the free parameters against measured pass@k, with uncertainties.
+
+The fit minimises the chi-square of the observations (``markovfork.fit.measured``)
+
+    chi2(u) = sum_i ((pred_i(u) - y_i) / se_i)^2
+
+over the free parameters in their unit coordinates u in [0, 1]^p (``scipy.optimize.least_squares``,
+trust-region reflective, finite-difference Jacobian). The covariance of u is the Gauss-Newton
+one scaled by the reduced chi-square (so that a model that misses the data by more than the
+binomial noise reports wider intervals):
+
+    Cov(u) = (J^T J)^-1 chi2 / (n - p),   J = d((pred - y) / se) / du = W^(1/2) d pred / du,
+
+and each value's standard error is sigma_u dv/du (the delta method).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from markovfork.fit.measured import Measured
+from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS, check_names, from_unit, to_unit
+from markovfork.fit.predict import CurvePredictor
+
+__all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "FIT_FORMAT"]
+
+FIT_FORMAT = "markovfork-fit/1"
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted values, their standard errors, the values held fixed, and the fit's bookkeeping."""
+
+    values: dict[str, float]  # fitted parameters
+    sigma: dict[str, float]  # their standard errors (nan when the Jacobian is singular)
+    fixed: dict[str, float]  # parameters held fixed
+    covariance_unit: list[list[float]]  # Cov(u) of the fitted parameters, in their unit coordinates
+    chi2: float
+    n_observations: int
+    evaluations: int  # predictions computed (the Jacobian's included)
+    seconds_per_evaluation: float
+    seconds: float
+    data_fingerprint: str  # Measured.fingerprint of the data fitted
+    engines: tuple[str, ...]
+    predictor: dict = field(default_factory=dict)  # max_train_problems, steps_per_epoch, seed
+    run_config: dict = field(default_factory=dict)  # the bridge RunConfig (as a dict)
+    status: str = ""
+
+    @property
+    def reduced_chi2(self) -> float:
+        dof = self.n_observations - len(self.values)
+        return self.chi2 / dof if dof > 0 else float("nan")
+
+    def all_values(self) -> dict[str, float]:
+        return self.fixed | self.values
+
+
+def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_FREE, start: dict | None = None,
+                   max_evaluations: int = 200) -> FitResult:
+    """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
+    keep the predictor's fixed values. ``start`` gives starting values (default: each one's
+    declared default)."""
+    from scipy.optimize import least_squares
+
+    free = check_names(free)
+    if not free:
+        raise ValueError("free must name at least one parameter to fit, got []")
+    start = {n: PARAMETERS[n].default for n in free} | dict(start or {})
+    check_names(start, "start values")
+    if len(measured) <= len(free):
+        raise ValueError(f"need more observations than free parameters, got {len(measured)} for {len(free)}")
+    u0 = np.clip(to_unit(free, predictor.values({n: start[n] for n in free})), 0.0, 1.0)
+    evals0, seconds0, t0 = predictor.evaluations, predictor.seconds, time.perf_counter()
+
+    def residuals(u: np.ndarray) -> np.ndarray:
+        return measured.residuals(predictor.predict(from_unit(free, np.clip(u, 0.0, 1.0))))
+
+    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, x_scale=1.0,
+                        max_nfev=max_evaluations)
+    values = from_unit(free, sol.x)
+    chi2 = float(np.sum(sol.fun**2))
+    dof = len(measured) - len(free)
+    jtj = sol.jac.T @ sol.jac
+    try:
+        cov = np.linalg.inv(jtj) * (chi2 / dof)
+        if not np.all(np.isfinite(cov)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        cov = np.full((len(free), len(free)), np.nan)
+    sigma = {n: float(np.sqrt(cov[i, i]) * PARAMETERS[n].unit_derivative(values[n])) if cov[i, i] >= 0 else float("nan")
+             for i, n in enumerate(free)}
+    evaluations = predictor.evaluations - evals0
+    return FitResult(
+        values=values,
+        sigma=sigma,
+        fixed={n: v for n, v in predictor.fixed.items() if n not in free},
+        covariance_unit=cov.tolist(),
+        chi2=chi2,
+        n_observations=len(measured),
+        evaluations=evaluations,
+        seconds_per_evaluation=(predictor.seconds - seconds0) / max(evaluations, 1),
+        seconds=time.perf_counter() - t0,
+        data_fingerprint=measured.fingerprint,
+        engines=measured.engines,
+        predictor=predictor.settings(),
+        run_config=predictor.run.to_dict(),
+        status=str(sol.message),
+    )
+
+
+def save_fit(result: FitResult, path: str | Path) -> Path:
+    """Write ``result`` as JSON (atomically): the values, standard errors, bounds and meanings of
+    the parameters, the fit statistics and the fingerprint of the data they came from."""
+    from markovfork.io import write_json
+
+    doc = {
+        "format": FIT_FORMAT,
+        "parameters": {
+            n: {"value": v, "sigma": result.sigma.get(n), "fitted": n in result.values, "low": PARAMETERS[n].low,
+                "high": PARAMETERS[n].high, "meaning": PARAMETERS[n].meaning}
+            for n, v in result.all_values().items()
+        },
+        "reduced_chi2": result.reduced_chi2,
+        **{k: v for k, v in asdict(result).items() if k not in ("values", "sigma", "fixed")},
+    }
+    return write_json(doc, Path(path))
+
+
+def load_fit(path: str | Path) -> FitResult:
+    """Read what :func:`save_fit` wrote."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("format") != FIT_FORMAT:
+        raise ValueError(f"{path} is not a markovfork fit file (format {FIT_FORMAT!r}), got format {doc.get('format')!r}")
+    params = doc["parameters"]
+    check_names(params, f"parameters of {path}")
+    return FitResult(
+        values={n: p["value"] for n, p in params.items() if p["fitted"]},
+        sigma={n: p["sigma"] for n, p in params.items() if p["fitted"]},
+        fixed={n: p["value"] for n, p in params.items() if not p["fitted"]},
+        engines=tuple(doc["engines"]),
+        **{k: doc[k] for k in ("covariance_unit", "chi2", "n_observations", "evaluations", "seconds_per_evaluation",
+                               "seconds", "data_fingerprint", "predictor", "run_config", "status")},
+    )
