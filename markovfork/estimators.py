@@ -17,6 +17,9 @@ instead of 10^-18). Up to ``DIRECT_MAX_FACTORS`` factors it sums positive terms,
 ``log((b - a) / b)`` (exact integer difference) above, summed with compensation (a few ulps).
 ``1 - x_j`` is always formed from the exact integer difference. Counts up to 2^63 - 1. When
 n - c < k every draw of k samples contains a correct one and the estimate is exactly 1.
+
+For k beyond n, :mod:`markovfork.extrapolate` fits a beta-binomial model of per-problem success
+(re-exported here: ``fit_beta_binomial``, ``extrapolate_pass_at_k``, loaded on first use).
 """
 
 from __future__ import annotations
@@ -31,13 +34,26 @@ import numpy as np
 from markovfork import _checks
 from markovfork.seeds import child_rng
 
+# pass@k beyond n (markovfork.extrapolate), loaded on first use: it imports scipy.optimize
+_EXTRAPOLATION = ("BetaBinomialFit", "fit_beta_binomial", "extrapolate_pass_at_k", "beta_binomial_log_likelihood")
+
 __all__ = [
     "pass_at_k",
     "pass_at_k_reference",
     "PassAtKSummary",
     "mean_pass_at_k",
     "crossover_k",
+    *_EXTRAPOLATION,
 ]
+
+
+def __getattr__(name: str):
+    if name in _EXTRAPOLATION:
+        from markovfork import extrapolate
+
+        return getattr(extrapolate, name)
+    raise AttributeError(f"module 'markovfork.estimators' has no attribute {name!r}")
+
 
 DIRECT_MAX_FACTORS = 2048  # up to this many factors the direct sum; beyond, the log-space sum
 
