@@ -8,11 +8,18 @@ cheap, smooth function of the parameters, evaluated in one process on compiled k
 * **Fewer problems.** The SFT dynamics depend on the training set through d / n_train (the
   capacity) and the per-problem feature scale, not its size: with ``max_train_problems`` below the
   run's N, every arm is simulated with its distinct-problem count scaled by the same factor.
-* **A continuous capacity.** The features of each arm are drawn once with the largest dimension
-  the bounds allow, D = ceil(capacity_high n_train); a capacity c uses the first floor(c n_train)
-  columns and the next one weighted by sqrt(frac(c n_train)), so every Gram matrix
-  phi phi'^T = sum_j w_j phi_j phi'_j moves continuously with c. At c n_train = D the features
-  are the simulator's own (``simulate`` with feature_dim D gives the same curves).
+* **A continuous capacity.** The features of each arm are drawn once, wider than the bounds
+  allow (D columns), and a capacity c weights column j by w_j, so that every Gram matrix
+  phi phi'^T = sum_j w_j phi_j phi'_j moves smoothly with c. The weights are a logistic ramp
+  of width tau = ``capacity_ramp`` n_train columns around c n_train,
+
+      w_j = 1 / (1 + exp(-(c n_train - j - 1/2) / tau)),   sum_j w_j ~ c n_train,
+
+  so that the effective dimension is c n_train and a change of c moves many columns at once
+  (with one column at a time, the derivative in c would follow the draw of a single column and
+  the Jacobian would be noise). ``capacity_ramp = 0`` is a hard cut: the first floor(c n_train)
+  columns and the next one weighted by the fractional part; at c n_train = D the features are
+  then the simulator's own (``simulate`` with feature_dim D gives the same curves).
 
 The table is ``(arms, epochs, ks)``: pass@k on the test problems after each evaluation epoch
 (epoch 0 is the base model).
@@ -43,7 +50,7 @@ class CurvePredictor:
     ``steps_per_epoch`` is the analytic engine's integration steps per epoch."""
 
     def __init__(self, run, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
-                 seed: int = 0):
+                 seed: int = 0, capacity_ramp: float = 0.1):
         fixed = dict(fixed or {})
         check_names(fixed, "fixed parameters")
         if not isinstance(max_train_problems, int) or max_train_problems < 1:
@@ -54,7 +61,11 @@ class CurvePredictor:
         self.epochs = np.array(sorted({0, *run.eval.epochs}), dtype=np.int64)
         self.ks = np.array(run.eval.ks, dtype=np.int64)
         self.scale = min(1.0, max_train_problems / run.sft.n_problems)
-        self._settings = dict(max_train_problems=max_train_problems, steps_per_epoch=steps_per_epoch, seed=seed)
+        if not (isinstance(capacity_ramp, (int, float)) and 0.0 <= capacity_ramp <= 1.0):
+            raise ValueError(f"capacity_ramp must be in [0, 1], got {capacity_ramp!r}")
+        self.capacity_ramp = float(capacity_ramp)
+        self._settings = dict(max_train_problems=max_train_problems, steps_per_epoch=steps_per_epoch, seed=seed,
+                              capacity_ramp=capacity_ramp)
         self.evaluations = 0  # calls of predict
         self.seconds = 0.0  # time spent in them
         self._arms = [self._prepare(rho, div, steps_per_epoch, seed) for rho, div in self.arms]
@@ -62,7 +73,7 @@ class CurvePredictor:
     def _prepare(self, rho: float, diversity: str, steps_per_epoch: int, seed: int) -> dict:
         cfg = simulation_config(self.run, rho, diversity, {"train.steps_per_epoch": steps_per_epoch})
         n_train = max(1, round(cfg.task.n_train * self.scale))
-        d_max = math.ceil(PARAMETERS["capacity"].high * n_train)
+        d_max = math.ceil((PARAMETERS["capacity"].high + 8 * self.capacity_ramp) * n_train)
         task = replace(cfg.task, n_train=n_train, feature_dim=d_max, feature_scale=1.0)
         cfg = replace(cfg, task=task, train=replace(cfg.train, epochs=int(self.epochs[-1])), seed=seed)
         task_seed = derive_seeds(seed)["task"]
@@ -115,11 +126,15 @@ class CurvePredictor:
         self.seconds += time.perf_counter() - t0
         return out
 
-    @staticmethod
-    def _features(full: np.ndarray, cfg, v: dict) -> np.ndarray:
-        """The first c n_train columns of ``full`` (the last one weighted by the square root of
-        the fractional part), times the feature scale."""
+    def _features(self, full: np.ndarray, cfg, v: dict) -> np.ndarray:
+        """The columns of ``full`` weighted by sqrt(w_j) (module docstring), times the feature scale."""
         d = v["capacity"] * cfg.task.n_train
+        if self.capacity_ramp > 0:
+            tau = self.capacity_ramp * cfg.task.n_train
+            j = np.arange(full.shape[1])
+            weight = 0.5 * (1.0 + np.tanh((d - j - 0.5) / (2.0 * tau)))  # the logistic, without overflow
+            keep = int(np.searchsorted(-weight, -1e-12))  # columns with a weight above 1e-12
+            return full[:, :keep] * (v["feature_scale"] * np.sqrt(weight[:keep]))
         whole = min(int(math.floor(d)), full.shape[1])
         frac = d - whole if whole < full.shape[1] else 0.0
         cols = full[:, : whole + (1 if frac > 0 else 0)].copy()

@@ -1,0 +1,80 @@
+"""Must-show of issue 10: the fit recovers known parameters, within its reported uncertainty,
+from pass@k curves that the simulator itself generated and that were perturbed with binomial
+noise (seeded)."""
+
+import numpy as np
+import pytest
+
+from markovfork.fit import CurvePredictor, fit_parameters, load_fit, measured_curves, save_fit
+from markovfork.llm_bridge.config import config_from_dict
+from markovfork.results import results_frame
+
+TRUTH = {"lr": 4.0, "base_step_accuracy": 0.75, "feature_scale": 1.2, "capacity": 0.6}
+M = 200  # test problems behind each measured pass@k
+
+
+def small_run():
+    return config_from_dict({
+        "task": {"depth": 3},
+        "sft": {"n_problems": 60, "epochs": 10, "rhos": [0.0, 0.5, 1.0]},
+        "eval": {"n_test": M, "n_samples": 16, "epochs": [1, 2, 4, 7, 10]},
+    })
+
+
+def noisy_table(predictor, curves, seed, noise=True):
+    """A results table (llm engine) whose pass@k is Binomial(M, p) / M around ``curves`` (or
+    ``curves`` themselves)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for a, (rho, div) in enumerate(predictor.arms):
+        for e, epoch in enumerate(predictor.epochs):
+            for j, k in enumerate(predictor.ks):
+                y = rng.binomial(M, curves[a, e, j]) / M if noise else float(curves[a, e, j])
+                rows.append(dict(engine="llm", rho=rho, diversity=div, seed=0, epoch=int(epoch), k=int(k),
+                                 pass_at_k_base=float(rng.binomial(M, curves[a, 0, j]) / M), pass_at_k_post=y,
+                                 shrinkage=0.0, fork_accuracy=np.nan, fork_confidence_correct=np.nan,
+                                 fork_confidence_wrong=np.nan, fork_entropy=np.nan, train_loss=np.nan, n_test=M))
+    return results_frame(rows)
+
+
+@pytest.fixture(scope="module")
+def recovered():
+    predictor = CurvePredictor(small_run(), max_train_problems=60, steps_per_epoch=8)
+    curves = predictor.predict(TRUTH)
+    measured = measured_curves(noisy_table(predictor, curves, seed=1), predictor.arms, predictor.epochs, predictor.ks)
+    return predictor, measured, fit_parameters(predictor, measured)
+
+
+def test_fit_recovers_known_parameters_within_three_sigma(recovered):
+    _, measured, fit = recovered
+    for name, true in TRUTH.items():
+        sigma = fit.sigma[name]
+        assert np.isfinite(sigma) and sigma > 0, name
+        assert abs(fit.values[name] - true) < 3 * sigma, (name, fit.values[name], true, sigma)
+    # the intervals are informative: each well inside its parameter's range
+    assert fit.sigma["lr"] < 0.15 * TRUTH["lr"] and fit.sigma["base_step_accuracy"] < 0.03
+    assert fit.sigma["feature_scale"] < 0.15 * TRUTH["feature_scale"] and fit.sigma["capacity"] < 0.5 * TRUTH["capacity"]
+    # the weights are the noise's own standard errors: chi-square per degree of freedom near 1
+    assert 0.5 < fit.reduced_chi2 < 1.6
+    assert fit.n_observations == len(measured) and fit.data_fingerprint == measured.fingerprint
+
+
+def test_fit_saved_as_json_with_the_fingerprint_of_its_data(recovered, tmp_path):
+    _, measured, fit = recovered
+    path = save_fit(fit, tmp_path / "fit.json")
+    back = load_fit(path)
+    assert back.values == fit.values and back.sigma == fit.sigma and back.fixed == fit.fixed
+    assert back.data_fingerprint == measured.fingerprint and config_from_dict(back.run_config) == small_run()
+    assert back.evaluations == fit.evaluations > len(TRUTH)
+    assert back.predictor["steps_per_epoch"] == 8
+
+
+def test_residual_is_zero_at_the_truth_without_noise(recovered):
+    """Noise-free data: the truth is an exact zero of the objective (the predictor is
+    deterministic and the observations land on its grid)."""
+    predictor, _, _ = recovered
+    curves = predictor.predict(TRUTH)
+    exact = measured_curves(noisy_table(predictor, curves, 1, noise=False), predictor.arms, predictor.epochs, predictor.ks)
+    assert len(exact) == 3 * 5 * 5 + 5  # epochs 1..10 of every arm, and the base once
+    assert np.max(np.abs(exact.residuals(curves))) == 0.0
+    assert np.max(np.abs(exact.residuals(predictor.predict(TRUTH | {"lr": 5.0})))) > 0.5
