@@ -90,8 +90,9 @@ def measured_curves(table, arms, epochs, ks, *, engine: str | None = None, n_tes
     table = table.select(*REQUIRED_COLUMNS).with_columns(counts.cast(pl.Int64).alias("n_test"))
     if table.height == 0:
         raise ValueError(f"the results table has no rows{'' if engine is None else f' of engine {engine!r}'}")
+    table = table.sort(table.columns)  # one order for any row order (the fingerprint and the base row kept)
     base = table.filter(pl.col("epoch") == 0).unique(subset=["seed", "k"], keep="first", maintain_order=True)
-    table = pl.concat([base, table.filter(pl.col("epoch") != 0)]).sort(["rho", "diversity", "seed", "epoch", "k"])
+    table = pl.concat([base, table.filter(pl.col("epoch") != 0)])
 
     arm_of = {(float(r), d): i for i, (r, d) in enumerate(arms)}
     epoch_of = {int(e): i for i, e in enumerate(epochs)}

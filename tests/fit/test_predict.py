@@ -1,0 +1,87 @@
+"""CurvePredictor against the simulator itself, and the smoothness the fit relies on."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from markovfork.fit import PARAMETERS, CurvePredictor
+from markovfork.fit.parameters import from_unit, to_unit
+from markovfork.llm_bridge.config import config_from_dict
+from markovfork.sft.simulate import simulate
+
+
+def small_run(**sft):
+    return config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 40, "epochs": 3, "rhos": [0.0, 0.5, 1.0], **sft},
+                             "eval": {"n_test": 30, "n_samples": 8, "epochs": [1, 3]}})
+
+
+def test_hard_cut_at_full_width_equals_simulate():
+    """capacity_ramp 0 and c n_train = D: the predictor's features are the simulator's own, so its
+    curves are simulate()'s pass@k (analytic engine), arm by arm and epoch by epoch."""
+    run = small_run(diversities=["data", "problem"])
+    pred = CurvePredictor(run, capacity_ramp=0.0, steps_per_epoch=8, seed=3)
+    values = {"lr": 6.0, "base_step_accuracy": 0.7, "forward_prior": 0.6}
+    table = pred.predict(values)
+    assert len(pred.arms) == 4
+    for a in range(len(pred.arms)):
+        cfg = pred.config(a, values)
+        n = cfg.task.n_train
+        full = replace(cfg, task=replace(cfg.task, feature_dim=int(PARAMETERS["capacity"].high * n)))
+        pred_full = pred.predict(values | {"capacity": PARAMETERS["capacity"].high})
+        result = simulate(full)
+        for e, rec in enumerate(result.records):
+            assert rec.epoch == pred.epochs[e]
+            np.testing.assert_allclose(pred_full[a, e], rec.evaluation.pass_at_k, rtol=0, atol=1e-12)
+    assert np.all(table[:, 0] == table[0, 0])  # data-level arms share the base model
+
+
+def test_fewer_problems_keeps_the_ratios():
+    pred = CurvePredictor(small_run(n_problems=1000), max_train_problems=100)
+    assert [pred.config(a).task.n_train for a in range(3)] == [100, 100, 100]
+    pred = CurvePredictor(small_run(n_problems=1000, diversities=["problem"], rhos=[0.3]), max_train_problems=100)
+    assert pred.config(0).task.n_train == 70  # (1000 - 300) / 10
+
+
+@pytest.mark.parametrize("name", ["capacity", "feature_scale", "lr", "base_step_accuracy"])
+def test_curves_move_smoothly_with_each_parameter(name):
+    """Second differences along each parameter are small next to first differences: the
+    finite-difference Jacobian of the fit sees a slope, not the draw of one feature column."""
+    pred = CurvePredictor(small_run(), steps_per_epoch=8)
+    base = {"lr": 5.0, "base_step_accuracy": 0.75, "feature_scale": 1.0, "capacity": 1.0}
+    h = 0.02 * base[name]
+    f = [pred.predict(base | {name: base[name] + i * h}) for i in (-1, 0, 1)]
+    first = np.abs(f[2] - f[0]).max()
+    second = np.abs(f[2] - 2 * f[1] + f[0]).max()
+    assert first > 1e-4 and second < 0.2 * first
+
+
+def test_memorisation_parameters_lower_large_k_at_rho_one():
+    """More capacity or feature scale: more memorisation, lower pass@k at the largest k
+    after training on fork data only (the simulator's shrinkage mechanism)."""
+    pred = CurvePredictor(small_run(), steps_per_epoch=8)
+    base = {"lr": 8.0, "capacity": 0.5, "feature_scale": 0.5}
+    low = pred.predict(base)[2, -1, -1]
+    assert pred.predict(base | {"capacity": 1.5})[2, -1, -1] < low
+    assert pred.predict(base | {"feature_scale": 1.5})[2, -1, -1] < low
+
+
+def test_out_of_bounds_and_unknown_parameters_are_errors():
+    pred = CurvePredictor(small_run())
+    with pytest.raises(ValueError, match=r"lr must be in \[0.3, 30\], got 100.0"):
+        pred.predict({"lr": 100.0})
+    with pytest.raises(ValueError, match="free parameters must be among"):
+        pred.predict({"learning_rate": 1.0})
+    with pytest.raises(ValueError, match="fixed parameters must be among"):
+        CurvePredictor(small_run(), fixed={"d": 3})
+    with pytest.raises(ValueError, match="capacity_ramp must be in"):
+        CurvePredictor(small_run(), capacity_ramp=-1)
+
+
+def test_unit_coordinates_round_trip():
+    names = list(PARAMETERS)
+    values = {n: p.low + 0.3 * (p.high - p.low) for n, p in PARAMETERS.items()}
+    unit = to_unit(names, values)
+    assert all(0 <= u <= 1 for u in unit)
+    assert from_unit(names, unit) == pytest.approx(values, rel=1e-12)
+    assert to_unit(names, {n: p.low for n, p in PARAMETERS.items()}) == [0.0] * len(names)
