@@ -235,8 +235,8 @@ def assert_unbiased(estimator, n: int, *, tol: float = 1e-9) -> None:
     err = np.abs(expected - exact)
     if not np.all(err <= tol):  # NaN fails too
         i, j = np.unravel_index(np.nanargmax(np.where(np.isnan(err), np.inf, err)), err.shape)
-        raise AssertionError(f"biased: E[f(n={n}, c, k={j + 1})] = {float(expected[i, j])!r} at p = {p[i]:.6g}, "
-                             f"but pass@k = 1 - (1-p)^k = {float(exact[i, j])!r}")
+        raise AssertionError(f"biased: E[f(n={n}, c, k={j + 1})] = {expected[i, j]:.12g} at p = {p[i]:.6g}, "
+                             f"but pass@k = 1 - (1-p)^k = {exact[i, j]:.12g}")
 
 
 def assert_bounded_and_monotone(estimator, n: int, *, tol: float = 1e-12) -> None:
@@ -251,8 +251,8 @@ def assert_bounded_and_monotone(estimator, n: int, *, tol: float = 1e-12) -> Non
         if drops.any():
             c, k = np.argwhere(drops)[0]
             c2, k2 = (c + 1, k) if axis == 0 else (c, k + 1)
-            raise AssertionError(f"not monotone in {what}: f(n={n}, c={c}, k={k + 1}) = {float(table[c, k])!r} > "
-                                 f"f(n={n}, c={c2}, k={k2 + 1}) = {float(table[c2, k2])!r}")
+            raise AssertionError(f"not monotone in {what}: f(n={n}, c={c}, k={k + 1}) = {table[c, k]:.12g} > "
+                                 f"f(n={n}, c={c2}, k={k2 + 1}) = {table[c2, k2]:.12g}")
 
 
 def assert_rejects_k_above_n(estimator, n: int) -> None:
@@ -276,8 +276,8 @@ def assert_matches_engine(estimator, tree: Tree, probs, problems: Problems, n: i
     err = np.abs(mean - engine)
     if not np.all(err <= tol):
         j = int(np.nanargmax(np.where(np.isnan(err), np.inf, err)))
-        raise AssertionError(f"disagrees with the exact engine at n={n}, k={j + 1}: mean E[f] = {float(mean[j])!r}, "
-                             f"engine pass@k = {float(engine[j])!r} (success probabilities {p.tolist()})")
+        raise AssertionError(f"disagrees with the exact engine at n={n}, k={j + 1}: mean E[f] = {mean[j]:.12g}, "
+                             f"engine pass@k = {engine[j]:.12g} (success probabilities {p.tolist()})")
 
 
 def check_pass_at_k_estimator(estimator, *, max_n: int = 12, tol: float = 1e-9) -> None:

@@ -3,8 +3,10 @@ plug-in estimator's bias, a silent 1.0 for k > n, values out of range or out of 
 strategies draw valid trees, policies, problems and count tables, and the core imports without
 hypothesis."""
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +46,9 @@ def test_package_estimator_passes_every_check():
 def test_plug_in_estimator_is_caught_as_biased():
     assert_bounded_and_monotone(plug_in, 10)  # passes these: only the bias is wrong
     assert_rejects_k_above_n(plug_in, 10)
-    with pytest.raises(AssertionError, match=r"^biased: E\[f\(n=2, c, k=2\)\]"):
+    # the message docs/testing.md shows: 1 - E(1 - c/2)^2 = 5/8 at p = 1/2, not 3/4
+    with pytest.raises(AssertionError, match=r"^biased: E\[f\(n=2, c, k=2\)\] = 0.625 at p = 0.5, but pass@k = "
+                                             r"1 - \(1-p\)\^k = 0.75$"):
         check_pass_at_k_estimator(plug_in)
     assert expected_estimate(plug_in, 10, 1, 0.3) == pytest.approx(0.3, abs=1e-15)  # k = 1: c/n, unbiased
 
@@ -158,3 +162,25 @@ def test_core_imports_without_hypothesis_and_testing_names_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert 'markovfork.testing needs hypothesis: pip install "markovfork[test]"' in out.stdout
+
+
+def test_docs_examples_run(capsys):
+    """Every python block of docs/testing.md runs; a block followed by a plain block prints
+    exactly that block; the test functions a block defines pass."""
+    text = (Path(__file__).parent.parent / "docs" / "testing.md").read_text()
+    blocks = re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S)
+    ran = compared = 0
+    for i, (lang, code) in enumerate(blocks):
+        if lang != "python":
+            continue
+        namespace = {"__name__": f"docs_testing_{i}"}
+        exec(compile(code, f"docs/testing.md block {i}", "exec"), namespace)
+        for name, func in namespace.items():
+            if name.startswith("test_") and callable(func):
+                func()
+                ran += 1
+        printed = capsys.readouterr().out
+        if i + 1 < len(blocks) and blocks[i + 1][0] == "" and printed:
+            assert printed == blocks[i + 1][1]
+            compared += 1
+    assert ran == 3 and compared == 1
