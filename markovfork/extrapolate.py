@@ -100,8 +100,10 @@ def _negative_log_likelihood(x, n, c, weight, zero_mass):
     resp = np.exp(log_beta - log_l)  # share of L_i from the Beta component (1 where c > 0)
     grad = [-np.sum(weight * resp * d_a) * a, -np.sum(weight * resp * d_b) * b]
     if zero_mass:
-        # d log L_i / dw: (1 - e^beta_part) / L_i at c = 0, -1 / (1 - w) otherwise
-        d_w = np.where(zero, -np.expm1(beta_part) * np.exp(-log_l), -1.0 / (1.0 - w))
+        # d log L_i / dw: (1 - e^beta_part) / L_i at c = 0, -1 / (1 - w) otherwise; 1 / L_i only on
+        # the c = 0 rows and capped at e^700 (where L_i < e^-700 the slope is vast either way)
+        d_w = np.full(n.shape, -1.0 / (1.0 - w))
+        d_w[zero] = -np.expm1(beta_part[zero]) * np.exp(np.minimum(-log_l[zero], 700.0))
         grad.append(-np.sum(weight * d_w))
     return -float(np.sum(weight * log_l)), np.array(grad)
 

@@ -169,6 +169,18 @@ def test_any_count_table_gives_a_valid_curve(table):
     assert fit.log_likelihood >= beta_binomial_log_likelihood(table.n, table.c, mean, 1 - mean) - 1e-9
 
 
+def test_no_overflow_warning_on_widely_varying_n():
+    """n from 1 to 200 per problem: the line search visits shapes where a row with c > 0 has
+    likelihood below e^-709; the slope in w once overflowed there (a RuntimeWarning, an error
+    under this suite's settings)."""
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 200, 2000)
+    p = rng.beta(0.5, 2.0, 2000)
+    p[rng.random(2000) < 0.2] = 0.0
+    fit = fit_beta_binomial(n, rng.binomial(n, p))
+    assert abs(fit.w - 0.2) < 0.05 and abs(fit.a - 0.5) < 0.15
+
+
 def test_degenerate_tables_stay_finite():
     every = fit_beta_binomial(8, [8, 8, 8])  # every sample correct: a at its bound, b tiny
     assert every.pass_at_k(1) > 0.999 and every.pass_at_k(10**6) <= 1.0
