@@ -119,6 +119,11 @@ class BetaBinomialFit:
     n_problems: int  # problems the fit saw
     zero_mass: bool  # whether w was fitted (False: a plain Beta, w = 0)
 
+    def __post_init__(self) -> None:  # a fit built by hand (a prior to predict from) is checked too
+        _checks.real("a", self.a, 0.0, low_open=True)
+        _checks.real("b", self.b, 0.0, low_open=True)
+        _checks.real("w", self.w, 0.0, 1.0, high_open=True)
+
     def pass_at_k(self, k):
         """Predicted pass@k ``(1 - w) (1 - B(a, b + k) / B(a, b))`` for a scalar k or a 1-D list
         (any k >= 1, also beyond the fitted n); a float for a scalar k."""

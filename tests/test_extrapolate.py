@@ -214,3 +214,5 @@ def test_bad_input_is_one_line_value_error(n, c, k, message):
 def test_bad_parameters_of_the_likelihood(a, b, w, message):
     with pytest.raises(ValueError, match=message):
         beta_binomial_log_likelihood(5, [1, 2], a, b, w)
+    with pytest.raises(ValueError, match=message):
+        BetaBinomialFit(a, b, w, 0.0, 1, True)
