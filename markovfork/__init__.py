@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "markovfork.estimators": ["pass_at_k", "mean_pass_at_k", "PassAtKSummary", "crossover_k"],
+    "markovfork.extrapolate": ["BetaBinomialFit", "fit_beta_binomial", "extrapolate_pass_at_k"],
     "markovfork.tree": ["Tree", "tree_from_dict", "load_tree"],
     "markovfork.generators": ["fork_tree", "fork_problems", "tmc_chain", "tmc_tree", "tmc_problems"],
     "markovfork.problems": ["Problems"],
