@@ -8,13 +8,17 @@ weight:
 
     se = sqrt(p~ (1 - p~) / m),   p~ = (p m + 1/2) / (m + 1).
 
+Those weights favour values that fluctuated toward 0 or 1 (a measured 1.0 where the model
+says 0.98 gets a third of the right standard error): :meth:`Measured.reweighted` recomputes the
+standard errors at a prediction, which the fit uses for its second pass (``markovfork.fit.solve``).
+
 Epoch-0 rows (the base model) repeat in every arm of a run; one per (seed, k) is kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -40,12 +44,19 @@ class Measured:
     k: np.ndarray
     value: np.ndarray
     se: np.ndarray
+    n_test: np.ndarray  # test problems behind each value
     fingerprint: str  # sha256 of the observations (their keys, values and test-problem counts)
     engines: tuple[str, ...]
     table: object = field(repr=False)  # the polars rows used
 
     def __len__(self) -> int:
         return int(self.value.size)
+
+    def reweighted(self, predicted: np.ndarray) -> "Measured":
+        """The same observations with standard errors at the *predicted* pass@k (shrunk as in
+        :func:`binomial_se`): a value that fluctuated to 0 or 1 no longer gets the tiny standard
+        error of its own p, and with it a weight that pulls the fit toward the noise."""
+        return replace(self, se=binomial_se(predicted[self.arm, self.epoch, self.k], self.n_test))
 
     def residuals(self, predicted: np.ndarray) -> np.ndarray:
         """(predicted - measured) / se for every observation; ``predicted`` is (arms, epochs, ks)."""
@@ -109,4 +120,5 @@ def measured_curves(table, arms, epochs, ks, *, engine: str | None = None, n_tes
         raise ValueError("pass_at_k_post must be finite and in [0, 1] in every measured row")
     if np.any(m < 1):
         raise ValueError(f"n_test must be >= 1 in every measured row, got {int(m.min())}")
-    return Measured(idx[:, 0], idx[:, 1], idx[:, 2], value, binomial_se(value, m), _fingerprint(table), engines, table)
+    return Measured(idx[:, 0], idx[:, 1], idx[:, 2], value, binomial_se(value, m), m.astype(np.int64), _fingerprint(table),
+                    engines, table)

@@ -11,7 +11,10 @@ binomial noise reports wider intervals):
 
     Cov(u) = (J^T J)^-1 chi2 / (n - p),   J = d((pred - y) / se) / du = W^(1/2) d pred / du,
 
-and each value's standard error is sigma_u dv/du (the delta method).
+and each value's standard error is sigma_u dv/du (the delta method). The standard errors se_i
+of the final pass are binomial at the first pass's prediction (``reweight``), not at the
+measured values: with the latter, the values that fluctuated toward 0 or 1 carry inflated
+weights, and on simulated data the fit then missed known parameters by 4 to 9 reported sigmas.
 """
 
 from __future__ import annotations
@@ -61,10 +64,12 @@ class FitResult:
 
 
 def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_FREE, start: dict | None = None,
-                   max_evaluations: int = 200) -> FitResult:
+                   max_evaluations: int = 200, reweight: bool = True) -> FitResult:
     """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
     keep the predictor's fixed values. ``start`` gives starting values (default: each one's
-    declared default)."""
+    declared default). With ``reweight`` the fit runs twice: first with standard errors at the
+    measured values, then, from there, with standard errors at the first fit's prediction
+    (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations."""
     from scipy.optimize import least_squares
 
     free = check_names(free)
@@ -80,8 +85,10 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
     def residuals(u: np.ndarray) -> np.ndarray:
         return measured.residuals(predictor.predict(from_unit(free, np.clip(u, 0.0, 1.0))))
 
-    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, x_scale=1.0,
-                        max_nfev=max_evaluations)
+    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations)
+    if reweight:
+        measured = measured.reweighted(predictor.predict(from_unit(free, sol.x)))
+        sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations)
     values = from_unit(free, sol.x)
     chi2 = float(np.sum(sol.fun**2))
     dof = len(measured) - len(free)
