@@ -42,8 +42,8 @@ class FreeParameter:
         return v * span if self.log else span
 
 
-# Bounds keep the analytic engine's integration (CurvePredictor's 16 steps per epoch) stable: the
-# skill step lr / 16 stays below about 2, the memorisation step lr scale^2 capacity / 16 below 20.
+# Bounds keep the analytic engine's integration (CurvePredictor's 16 steps per epoch) accurate: at
+# the corner of the bounds the curves are within 0.02 of 64 steps per epoch (docs/fit.md).
 PARAMETERS: dict[str, FreeParameter] = {
     p.name: p
     for p in (
