@@ -5,9 +5,12 @@
   bridge run's SFT arms as a function of those parameters;
 * :mod:`markovfork.fit.measured`: a results table (shared schema, any engine) as observations
   with binomial standard errors, and the fingerprint of the data;
-* :mod:`markovfork.fit.solve`: weighted least squares, Jacobian uncertainties, JSON I/O.
+* :mod:`markovfork.fit.solve`: weighted least squares, Jacobian uncertainties, JSON I/O;
+* :mod:`markovfork.fit.counts`: predicted and measured histograms of per-problem success counts
+  and their distances.
 """
 
+from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
 from markovfork.fit.measured import Measured, measured_curves
 from markovfork.fit.parameters import PARAMETERS, FreeParameter
 from markovfork.fit.predict import CurvePredictor
@@ -16,4 +19,5 @@ from markovfork.fit.solve import FitResult, fit_parameters, load_fit, save_fit
 __all__ = [
     "PARAMETERS", "FreeParameter", "CurvePredictor", "Measured", "measured_curves",
     "FitResult", "fit_parameters", "save_fit", "load_fit",
+    "predicted_histogram", "measured_histogram", "histogram_distance",
 ]

@@ -39,7 +39,15 @@ from markovfork.policy import transition_probs
 from markovfork.sft.train import derive_seeds, train_analytic
 from markovfork.task_mapping import sft_arms, simulation_config
 
-__all__ = ["CurvePredictor"]
+__all__ = ["CurvePredictor", "pass_at_k_table"]
+
+
+def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
+    """(..., K) mean over the last axis (problems; nan entries left out) of 1 - (1 - s)^k."""
+    s = np.asarray(success, dtype=np.float64)
+    flat = s.reshape(-1, s.shape[-1])
+    out = np.array([exact_pass_at_k(r[~np.isnan(r)], ks) for r in flat])
+    return out.reshape(*s.shape[:-1], len(np.atleast_1d(ks)))
 
 
 class CurvePredictor:
@@ -106,25 +114,31 @@ class CurvePredictor:
                        mode_prior=(v["forward_prior"] * rest, (1.0 - v["forward_prior"]) * rest, rat))
         return replace(cfg, task=task, train=replace(cfg.train, lr=v["lr"]))
 
-    def predict(self, free: dict | None = None) -> np.ndarray:
-        """(arms, epochs, ks) exact pass@k of the simulated post-trained model on its test problems."""
+    def success(self, free: dict | None = None) -> np.ndarray:
+        """(arms, epochs, test problems) exact success probability of one sample of the simulated
+        post-trained model on each test problem (arms with different problem counts: padded with nan)."""
         t0 = time.perf_counter()
         v = self.values(free or {})
-        out = np.empty((len(self._arms), self.epochs.size, self.ks.size))
+        width = max(a["test_features"].shape[0] for a in self._arms)
+        out = np.full((len(self._arms), self.epochs.size, width), np.nan)
+        row = {int(e): i for i, e in enumerate(self.epochs)}
         for a, arm in enumerate(self._arms):
             cfg = self.config(a, free)
             ps = cfg.task.build(arm["task_seed"])
             ps = replace(ps, train=replace(ps.train, features=self._features(arm["train_features"], cfg, v)),
                          test=replace(ps.test, features=self._features(arm["test_features"], cfg, v)))
-            row = {int(e): i for i, e in enumerate(self.epochs)}
             for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed):
                 if state.epoch in row:
                     probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
                     success = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
-                    out[a, row[state.epoch]] = exact_pass_at_k(success, self.ks)
+                    out[a, row[state.epoch], : success.size] = success
         self.evaluations += 1
         self.seconds += time.perf_counter() - t0
         return out
+
+    def predict(self, free: dict | None = None) -> np.ndarray:
+        """(arms, epochs, ks) exact pass@k, mean over test problems of 1 - (1 - s_x)^k."""
+        return pass_at_k_table(self.success(free), self.ks)
 
     def _features(self, full: np.ndarray, cfg, v: dict) -> np.ndarray:
         """The columns of ``full`` weighted by sqrt(w_j) (module docstring), times the feature scale."""
