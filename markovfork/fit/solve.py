@@ -135,7 +135,20 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
         "reduced_chi2": result.reduced_chi2,
         **{k: v for k, v in asdict(result).items() if k not in ("values", "sigma", "fixed")},
     }
-    return write_json(doc, Path(path))
+    return write_json(_nan_to_null(doc), Path(path))
+
+
+def _nan_to_null(obj):
+    """``obj`` with every float nan replaced by None (strict JSON has no NaN; read back as nan)."""
+    if isinstance(obj, dict):
+        return {k: _nan_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_null(v) for v in obj]
+    return None if isinstance(obj, float) and obj != obj else obj
+
+
+def _null_to_nan(x):
+    return float("nan") if x is None else x
 
 
 def load_fit(path: str | Path) -> FitResult:
@@ -147,9 +160,10 @@ def load_fit(path: str | Path) -> FitResult:
     check_names(params, f"parameters of {path}")
     return FitResult(
         values={n: p["value"] for n, p in params.items() if p["fitted"]},
-        sigma={n: p["sigma"] for n, p in params.items() if p["fitted"]},
+        sigma={n: _null_to_nan(p["sigma"]) for n, p in params.items() if p["fitted"]},
         fixed={n: p["value"] for n, p in params.items() if not p["fitted"]},
         engines=tuple(doc["engines"]),
-        **{k: doc[k] for k in ("covariance_unit", "chi2", "n_observations", "evaluations", "seconds_per_evaluation",
+        covariance_unit=[[_null_to_nan(x) for x in row] for row in doc["covariance_unit"]],
+        **{k: doc[k] for k in ("chi2", "n_observations", "evaluations", "seconds_per_evaluation",
                                "seconds", "data_fingerprint", "predictor", "run_config", "status")},
     )

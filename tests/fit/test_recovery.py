@@ -121,3 +121,25 @@ def test_fixed_parameters_stay_fixed(recovered):
                          start={"lr": 3.0, "base_step_accuracy": 0.7})
     assert set(fit.values) == {"lr", "base_step_accuracy"}
     assert fit.fixed == {n: v for n, v in predictor.fixed.items() if n not in fit.values}
+
+
+def test_fit_json_is_strict_json_when_an_uncertainty_is_undefined(recovered, tmp_path):
+    """A singular Jacobian leaves nan standard errors: written as null, read back as nan."""
+    import dataclasses
+    import json
+
+    _, _, fit = recovered
+    broken = dataclasses.replace(fit, sigma={n: float("nan") for n in fit.sigma},
+                                 covariance_unit=[[float("nan")] * len(fit.values)] * len(fit.values))
+    path = save_fit(broken, tmp_path / "fit.json")
+    json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    back = load_fit(path)
+    assert all(np.isnan(v) for v in back.sigma.values()) and np.isnan(back.covariance_unit[0][0])
+    assert back.values == fit.values
+
+
+def test_load_fit_refuses_other_files(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text('{"format": "something-else"}')
+    with pytest.raises(ValueError, match="not a markovfork fit file"):
+        load_fit(path)
