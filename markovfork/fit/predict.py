@@ -110,7 +110,8 @@ class CurvePredictor:
         cfg = self._arms[arm]["config"]
         fwd, rev, rat = cfg.task.mode_prior
         rest = fwd + rev
-        task = replace(cfg.task, feature_dim=0, base_step_accuracy=v["base_step_accuracy"],
+        task = replace(cfg.task, feature_dim=0, feature_scale=math.sqrt(v["memorisation"] / v["lr"]),
+                       base_step_accuracy=v["base_step_accuracy"],
                        mode_prior=(v["forward_prior"] * rest, (1.0 - v["forward_prior"]) * rest, rat))
         return replace(cfg, task=task, train=replace(cfg.train, lr=v["lr"]))
 
@@ -141,19 +142,21 @@ class CurvePredictor:
         return pass_at_k_table(self.success(free), self.ks)
 
     def _features(self, full: np.ndarray, cfg, v: dict) -> np.ndarray:
-        """The columns of ``full`` weighted by sqrt(w_j) (module docstring), times the feature scale."""
+        """The columns of ``full`` weighted by sqrt(w_j) (module docstring), times the feature scale
+        sqrt(memorisation / lr)."""
         d = v["capacity"] * cfg.task.n_train
+        scale = math.sqrt(v["memorisation"] / v["lr"])  # m = lr scale^2
         if self.capacity_ramp > 0:
             tau = self.capacity_ramp * cfg.task.n_train
             j = np.arange(full.shape[1])
             weight = 0.5 * (1.0 + np.tanh((d - j - 0.5) / (2.0 * tau)))  # the logistic, without overflow
             keep = int(np.searchsorted(-weight, -1e-12))  # columns with a weight above 1e-12
-            return full[:, :keep] * (v["feature_scale"] * np.sqrt(weight[:keep]))
+            return full[:, :keep] * (scale * np.sqrt(weight[:keep]))
         whole = min(int(math.floor(d)), full.shape[1])
         frac = d - whole if whole < full.shape[1] else 0.0
         cols = full[:, : whole + (1 if frac > 0 else 0)].copy()
         if frac > 0:
             cols[:, whole] *= math.sqrt(frac)
-        if v["feature_scale"] != 1.0:
-            cols *= v["feature_scale"]
+        if scale != 1.0:
+            cols *= scale
         return cols

@@ -11,7 +11,11 @@ binomial noise reports wider intervals):
 
     Cov(u) = (J^T J)^-1 chi2 / (n - p),   J = d((pred - y) / se) / du = W^(1/2) d pred / du,
 
-and each value's standard error is sigma_u dv/du (the delta method). The standard errors se_i
+and each value's standard error is sigma_u dv/du (the delta method). A parameter that ends on a
+bound is listed in ``at_bound`` with a nan standard error, and the others' covariance is taken
+with it held there, so their intervals are conditional on the bound value. (With it included,
+the Jacobian reports an interval for a parameter that the bound, not the data, holds: on
+simulated data, capacity pinned at its upper bound 2 reported +- 0.17 with the truth at 1.) The standard errors se_i
 of the final pass are binomial at the first pass's prediction (``reweight``), not at the
 measured values: with the latter, the values that fluctuated toward 0 or 1 carry inflated
 weights, and on simulated data the fit then missed known parameters by 4 to 9 reported sigmas.
@@ -53,6 +57,7 @@ class FitResult:
     predictor: dict = field(default_factory=dict)  # max_train_problems, steps_per_epoch, seed
     run_config: dict = field(default_factory=dict)  # the bridge RunConfig (as a dict)
     status: str = ""
+    at_bound: tuple[str, ...] = ()  # fitted parameters that ended on a bound (their sigma is nan)
 
     @property
     def reduced_chi2(self) -> float:
@@ -92,13 +97,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
     values = from_unit(free, sol.x)
     chi2 = float(np.sum(sol.fun**2))
     dof = len(measured) - len(free)
-    jtj = sol.jac.T @ sol.jac
-    try:
-        cov = np.linalg.inv(jtj) * (chi2 / dof)
-        if not np.all(np.isfinite(cov)):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        cov = np.full((len(free), len(free)), np.nan)
+    cov, at_bound = _covariance(sol.jac, sol.x, chi2 / dof)
     sigma = {n: float(np.sqrt(cov[i, i]) * PARAMETERS[n].unit_derivative(values[n])) if cov[i, i] >= 0 else float("nan")
              for i, n in enumerate(free)}
     evaluations = predictor.evaluations - evals0
@@ -117,7 +116,27 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
         predictor=predictor.settings(),
         run_config=predictor.run.to_dict(),
         status=str(sol.message),
+        at_bound=tuple(n for n, hit in zip(free, at_bound) if hit),
     )
+
+
+def _covariance(jac: np.ndarray, u: np.ndarray, scale: float, edge: float = 1e-6):
+    """Cov(u) = (J^T J)^-1 scale over the parameters away from their bounds; a parameter held by
+    a bound (within ``edge`` of 0 or 1 in u) gets nan rows and columns: the Jacobian there says
+    how the fit would move *into* the bound, not how far the data allow it to go. Returns the
+    covariance and the at-bound mask."""
+    at_bound = (u <= edge) | (u >= 1.0 - edge)
+    cov = np.full((u.size, u.size), np.nan)
+    inner = np.flatnonzero(~at_bound)
+    if inner.size:
+        sub = jac[:, inner]
+        try:
+            inv = np.linalg.inv(sub.T @ sub) * scale
+        except np.linalg.LinAlgError:
+            inv = np.full((inner.size, inner.size), np.nan)
+        if np.all(np.isfinite(inv)):
+            cov[np.ix_(inner, inner)] = inv
+    return cov, at_bound
 
 
 def save_fit(result: FitResult, path: str | Path) -> Path:
@@ -164,6 +183,7 @@ def load_fit(path: str | Path) -> FitResult:
         fixed={n: p["value"] for n, p in params.items() if not p["fitted"]},
         engines=tuple(doc["engines"]),
         covariance_unit=[[_null_to_nan(x) for x in row] for row in doc["covariance_unit"]],
+        at_bound=tuple(doc.get("at_bound", ())),
         **{k: doc[k] for k in ("chi2", "n_observations", "evaluations", "seconds_per_evaluation",
                                "seconds", "data_fingerprint", "predictor", "run_config", "status")},
     )
