@@ -33,6 +33,7 @@ import torch
 from markovfork.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
 from markovfork.results import results_frame
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
+from markovfork.llm_bridge.counts import run_name, sft_settings
 from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model
 from markovfork.llm_bridge.model import build_model, load_checkpoint, resolve_device
 from markovfork.llm_bridge.tasks import (
@@ -130,10 +131,6 @@ def result_rows(base: EvalResult, post: EvalResult, ks: list[int], *, rho: float
     return rows
 
 
-def _rho_label(rho: float) -> str:
-    return f"{rho:.3f}".rstrip("0").rstrip(".") if rho not in (0.0, 1.0) else str(int(rho))
-
-
 def _peak_rss_gib() -> float:
     # ru_maxrss is KiB on Linux
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -197,40 +194,37 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     rows: list[dict] = []
     sft_tokens, sft_seconds = 0, 0.0
     timings["sft_train_s"] = 0.0
-    for diversity in cfg.sft.diversities:
-        for rho in cfg.sft.rhos:
-            if diversity == "problem" and rho in (0.0, 1.0) and "data" in cfg.sft.diversities:
-                continue  # identical to the data-level mix at rho 0 or 1
-            name = f"{diversity}-rho{_rho_label(rho)}"
-            mix_seed = _derive_seed(cfg.seed, f"mix-{name}")
-            examples = sft_mix(pool, rho, diversity, seed=mix_seed, fork_format=cfg.sft.fork_format)
-            write_jsonl(examples, out / "data" / f"sft-{name}.jsonl")
-            encoded = [encode_example(tok, e.prompt, e.response) for e in examples]
-            steps = math.ceil(len(encoded) / cfg.sft.batch_size)
+    for diversity, rho in sft_settings(cfg.sft.diversities, cfg.sft.rhos):
+        name = run_name(diversity, rho)
+        mix_seed = _derive_seed(cfg.seed, f"mix-{name}")
+        examples = sft_mix(pool, rho, diversity, seed=mix_seed, fork_format=cfg.sft.fork_format)
+        write_jsonl(examples, out / "data" / f"sft-{name}.jsonl")
+        encoded = [encode_example(tok, e.prompt, e.response) for e in examples]
+        steps = math.ceil(len(encoded) / cfg.sft.batch_size)
+        t0 = time.perf_counter()
+        model = load_checkpoint(base_ckpt)
+        res = train_phase(model, tok, sft_batch_fn(encoded, cfg.sft.batch_size, mix_seed), steps, cfg.sft,
+                          out / "sft" / name, seed=cfg.seed, device=device, resume=True, desc=f"sft {name}",
+                          progress=progress)
+        timings["sft_train_s"] += time.perf_counter() - t0
+        sft_tokens += res.tokens
+        sft_seconds += res.seconds
+        del model
+        extra = {"fork_format": cfg.sft.fork_format, "answer": cfg.task.answer, "arms": cfg.task.arms,
+                 "depth": cfg.task.depth}
+        rows += result_rows(base_eval, base_eval, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=0,
+                            train_loss=float("nan"), extra=extra)
+        for e in sorted(set(cfg.eval.epochs)):
             t0 = time.perf_counter()
-            model = load_checkpoint(base_ckpt)
-            res = train_phase(model, tok, sft_batch_fn(encoded, cfg.sft.batch_size, mix_seed), steps, cfg.sft,
-                              out / "sft" / name, seed=cfg.seed, device=device, resume=True, desc=f"sft {name}",
-                              progress=progress)
-            timings["sft_train_s"] += time.perf_counter() - t0
-            sft_tokens += res.tokens
-            sft_seconds += res.seconds
-            del model
-            extra = {"fork_format": cfg.sft.fork_format, "answer": cfg.task.answer, "arms": cfg.task.arms,
-                     "depth": cfg.task.depth}
-            rows += result_rows(base_eval, base_eval, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=0,
-                                train_loss=float("nan"), extra=extra)
-            for e in sorted(set(cfg.eval.epochs)):
-                t0 = time.perf_counter()
-                post = evaluate_cached(epoch_dir(out / "sft" / name, e), out / "eval" / f"{name}-epoch{e:03d}.json",
-                                       cfg, tok, test, device)
-                timings["eval_s"] += time.perf_counter() - t0
-                rows += result_rows(base_eval, post, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=e,
-                                    train_loss=res.epoch_losses[e - 1], extra=extra)
-                log(f"bridge: {name} epoch {e}: loss {res.epoch_losses[e - 1]:.3f} "
-                    f"pass@1 {post.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {post.pass_at_k([ks[-1]])[0]:.3f} "
-                    f"fork acc {post.fork_accuracy:.3f} conf {post.fork_confidence(True):.3f}/"
-                    f"{post.fork_confidence(False):.3f} forward share {post.forward_share:.2f}")
+            post = evaluate_cached(epoch_dir(out / "sft" / name, e), out / "eval" / f"{name}-epoch{e:03d}.json",
+                                   cfg, tok, test, device)
+            timings["eval_s"] += time.perf_counter() - t0
+            rows += result_rows(base_eval, post, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=e,
+                                train_loss=res.epoch_losses[e - 1], extra=extra)
+            log(f"bridge: {name} epoch {e}: loss {res.epoch_losses[e - 1]:.3f} "
+                f"pass@1 {post.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {post.pass_at_k([ks[-1]])[0]:.3f} "
+                f"fork acc {post.fork_accuracy:.3f} conf {post.fork_confidence(True):.3f}/"
+                f"{post.fork_confidence(False):.3f} forward share {post.forward_share:.2f}")
 
     table = results_frame(rows)
     write_outputs({**table_writers(table, out / "bridge_results"), **_figures(table, out)})  # one output set
