@@ -92,3 +92,21 @@ def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature,
     table = evaluate_checkpoint(checkpoint, cfg, problems=probs, base=base, out=out)
     cols = ["k", "pass_at_k_base", "pass_at_k_post", "shrinkage", "fork_accuracy"]
     click.echo(table.select(cols))
+
+
+@bridge.command("counts")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", required=True, metavar="PREFIX",
+              help="Write PREFIX.parquet and PREFIX.csv: one row per (seed, diversity, rho, epoch, test problem).")
+def counts_cmd(run_dirs, out) -> None:
+    """Per-problem success counts of finished bridge runs (RUN_DIRS), as one table."""
+    import polars as pl
+
+    from markovfork.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
+    from markovfork.llm_bridge.counts import problem_counts
+
+    prefix = output_prefix(out)
+    check_outputs(table_paths(prefix))  # before reading anything
+    table = pl.concat([problem_counts(d) for d in run_dirs])
+    written = write_outputs(table_writers(table, prefix))
+    click.echo(f"{table.height} rows from {len(run_dirs)} run(s); wrote {', '.join(map(str, written))}")

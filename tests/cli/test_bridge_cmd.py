@@ -95,3 +95,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
     text = r.output.strip()
     assert text.startswith("Error: ") and message in text and len(text.splitlines()) == 1
     assert not any((tmp_path / d).exists() for d in "xyz")
+
+
+def test_counts_command_writes_the_per_problem_table(tiny, tmp_path):
+    from markovfork.llm_bridge.counts import problem_counts
+
+    result = CliRunner().invoke(main, ["bridge", "counts", str(tiny.out), str(tiny.out), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0, result.output
+    table = pl.read_parquet(tmp_path / "c.parquet")
+    assert table.height == 2 * problem_counts(tiny.out).height
+    assert pl.read_csv(tmp_path / "c.csv").height == table.height
+    bad = CliRunner().invoke(main, ["bridge", "counts", str(tmp_path / "nope"), "--out", str(tmp_path / "d")])
+    assert bad.exit_code == 2 and "nope" in bad.stderr and "Traceback" not in bad.output
+    assert not (tmp_path / "d.parquet").exists()
