@@ -49,6 +49,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from markovfork.llm_bridge.config import RunConfig
+from markovfork.llm_bridge.counts import sft_settings
 from markovfork.policy import Decoding
 from markovfork.sft.config import SimulationConfig, TrainSettings
 from markovfork.sft.task import PathStarTask
@@ -67,15 +68,9 @@ FREE_FIELDS = (
 
 
 def sft_arms(run: RunConfig) -> list[tuple[float, str]]:
-    """The (rho, diversity) arms a bridge run trains, in its order (problem-level arms at rho 0
-    and 1 are skipped when data-level ones exist: they are the same mix)."""
-    arms = []
-    for diversity in run.sft.diversities:
-        for rho in run.sft.rhos:
-            if diversity == "problem" and rho in (0.0, 1.0) and "data" in run.sft.diversities:
-                continue
-            arms.append((float(rho), diversity))
-    return arms
+    """The (rho, diversity) arms a bridge run trains, in its order (``counts.sft_settings``:
+    problem-level arms at rho 0 and 1 are skipped when data-level ones exist, the same mix)."""
+    return [(rho, diversity) for diversity, rho in sft_settings(run.sft.diversities, run.sft.rhos)]
 
 
 def distinct_problems(n: int, rho: float, diversity: str) -> int:
