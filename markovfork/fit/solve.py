@@ -34,7 +34,7 @@ from markovfork.fit.measured import Measured
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS, check_names, from_unit, to_unit
 from markovfork.fit.predict import CurvePredictor
 
-__all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "FIT_FORMAT"]
+__all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "FIT_FORMAT"]
 
 FIT_FORMAT = "markovfork-fit/1"
 
@@ -144,6 +144,11 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
     the parameters, the fit statistics and the fingerprint of the data they came from."""
     from markovfork.io import write_json
 
+    return write_json(fit_document(result), Path(path))
+
+
+def fit_document(result: FitResult) -> dict:
+    """The JSON document :func:`save_fit` writes (strict JSON: nan as null)."""
     doc = {
         "format": FIT_FORMAT,
         "parameters": {
@@ -154,7 +159,7 @@ def save_fit(result: FitResult, path: str | Path) -> Path:
         "reduced_chi2": result.reduced_chi2,
         **{k: v for k, v in asdict(result).items() if k not in ("values", "sigma", "fixed")},
     }
-    return write_json(_nan_to_null(doc), Path(path))
+    return _nan_to_null(doc)
 
 
 def _nan_to_null(obj):
