@@ -3,6 +3,8 @@
 COMMAND_MODULES = {
     "bridge": "markovfork.cli.bridge",
     "coverage": "markovfork.cli.coverage",
+    "fit": "markovfork.cli.fit_cmd",
+    "predict": "markovfork.cli.predict_cmd",
     "simulate": "markovfork.cli.simulate_cmd",
     "sweep": "markovfork.cli.simulate_cmd",
     "tree": "markovfork.cli.tree_cmd",

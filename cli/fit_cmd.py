@@ -1,0 +1,145 @@
+"""``markovfork fit``: fit the simulator's free parameters to measured pass@k curves and predict
+held-out settings (thin over :mod:`markovfork.fit` and :mod:`markovfork.fit.heldout`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from markovfork.cli import main
+from markovfork.cli.simulate_cmd import _list_option
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="fit", disable=not sys.stderr.isatty(), leave=False, file=sys.stderr)
+
+
+def _figures(rows, arms, epochs, ks):
+    """Measured points and predicted curves per arm (pass@k over epochs, one colour per k), and
+    the residuals (predicted - measured) over epochs, training and held-out cells apart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(arms)
+    cols = min(4, n)
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(3.2 * cols, 2.6 * ((n + cols - 1) // cols)),
+                             squeeze=False, sharey=True)
+    colours = plt.cm.viridis([i / max(1, len(ks) - 1) for i in range(len(ks))])
+    for a, (rho, div) in enumerate(arms):
+        ax = axes.flat[a]
+        part = rows.filter((rows["rho"] == rho) & (rows["diversity"] == div))
+        for ki, k in enumerate(ks):
+            sub = part.filter(part["k"] == int(k)).sort("epoch")
+            ax.plot(sub["epoch"], sub["predicted"], color=colours[ki], lw=1.2, label=f"k={k}")
+            held = sub["role"] == "held_out"
+            ax.scatter(sub["epoch"].filter(~held), sub["measured"].filter(~held), color=colours[ki], s=10)
+            ax.scatter(sub["epoch"].filter(held), sub["measured"].filter(held), facecolors="none",
+                       edgecolors=colours[ki], s=14)
+        ax.set_title(f"rho {rho:g}, {div}", fontsize=9)
+        ax.set_xlabel("SFT epoch")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("pass@k")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle("measured (dots; hollow: held out) and predicted (lines)", fontsize=10)
+    fig.tight_layout()
+
+    res, ax = plt.subplots(figsize=(6, 3.5))
+    for role, marker in (("train", "."), ("held_out", "x")):
+        sub = rows.filter((rows["role"] == role) & rows["measured"].is_not_nan())
+        if sub.height:
+            ax.scatter(sub["epoch"], sub["predicted"] - sub["measured"], marker=marker, s=12, label=role)
+    ax.axhline(0.0, color="k", lw=0.5)
+    ax.set_xlabel("SFT epoch")
+    ax.set_ylabel("predicted - measured pass@k")
+    ax.legend(fontsize=8)
+    res.tight_layout()
+    return {"curves": fig, "residuals": res}
+
+
+@main.command("fit")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Bridge TOML the runs were made with (SFT set size, sampling); the task, arms, epochs and "
+                   "evaluation size come from the table. Default: the CPU default.")
+@click.option("--counts", "counts_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Per-problem success counts (markovfork bridge counts): adds the beta-binomial baseline at "
+                   "large k and the count-histogram distance. Repeatable.")
+@click.option("--train-rho", callback=_list_option(float, "--train-rho"), metavar="LIST",
+              help="Rhos to fit on (default: every rho not predicted).")
+@click.option("--predict-rho", callback=_list_option(float, "--predict-rho"), metavar="LIST",
+              help="Rhos to hold out and predict (default: none; with --train-until-epoch: all).")
+@click.option("--train-until-epoch", type=int, default=None,
+              help="Fit epochs up to this one only and predict the later ones.")
+@click.option("--no-fork-baseline/--with-no-fork-baseline", "skip_no_fork", default=False,
+              help="Skip the second fit (the simulator with its fork mechanism off) on held-out runs.")
+@click.option("--out", default=None, metavar="PREFIX",
+              help="Write PREFIX.parquet/.csv (measured vs predicted), PREFIX_curves.png, PREFIX_residuals.png.")
+@click.option("--save-params", type=click.Path(dir_okay=False), default=None, metavar="FIT.json",
+              help="Save the fitted parameters (markovfork predict --params reads it).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated task and the subsampling.")
+@click.option("--json", "as_json", is_flag=True, help="Print the fit and the held-out errors as JSON.")
+def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoch, skip_no_fork, out, save_params,
+            seed, as_json) -> None:
+    """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
+    predict held-out rhos or epochs, next to baselines."""
+    from markovfork import _checks
+    from markovfork.fit.heldout import fit_and_predict, read_results
+    from markovfork.io import check_outputs, figure_writer, json_writer, output_prefix, table_paths, table_writers, \
+        write_outputs
+
+    _checks.seed(seed, "--seed")
+    paths = []
+    if out is not None:
+        prefix = output_prefix(out)
+        paths = [*table_paths(prefix), Path(f"{prefix}_curves.png"), Path(f"{prefix}_residuals.png")]
+    if save_params is not None:
+        paths.append(Path(save_params))
+    check_outputs(paths)  # before computing
+    table = read_results(runs)
+    counts = read_results_counts(counts_paths) if counts_paths else None
+    bar = _progress(2 if predict_rho or train_until_epoch is not None else 1)
+    try:
+        result = fit_and_predict(table, config=config, counts=counts, train_rhos=train_rho, predict_rhos=predict_rho,
+                                 train_until=train_until_epoch, no_fork=not skip_no_fork, seed=seed,
+                                 progress=lambda: bar.update(1))
+    finally:
+        bar.close()
+    writers = {}
+    if out is not None:
+        figs = _figures(result["rows"], result["arms"], result["epochs"], result["ks"])
+        writers |= table_writers(result["rows"], prefix)
+        writers |= {Path(f"{prefix}_{name}.png"): figure_writer(f) for name, f in figs.items()}
+    if save_params is not None:
+        writers[Path(save_params)] = json_writer(result["fit_json"])
+    written = [str(p) for p in write_outputs(writers)] if writers else []
+    from markovfork.fit.solve import _nan_to_null
+
+    summary = _nan_to_null(result["summary"] | {"files": written})
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for line in result["text"]:
+        click.echo(line)
+    if written:
+        click.echo("wrote " + ", ".join(written))
+
+
+def read_results_counts(paths):
+    import polars as pl
+
+    frames = []
+    for path in paths:
+        df = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path)
+        missing = [c for c in ("seed", "diversity", "rho", "epoch", "n_samples", "correct") if c not in df.columns]
+        if missing:
+            raise ValueError(f"{path} lacks the counts columns {missing}")
+        frames.append(df)
+    return pl.concat(frames, how="diagonal_relaxed")
