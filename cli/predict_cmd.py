@@ -1,0 +1,86 @@
+"""``markovfork predict``: the pass@k curves of a planned bridge run, from fitted parameters
+(thin over :mod:`markovfork.fit.planned`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from markovfork.cli import main
+from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+
+SUMMARY_EPOCHS = (1, 4, 12)  # epochs printed (those evaluated), besides 0 and the last
+
+
+def _figure_path(prefix: Path) -> Path:
+    return prefix.with_name(prefix.name + "_pass_at_k.png")
+
+
+def _summary_lines(table, pred) -> list[str]:
+    """One line per (arm, epoch) shown: pass@k at each k, with its parameter sd."""
+    import polars as pl
+
+    last = int(pred.epochs[-1])
+    shown = [int(e) for e in pred.epochs if e == 0 or e == last or e in SUMMARY_EPOCHS]
+    ks = [int(k) for k in pred.ks]
+    lines = [f"predicted pass@k (analytic simulator at the fitted parameters; +- parameter sd)",
+             "rho   diversity epoch " + " ".join(f"{'k=' + str(k):>14}" for k in ks)]
+    for rho, div in pred.arms:
+        for e in shown:
+            rows = table.filter((pl.col("rho") == rho) & (pl.col("diversity") == div) & (pl.col("epoch") == e)).sort("k")
+            cells = [f"{p:.3f} +- {s:.3f}" for p, s in zip(rows["pass_at_k_post"], rows["pass_at_k_post_sd"])]
+            lines.append(f"{rho:<5g} {div:<9} {e:>5} " + " ".join(f"{c:>14}" for c in cells))
+    return lines
+
+
+@main.command("predict")
+@click.option("--params", "params", type=click.Path(dir_okay=False), required=True, metavar="FIT.json",
+              help="Fitted parameters (written by markovfork fit or markovfork.fit.save_fit).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), required=True, metavar="PLANNED.toml",
+              help="Bridge run configuration (TOML, as for bridge run) of the run to predict.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the planned run (as bridge run --seed; only labels the table).  [default: the config's]")
+@click.option("--out", type=str, default=None, metavar="PREFIX",
+              help="Write PREFIX.parquet, PREFIX.csv (the predicted results table) and PREFIX_pass_at_k.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
+def predict_command(params, config_file, seed, out, as_json):
+    """Predict the pass@k curves (per rho, diversity, epoch, k) of a bridge run not yet made.
+
+    Maps the planned run onto the simulator (markovfork.task_mapping) and evaluates it at the
+    fitted parameters; refuses settings outside what the fit covers. Python:
+    markovfork.fit.planned.predict_planned.
+    """
+    from dataclasses import replace
+
+    from markovfork.fit.planned import predict_planned, prediction_figure, prediction_table, read_fit
+    from markovfork.llm_bridge.config import load_config
+
+    prefix = output_prefix(out) if out is not None else None
+    if prefix is not None:
+        check_outputs([*table_paths(prefix), _figure_path(prefix)])
+    fit = read_fit(params)
+    planned = load_config(config_file)
+    if seed is not None:
+        planned = replace(planned, seed=seed)
+    pred = predict_planned(fit, planned)
+    table = prediction_table(pred)
+    paths = []
+    if prefix is not None:
+        writers = {**table_writers(table, prefix), _figure_path(prefix): figure_writer(prediction_figure(table))}
+        paths = [str(p) for p in write_outputs(writers)]
+    if as_json:
+        doc = {"params": str(params), "config": str(config_file), "fit_fingerprint": fit.data_fingerprint,
+               "values": fit.all_values(), "rows": _nan_to_none(table.to_dicts()), "files": paths}
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+        return
+    for line in _summary_lines(table, pred):
+        click.echo(line)
+    if paths:
+        click.echo("wrote " + ", ".join(paths))
+
+
+def _nan_to_none(rows: list[dict]) -> list[dict]:
+    """Strict JSON: the columns that are not predicted (nan) as null."""
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
