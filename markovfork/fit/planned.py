@@ -34,7 +34,10 @@ from markovfork.fit.parameters import from_unit, to_unit
 from markovfork.fit.predict import CurvePredictor
 from markovfork.fit.solve import FitResult, load_fit
 
-__all__ = ["Prediction", "read_fit", "coverage_problems", "predict_planned", "prediction_table", "ENGINE"]
+__all__ = [
+    "Prediction", "read_fit", "fitted_run", "coverage_problems", "predict_planned", "prediction_table",
+    "prediction_figure", "ENGINE",
+]
 
 ENGINE = "predicted"  # the engine column of a prediction table
 FREE_SECTIONS = {"seed", "threads", "device"}  # run settings a prediction may change at will
@@ -125,7 +128,11 @@ def predict_planned(fit: FitResult, planned, *, uncertainty: bool = True) -> Pre
     curves = predictor.predict(values)
     sd = np.zeros_like(curves)
     if uncertainty and values:
-        sd = _parameter_sd(predictor, values, np.asarray(fit.covariance_unit, dtype=np.float64))
+        cov = np.asarray(fit.covariance_unit, dtype=np.float64)
+        if cov.shape != (len(values), len(values)):
+            raise ValueError(f"the fit's covariance must be {len(values)} x {len(values)} (one row per fitted "
+                             f"parameter), got shape {cov.shape}")
+        sd = _parameter_sd(predictor, values, cov)
     return Prediction(arms=list(predictor.arms), epochs=predictor.epochs, ks=predictor.ks, pass_at_k=curves,
                       sd=sd, run=planned, fit=fit)
 
@@ -136,13 +143,13 @@ def _parameter_sd(predictor: CurvePredictor, values: dict, cov: np.ndarray) -> n
     names = list(values)
     u0 = np.asarray(to_unit(names, values))
     use = [i for i in range(len(names)) if np.isfinite(cov[i, i])]
+    if not use:
+        return np.zeros(predictor.predict(values).shape)
     grads = []
     for i in use:
         lo, hi = u0.copy(), u0.copy()
         lo[i], hi[i] = max(u0[i] - _STEP, 0.0), min(u0[i] + _STEP, 1.0)
         grads.append((predictor.predict(from_unit(names, hi)) - predictor.predict(from_unit(names, lo))) / (hi[i] - lo[i]))
-    if not use:
-        return np.zeros(predictor.predict(values).shape)
     g = np.stack(grads, axis=-1)  # (arms, epochs, ks, p)
     sub = cov[np.ix_(use, use)]
     var = np.einsum("...i,ij,...j->...", g, sub, g)

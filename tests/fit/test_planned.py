@@ -78,6 +78,8 @@ def test_parameter_sd_is_the_delta_method():
     np.testing.assert_allclose(wider.sd, 2 * pred.sd, rtol=1e-9, atol=1e-12)
     held = predict_planned(replace(fit, covariance_unit=[[float("nan")]]), planned_run())
     assert np.all(held.sd == 0)
+    with pytest.raises(ValueError, match=r"covariance must be 1 x 1 .*got shape \(2, 2\)"):
+        predict_planned(replace(fit, covariance_unit=np.eye(2).tolist()), planned_run())
 
 
 def test_table_is_in_the_results_schema():
