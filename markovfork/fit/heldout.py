@@ -333,6 +333,9 @@ def fit_and_predict(table, *, config=None, counts=None, train_rhos=None, predict
         sim = predictor.predict(fit.values)
         held = np.zeros(meas.shape[:2], dtype=bool)
         res = None
+        if counts is not None:  # the fitted simulator's count histograms on every measured SFT setting
+            fitted = ~np.isnan(meas[:, :, 0]) & (predictor.epochs[None, :] > 0)
+            count_distance = _count_distance(counts, predictor, predictor.success(fit.values), fitted)
     trained = np.zeros_like(held)
     for a, (rho, _) in enumerate(predictor.arms):
         trained[a] = split.train_mask(np.full(predictor.epochs.size, rho), predictor.epochs)
@@ -356,6 +359,9 @@ def fit_and_predict(table, *, config=None, counts=None, train_rhos=None, predict
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"
               + (" (at bound)" if n in fit.at_bound else "") for n, v in fit.values.items())]
+    if res is None and counts is not None and count_distance:
+        summary["counts"] = count_distance
+        text.append(f"count histograms (fitted settings): mean TV {count_distance['tv']:.3f}, W1 {count_distance['w1']:.3f}")
     if res is not None:
         summary["held_out"] = {k: v for k, v in res.items() if k not in ("predicted", "baseline", "measured", "held")}
         text.append(f"held out ({res['split']}: rhos {list(held_rhos)}, epochs >= {split.held_from}): pass@k error")

@@ -107,3 +107,25 @@ def test_unknown_rho_is_a_one_line_error(files):
     d, _ = files
     r = _invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--predict-rho", "0.3"])
     assert r.exit_code == 2 and r.output.strip() == "Error: --predict-rho 0.3 is not a measured rho (the table has [0.0, 0.5, 1.0])"
+
+
+def test_counts_give_the_fitted_simulators_histogram_distance(files):
+    """Counts drawn from the simulated success probabilities sit close to the predicted histograms
+    (TV within sampling noise); counts of a model that never succeeds are far from them."""
+    d, _ = files
+    run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 4, "rhos": [0.0, 0.5, 1.0]},
+                            "eval": {"n_test": 100, "n_samples": 16, "epochs": [1, 2, 4]}})
+    predictor = CurvePredictor(run)
+    success = predictor.success(TRUTH)
+    rng = np.random.default_rng(5)
+    rows = [dict(seed=0, diversity=div, rho=rho, epoch=int(ep), problem=i, n_samples=16, correct=int(c))
+            for a, (rho, div) in enumerate(predictor.arms) for e, ep in enumerate(predictor.epochs) if ep > 0
+            for i, c in enumerate(rng.binomial(16, success[a, e]))]
+    pl.DataFrame(rows).write_parquet(d / "counts.parquet")
+    pl.DataFrame(rows).with_columns(pl.lit(0).alias("correct")).write_parquet(d / "zeros.parquet")
+    near = json.loads(_invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--counts", d / "counts.parquet",
+                               "--json"]).output)["counts"]
+    far = json.loads(_invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--counts", d / "zeros.parquet",
+                              "--json"]).output)["counts"]
+    assert near["settings"] == far["settings"] == 3 * 3
+    assert near["tv"] < 0.3 and far["tv"] > 0.6 and far["w1"] > 0.5
