@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
-from markovfork.cli.simulate_cmd import _list_option
+from markovfork.cli.simulate_cmd import list_option
 
 
 def _progress(total: int):
@@ -72,9 +72,9 @@ def _figures(rows, arms, epochs, ks):
 @click.option("--counts", "counts_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Per-problem success counts (markovfork bridge counts): adds the beta-binomial baseline at "
                    "large k and the count-histogram distance. Repeatable.")
-@click.option("--train-rho", callback=_list_option(float, "--train-rho"), metavar="LIST",
+@click.option("--train-rho", callback=list_option(float, "--train-rho"), metavar="LIST",
               help="Rhos to fit on (default: every rho not predicted).")
-@click.option("--predict-rho", callback=_list_option(float, "--predict-rho"), metavar="LIST",
+@click.option("--predict-rho", callback=list_option(float, "--predict-rho"), metavar="LIST",
               help="Rhos to hold out and predict (default: none; with --train-until-epoch: all).")
 @click.option("--train-until-epoch", type=int, default=None,
               help="Fit epochs up to this one only and predict the later ones.")

@@ -52,7 +52,7 @@ def parse_values(text: str, kind: type, option: str) -> list:
     return values
 
 
-def _list_option(kind: type, option: str):
+def list_option(kind: type, option: str):
     def callback(ctx, param, text):
         return None if text is None else parse_values(text, kind, option)
 
@@ -216,13 +216,13 @@ def sweep_summary(table):
 
 
 @main.command("sweep")
-@click.option("--rho", "rhos", callback=_list_option(float, "--rho"), default=None, metavar="LIST",
+@click.option("--rho", "rhos", callback=list_option(float, "--rho"), default=None, metavar="LIST",
               help="Prevalences: 0,0.5,1 or the inclusive range 0:1:0.1.  [default: the config's]")
-@click.option("--epochs", "epochs", callback=_list_option(int, "--epochs"), default=None, metavar="LIST",
+@click.option("--epochs", "epochs", callback=list_option(int, "--epochs"), default=None, metavar="LIST",
               help="Epoch counts, e.g. 10,50.  [default: 50]")
-@click.option("--lr", "lrs", callback=_list_option(float, "--lr"), default=None, metavar="LIST",
+@click.option("--lr", "lrs", callback=list_option(float, "--lr"), default=None, metavar="LIST",
               help="Learning rates, e.g. 10,20.  [default: 20]")
-@click.option("--seeds", "seeds", callback=_list_option(int, "--seeds"), default=None, metavar="LIST",
+@click.option("--seeds", "seeds", callback=list_option(int, "--seeds"), default=None, metavar="LIST",
               help="Seeds, e.g. 0,1,2 or 0:9:1.  [default: the config's seed]")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="The seed when --seeds is not given.  [default: 0]")
 @click.option("--diversity", "diversities", callback=_parse_diversity, default=None, metavar="LIST",
