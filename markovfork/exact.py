@@ -94,9 +94,9 @@ def exact_pass_at_k(success: np.ndarray, k) -> np.ndarray:
     a scalar or a 1-D list)."""
     k_arr = _checks.k_values(k)
     success = _checks.array("success", success, np.float64)
-    if not np.all((success >= -1e-12) & (success <= 1 + 1e-12)):  # NaN fails both
-        bad = success[~((success >= -1e-12) & (success <= 1 + 1e-12))][0]
-        raise ValueError(f"success probabilities must lie in [0, 1], got {bad}")
+    bad = ~((success >= -1e-12) & (success <= 1 + 1e-12))  # NaN fails both
+    if bad.any():
+        raise ValueError(f"success probabilities must lie in [0, 1], got {success[bad][0]}")
     if success.size == 0:
         raise ValueError("success must hold at least one problem's probability, got an empty array")
     fail = np.clip(1.0 - success, 0.0, 1.0)
