@@ -38,11 +38,11 @@ class Problems:
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
         n_problems = self.start.shape[0]
-        if self.correct.ndim != 2 or self.correct.shape[0] != n_problems:
+        if self.correct.shape[0] != n_problems:
             raise ValueError(f"correct must have shape (P, n_nodes) with P={n_problems}, got {self.correct.shape}")
         if self.valid.shape != self.correct.shape:
             raise ValueError(f"valid must have the shape of correct {self.correct.shape}, got {self.valid.shape}")
-        if self.features.ndim != 2 or self.features.shape[0] != n_problems:
+        if self.features.shape[0] != n_problems:
             raise ValueError(f"features must have shape (P, d) with P={n_problems}, got {self.features.shape}")
         if self.ids.shape != (n_problems,):
             raise ValueError(f"ids must have shape ({n_problems},), got {self.ids.shape}")
