@@ -55,6 +55,7 @@ def predict_command(params, config_file, seed, out, as_json):
     from dataclasses import replace
 
     from markovfork.fit.planned import predict_planned, prediction_figure, prediction_table, read_fit
+    from markovfork.fit.solve import _nan_to_null
     from markovfork.llm_bridge.config import load_config
 
     prefix = output_prefix(out) if out is not None else None
@@ -72,7 +73,7 @@ def predict_command(params, config_file, seed, out, as_json):
         paths = [str(p) for p in write_outputs(writers)]
     if as_json:
         doc = {"params": str(params), "config": str(config_file), "fit_fingerprint": fit.data_fingerprint,
-               "values": fit.all_values(), "rows": _nan_to_none(table.to_dicts()), "files": paths}
+               "values": fit.all_values(), "rows": _nan_to_null(table.to_dicts()), "files": paths}
         click.echo(json.dumps(doc, indent=2, allow_nan=False))
         return
     for line in _summary_lines(table, pred):
@@ -80,7 +81,3 @@ def predict_command(params, config_file, seed, out, as_json):
     if paths:
         click.echo("wrote " + ", ".join(paths))
 
-
-def _nan_to_none(rows: list[dict]) -> list[dict]:
-    """Strict JSON: the columns that are not predicted (nan) as null."""
-    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in rows]
