@@ -286,7 +286,7 @@ def fork_problems(
     return Problems(
         start=np.zeros(n_problems, dtype=np.int64),
         correct=correct,
-        valid=correct.copy(),
+        valid=correct,  # Problems stores its own copies
         features=features,
         ids=np.arange(n_problems, dtype=np.int64),
     )
