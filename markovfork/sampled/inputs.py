@@ -14,7 +14,7 @@ import numpy as np
 
 from markovfork import _checks
 from markovfork.sampled.drivers import METHODS
-from markovfork.sampled.kernel_tree import _last_child_flags
+from markovfork.sampled.kernel_tree import kernel_tree
 from markovfork.sampled.rows import probs_ok, row_sums
 from markovfork.tree import PROB_TOL
 
@@ -48,7 +48,7 @@ def raise_bad_probs(tree, probs: np.ndarray) -> None:
 def checked_inputs(tree, probs, start) -> tuple[np.ndarray, np.ndarray]:
     """``kernel_arrays``, and the probability values checked too."""
     probs, start = kernel_arrays(tree, probs, start)
-    if not probs_ok(_last_child_flags(tree.child_start), probs, PROB_TOL):
+    if not probs_ok(kernel_tree(tree).last_child, probs, PROB_TOL):  # cached per tree
         raise_bad_probs(tree, probs)
     return probs, start
 
