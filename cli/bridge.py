@@ -14,12 +14,19 @@ import click
 from markovfork.cli import main
 
 
-def _load(config: str | None, seed: int | None, device: str | None, threads: int | None):
-    from markovfork.llm_bridge.config import RunConfig, load_config
+def _given(obj, **changes):
+    """``obj`` with the options the user gave (not None) replaced."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(obj, **changes) if changes else obj
 
-    cfg: RunConfig = load_config(config)
-    changes = {k: v for k, v in {"seed": seed, "device": device, "threads": threads}.items() if v is not None}
-    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+def _load(config: str | None, seed: int | None, device: str | None, threads: int | None, saved: Path | None = None):
+    """The run configuration: the run's saved ``config.json`` when given, else the TOML ``config``
+    (or the CPU default), with the command-line overrides."""
+    from markovfork.llm_bridge.config import RunConfig, config_from_dict, load_config
+
+    cfg: RunConfig = config_from_dict(json.loads(saved.read_text())) if saved is not None else load_config(config)
+    return _given(cfg, seed=seed, device=device, threads=threads)
 
 
 @main.group()
@@ -67,24 +74,15 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_k, top_p, min_p, spread_first,
              spread_position, device, seed, out) -> None:
     """Evaluate a local CHECKPOINT (a save_pretrained directory) and print pass@k."""
-    from markovfork.llm_bridge.config import config_from_dict
     from markovfork.llm_bridge.run import evaluate_checkpoint, find_run_config
     from markovfork.llm_bridge.tasks import Problem, read_jsonl
 
     if not Path(checkpoint, "config.json").is_file():
         raise ValueError(f"no model checkpoint (config.json) in {checkpoint}")
-    if config is None and (found := find_run_config(checkpoint)) is not None:
-        cfg = config_from_dict(json.loads(found.read_text()))
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in {"seed": seed, "device": device}.items() if v is not None})
-    else:
-        cfg = _load(config, seed, device, None)
-    ev = cfg.eval
-    ev_changes = {k: v for k, v in {"n_samples": n_samples, "n_test": n_test}.items() if v is not None}
-    s_changes = {k: v for k, v in {"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
-                                   "spread_first": spread_first, "spread_position": spread_position}.items()
-                 if v is not None}
-    sampling = dataclasses.replace(ev.sampling, **s_changes)
-    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(ev, sampling=sampling, **ev_changes))
+    cfg = _load(config, seed, device, None, saved=find_run_config(checkpoint) if config is None else None)
+    sampling = _given(cfg.eval.sampling, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                      spread_first=spread_first, spread_position=spread_position)
+    cfg = dataclasses.replace(cfg, eval=_given(cfg.eval, sampling=sampling, n_samples=n_samples, n_test=n_test))
     probs = None
     if problems is not None:
         records = list(read_jsonl(problems))
