@@ -24,7 +24,7 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 from markovfork.llm_bridge.config import RunConfig
-from markovfork.llm_bridge.evaluate import process_logits, response_words, sample_responses
+from markovfork.llm_bridge.evaluate import encode_by_length, process_logits, response_words, sample_responses
 from markovfork.llm_bridge.model import build_model, load_checkpoint
 from markovfork.llm_bridge.run import test_problems
 from markovfork.llm_bridge.tasks import prompt_text, response_text, vocabulary
@@ -35,10 +35,7 @@ from markovfork.llm_bridge.tokenizer import build_tokenizer
 def hand_loop(model, tok, prompts, n, sampling, max_new_tokens, seed, batch_sequences=512):
     """The replaced loop: prefill once, copy the cache to the n samples, one cached step per token,
     the bridge's sampling transforms, multinomial draws from a seeded generator."""
-    encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    by_len: dict[int, list[int]] = {}
-    for i, ids in enumerate(encoded):
-        by_len.setdefault(len(ids), []).append(i)
+    encoded, by_len = encode_by_length(tok, prompts)
     id_to_word = tok.convert_ids_to_tokens(list(range(len(tok))))
     eos, pad = tok.eos_token_id, tok.pad_token_id
     out = [[] for _ in prompts]

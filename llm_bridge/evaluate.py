@@ -43,7 +43,7 @@ from transformers import (
 )
 
 __all__ = [
-    "response_words",
+    "encode_by_length", "response_words",
     "EvalResult", "sampling_processors", "process_logits", "SpreadFirst", "sample_responses", "fork_probabilities",
     "evaluate_model",
 ]
@@ -186,10 +186,7 @@ def sample_responses(
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     model.eval().to(device)
-    encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    by_len: dict[int, list[int]] = {}
-    for i, ids in enumerate(encoded):
-        by_len.setdefault(len(ids), []).append(i)
+    encoded, by_len = encode_by_length(tok, prompts)
     id_to_word = tok.convert_ids_to_tokens(list(range(len(tok))))
     eos, pad = tok.eos_token_id, tok.pad_token_id
     # the warpers come from us; finished samples are filled with [EOS], not [PAD]: generate feeds
@@ -229,6 +226,16 @@ def sample_responses(
     return out
 
 
+def encode_by_length(tok: PreTrainedTokenizerFast, texts: Sequence[str]) -> tuple[list[list[int]], dict[int, list[int]]]:
+    """The token ids of each text and the indices of the texts by token length, in order of
+    first appearance (texts of one length batch together without padding)."""
+    encoded = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    by_len: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        by_len.setdefault(len(ids), []).append(i)
+    return encoded, by_len
+
+
 def response_words(token_ids: list[int], eos: int, pad: int, id_to_word: dict[int, str]) -> str:
     """A sampled response as text: its words up to the first end or padding token."""
     words = []
@@ -252,12 +259,9 @@ def fork_probabilities(model: torch.nn.Module, tok: PreTrainedTokenizerFast, pro
     prefix: renormalised (P, arms), and the raw mass on the arm tokens (P,)."""
     model.eval().to(device)
     texts = [prompt_text(p) + " " + _fork_prefix(p) for p in problems]
-    encoded = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    encoded, by_len = encode_by_length(tok, texts)
     arm_ids = np.array([tok.convert_tokens_to_ids([a[0] for a in p.arms]) for p in problems])  # (P, arms)
     raw = np.zeros(arm_ids.shape, dtype=np.float64)
-    by_len: dict[int, list[int]] = {}
-    for i, ids in enumerate(encoded):
-        by_len.setdefault(len(ids), []).append(i)
     for members in by_len.values():
         for start in range(0, len(members), batch_size):
             chunk = members[start:start + batch_size]
