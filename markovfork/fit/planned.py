@@ -132,19 +132,19 @@ def predict_planned(fit: FitResult, planned, *, uncertainty: bool = True) -> Pre
         if cov.shape != (len(values), len(values)):
             raise ValueError(f"the fit's covariance must be {len(values)} x {len(values)} (one row per fitted "
                              f"parameter), got shape {cov.shape}")
-        sd = _parameter_sd(predictor, values, cov)
+        sd = _parameter_sd(predictor, values, cov, curves.shape)
     return Prediction(arms=list(predictor.arms), epochs=predictor.epochs, ks=predictor.ks, pass_at_k=curves,
                       sd=sd, run=planned, fit=fit)
 
 
-def _parameter_sd(predictor: CurvePredictor, values: dict, cov: np.ndarray) -> np.ndarray:
-    """sqrt(g^T Cov(u) g) per value, g by central differences in u (parameters whose covariance
-    is nan, held at a bound, are left out)."""
+def _parameter_sd(predictor: CurvePredictor, values: dict, cov: np.ndarray, shape: tuple) -> np.ndarray:
+    """sqrt(g^T Cov(u) g) per value of the ``shape`` table, g by central differences in u
+    (parameters whose covariance is nan, held at a bound, are left out)."""
     names = list(values)
     u0 = np.asarray(to_unit(names, values))
     use = [i for i in range(len(names)) if np.isfinite(cov[i, i])]
     if not use:
-        return np.zeros(predictor.predict(values).shape)
+        return np.zeros(shape)
     grads = []
     for i in use:
         lo, hi = u0.copy(), u0.copy()
