@@ -15,6 +15,8 @@ import os
 import numpy as np
 
 __all__ = [
+    "is_integer",
+    "is_real",
     "integer",
     "seed",
     "real",
@@ -34,9 +36,19 @@ def _show(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def is_integer(value) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy), bools excluded."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value) -> bool:
+    """Whether ``value`` is a real number (Python or NumPy, integers included), bools excluded."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def integer(name: str, value, low: int | None = None, high: int | None = None) -> int:
     """``value`` as a Python int in ``[low, high]``; bools, floats and strings are rejected."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not is_integer(value):
         raise ValueError(f"{name} must be an integer, got {_show(value)}")
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
@@ -58,7 +70,7 @@ def seed(value, name: str = "seed") -> int:
 def real(name: str, value, low: float | None = None, high: float | None = None, *,
          low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a finite float in the interval given (open ends when asked); bools rejected."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise ValueError(f"{name} must be a number, got {_show(value)}")
     value = float(value)
     below = low is not None and (value <= low if low_open else value < low)
@@ -225,7 +237,7 @@ def counts(name: str, value) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype == object:  # Python integers beyond 64 bits, or mixed objects
         flat = arr.ravel().tolist()
-        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in flat):
+        if all(is_integer(v) for v in flat):
             big = next((int(v) for v in flat if not 0 <= v <= np.iinfo(np.int64).max), None)
             if big is not None:
                 raise ValueError(f"{name} must be integer counts in [0, 2^63), got {big}")

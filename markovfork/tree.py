@@ -14,7 +14,6 @@ branch leads to a correct answer depends on hidden information) and ``LEAF`` (a 
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def validate_tree(tree: Tree) -> None:
 
 
 def _node_id(value, m: int, where: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if not _checks.is_integer(value):
         raise ValueError(f"{where} must be node ids, got {value!r}")
     if not 0 <= value < m:
         raise ValueError(f"{where} lists node {int(value)}, but the nodes are 0..{m - 1}")
@@ -258,7 +257,7 @@ class TreeBuilder:
         """A new node (a child of ``parent`` when given, reached with probability ``prob``); its id."""
         u = len(self.children)
         if parent is not None:
-            if isinstance(parent, (bool, np.bool_)) or not isinstance(parent, numbers.Integral) or not 0 <= parent < u:
+            if not _checks.is_integer(parent) or not 0 <= parent < u:
                 added = f"0..{u - 1}" if u else "none yet"
                 raise ValueError(f"parent must be the id of a node added before ({added}), got {parent!r}")
         self.children.append([])

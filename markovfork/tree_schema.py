@@ -8,9 +8,10 @@ carries ``"prob"`` and ``"easy"``. Any other key, and any value of the wrong typ
 from __future__ import annotations
 
 import difflib
-import numbers
 
 import numpy as np
+
+from markovfork import _checks
 
 __all__ = ["DECIPHERABLE", "FORK", "LEAF", "KIND_NAMES", "path_text", "read_node"]
 
@@ -28,14 +29,6 @@ def path_text(steps: list[int]) -> str:
     if len(parts) > 12:
         parts = parts[:4] + [f"...({len(parts) - 8} levels)..."] + parts[-4:]
     return "root" + "".join(parts)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def read_node(node, is_child: bool, n_siblings: int, where) -> tuple:
@@ -61,15 +54,15 @@ def read_node(node, is_child: bool, n_siblings: int, where) -> tuple:
     if not isinstance(name, str) or name not in _KIND_CODES:
         raise ValueError(f"{where()}: unknown kind {name!r} (expected one of {sorted(_KIND_CODES)})")
     label = node.get("label", 0)
-    if not _is_int(label):
+    if not _checks.is_integer(label):
         raise ValueError(f"{where()}: label must be an integer, got {label!r}")
     valid = node.get("valid_branches", 1)
     if "valid_branches" in node and name != "fork":
         raise ValueError(f"{where()}: valid_branches is only read at a fork, and this node is {name!r}")
-    if not _is_int(valid):
+    if not _checks.is_integer(valid):
         raise ValueError(f"{where()}: valid_branches must be an integer, got {valid!r}")
     prob = node.get("prob", 1.0 / n_siblings)
-    if not _is_real(prob):
+    if not _checks.is_real(prob):
         raise ValueError(f"{where()}: prob must be a number, got {prob!r}")
     easy = node.get("easy", True)
     if not isinstance(easy, (bool, np.bool_)):
