@@ -32,7 +32,8 @@ import numpy as np
 from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
 from markovfork.fit.measured import measured_curves
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS
-from markovfork.fit.solve import fit_parameters
+from markovfork.fit.predict import CurvePredictor, pass_at_k_table
+from markovfork.fit.solve import fit_document, fit_parameters
 
 __all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors",
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
@@ -194,8 +195,6 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     if progress:
         progress()
     success = predictor.success(fit.values)
-    from markovfork.fit.predict import pass_at_k_table
-
     sim = pass_at_k_table(success, predictor.ks)
     methods = {"simulator": errors(sim, meas, cells)}
 
@@ -300,9 +299,6 @@ def fit_and_predict(table, *, config=None, counts=None, train_rhos=None, predict
     (``rows``), the JSON summary, the fit document and a few text lines."""
     import polars as pl
 
-    from markovfork.fit.predict import CurvePredictor
-    from markovfork.fit.solve import fit_document
-
     run = run_from_table(table, config)
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
     for name, given in (("--predict-rho", predict_rhos), ("--train-rho", train_rhos)):
@@ -330,12 +326,13 @@ def fit_and_predict(table, *, config=None, counts=None, train_rhos=None, predict
         if progress:
             progress()
         meas = mean_curves(table, predictor)
-        sim = predictor.predict(fit.values)
+        success = predictor.success(fit.values)
+        sim = pass_at_k_table(success, predictor.ks)
         held = np.zeros(meas.shape[:2], dtype=bool)
         res = None
         if counts is not None:  # the fitted simulator's count histograms on every measured SFT setting
             fitted = ~np.isnan(meas[:, :, 0]) & (predictor.epochs[None, :] > 0)
-            count_distance = _count_distance(counts, predictor, predictor.success(fit.values), fitted)
+            count_distance = _count_distance(counts, predictor, success, fitted)
     trained = np.zeros_like(held)
     for a, (rho, _) in enumerate(predictor.arms):
         trained[a] = split.train_mask(np.full(predictor.epochs.size, rho), predictor.epochs)
