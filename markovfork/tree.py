@@ -324,12 +324,12 @@ def tree_from_dict(spec: dict) -> Tree:
 def tree_to_json(tree: Tree) -> str:
     """JSON text of :meth:`Tree.to_dict`: indented, or on one line for trees deeper than
     ``INDENT_MAX_DEPTH`` (the indentation would grow with depth squared); any depth works."""
-    from markovfork import deep_json
-
-    if tree.n_nodes and int(tree.depth.max()) <= INDENT_MAX_DEPTH:
+    if int(tree.depth.max()) <= INDENT_MAX_DEPTH:  # a tree has at least one node
         import json
 
         return json.dumps(tree.to_dict(), indent=2) + "\n"
+    from markovfork import deep_json
+
     return deep_json.dumps(tree.to_dict()) + "\n"
 
 
