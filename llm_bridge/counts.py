@@ -15,10 +15,9 @@ table.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-__all__ = ["sft_settings", "run_name", "rho_label", "problem_counts"]
+__all__ = ["sft_settings", "run_name", "rho_label", "eval_file", "problem_counts"]
 
 
 def rho_label(rho: float) -> str:
@@ -29,6 +28,12 @@ def rho_label(rho: float) -> str:
 def run_name(diversity: str, rho: float) -> str:
     """Name of one SFT run of a bridge run (its folder under ``sft/``, its evaluation files)."""
     return f"{diversity}-rho{rho_label(rho)}"
+
+
+def eval_file(run_dir: str | Path, name: str | None = None, epoch: int = 0) -> Path:
+    """Where a run caches one checkpoint's evaluation: the base model's (no ``name``), or SFT run
+    ``name`` (:func:`run_name`) after ``epoch``."""
+    return Path(run_dir) / "eval" / ("base.json" if name is None else f"{name}-epoch{epoch:03d}.json")
 
 
 def sft_settings(diversities, rhos) -> list[tuple[str, float]]:
@@ -69,13 +74,13 @@ def problem_counts(run_dir: str | Path) -> "pl.DataFrame":
     run_dir = Path(run_dir)
     cfg = _read(run_dir / "config.json")
     seed, sft, epochs = int(cfg["seed"]), cfg["sft"], sorted(set(cfg["eval"]["epochs"]))
-    base = _read(run_dir / "eval" / "base.json")
+    base = _read(eval_file(run_dir))
     parts = []
     for diversity, rho in sft_settings(sft["diversities"], sft["rhos"]):
         name = run_name(diversity, rho)
         parts.append(_rows(base, seed, diversity, rho, 0))
         for e in epochs:
-            parts.append(_rows(_read(run_dir / "eval" / f"{name}-epoch{e:03d}.json"), seed, diversity, rho, e))
+            parts.append(_rows(_read(eval_file(run_dir, name, e)), seed, diversity, rho, e))
     columns = {key: [v for part in parts for v in part[key]] for key in parts[0]} if parts else {}
     schema = {"seed": pl.Int64, "diversity": pl.String, "rho": pl.Float64, "epoch": pl.Int64, "problem": pl.Int64,
               "n_samples": pl.Int64, "correct": pl.Int64, "target_arm": pl.Int64, "q_target": pl.Float64}

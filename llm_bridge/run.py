@@ -33,7 +33,7 @@ import torch
 from markovfork.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
 from markovfork.results import results_frame
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
-from markovfork.llm_bridge.counts import run_name, sft_settings
+from markovfork.llm_bridge.counts import eval_file, run_name, sft_settings
 from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model
 from markovfork.llm_bridge.model import build_model, load_checkpoint, resolve_device
 from markovfork.llm_bridge.tasks import (
@@ -184,7 +184,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     base_ckpt = epoch_dir(out / "base", cfg.base.epochs)
     log(f"bridge: base trained, loss per epoch {[round(x, 3) for x in base_res.epoch_losses]}")
     t0 = time.perf_counter()
-    base_eval = evaluate_cached(base_ckpt, out / "eval" / "base.json", cfg, tok, test, device)
+    base_eval = evaluate_cached(base_ckpt, eval_file(out), cfg, tok, test, device)
     timings["eval_s"] = time.perf_counter() - t0
     log(f"bridge: base pass@1 {base_eval.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {base_eval.pass_at_k([ks[-1]])[0]:.3f} "
         f"fork accuracy {base_eval.fork_accuracy:.3f}")
@@ -216,8 +216,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
                             train_loss=float("nan"), extra=extra)
         for e in sorted(set(cfg.eval.epochs)):
             t0 = time.perf_counter()
-            post = evaluate_cached(epoch_dir(out / "sft" / name, e), out / "eval" / f"{name}-epoch{e:03d}.json",
-                                   cfg, tok, test, device)
+            post = evaluate_cached(epoch_dir(out / "sft" / name, e), eval_file(out, name, e), cfg, tok, test, device)
             timings["eval_s"] += time.perf_counter() - t0
             rows += result_rows(base_eval, post, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=e,
                                 train_loss=res.epoch_losses[e - 1], extra=extra)
