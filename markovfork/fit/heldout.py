@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
-from markovfork.fit.measured import measured_curves
+from markovfork.fit.measured import REQUIRED_COLUMNS, measured_curves, read_table
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS
 from markovfork.fit.predict import CurvePredictor, pass_at_k_table
 from markovfork.fit.solve import fit_document, fit_parameters
@@ -247,12 +247,10 @@ def read_results(paths) -> "pl.DataFrame":
     """The rows of one or more results tables (Parquet or CSV, by suffix), as one table."""
     import polars as pl
 
-    from markovfork.fit.measured import REQUIRED_COLUMNS
-
     frames = []
     for path in paths:
         path = str(path)
-        df = pl.read_parquet(path) if path.endswith(".parquet") else pl.read_csv(path)
+        df = read_table(path)
         missing = [c for c in (*REQUIRED_COLUMNS, "arms", "depth", "n_samples", "n_test") if c not in df.columns]
         if missing:
             raise ValueError(f"{path} lacks the results columns {missing}")

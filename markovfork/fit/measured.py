@@ -63,6 +63,14 @@ class Measured:
         return (predicted[self.arm, self.epoch, self.k] - self.value) / self.se
 
 
+def read_table(path) -> "pl.DataFrame":
+    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other)."""
+    import polars as pl
+
+    path = str(path)
+    return pl.read_parquet(path) if path.endswith(".parquet") else pl.read_csv(path)
+
+
 def _fingerprint(table) -> str:
     h = hashlib.sha256()
     for row in table.iter_rows():
@@ -80,10 +88,7 @@ def measured_curves(table, arms, epochs, ks, *, engine: str | None = None, n_tes
     import polars as pl
 
     if not isinstance(table, pl.DataFrame):
-        from pathlib import Path
-
-        path = Path(table)
-        table = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+        table = read_table(table)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"the results table lacks the columns {missing}")
