@@ -160,7 +160,10 @@ class TMC:
         for layer in range(self.layers - 1):
             prob *= self.transitions[layer][states[:, layer], states[:, layer + 1]]
             easy &= self.high[layer][states[:, layer], states[:, layer + 1]]
-        leaf = np.array([self.node(s) for s in states], dtype=np.int64)
+        index = states[:, 0].copy()  # node()'s index, for every path at once
+        for layer in range(1, self.layers):
+            index = index * self.m + states[:, layer]
+        leaf = self.level_start(self.layers - 1) + index
         total = prob.sum()
         expected = prob / total if total > 0 else np.zeros(n_paths)
         return TaskPaths(states, leaf, prob, expected, easy)
