@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from markovfork import _checks
+from markovfork.seeds import seed_sequence
 from markovfork.sft.data import SFTMix, Steps, sample_trajectories, teacher_trajectories, trajectory_steps
 from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient
 from markovfork.sft.config import TrainSettings
@@ -32,9 +32,10 @@ __all__ = ["TrainingState", "TRAINERS", "train_analytic", "train_sampled", "deri
 
 def derive_seeds(seed: int) -> dict[str, int]:
     """Independent streams for the task, the data, the minibatch order and the rollouts: the
-    children ``SeedSequence(seed).spawn(4)`` (kept as they are: every published number uses them)."""
+    children ``SeedSequence(seed).spawn(4)`` (kept as they are: every published number uses them;
+    ``seeds.seed_sequence(seed)`` is that sequence, the seed checked)."""
     names = ("task", "data", "order", "rollouts")
-    children = np.random.SeedSequence(_checks.seed(seed)).spawn(len(names))
+    children = seed_sequence(seed).spawn(len(names))
     return {n: int(c.generate_state(1)[0]) for n, c in zip(names, children)}
 
 
