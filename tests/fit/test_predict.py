@@ -24,11 +24,11 @@ def test_hard_cut_at_full_width_equals_simulate():
     values = {"lr": 6.0, "base_step_accuracy": 0.7, "forward_prior": 0.6, "memorisation": 6.0 * 0.7**2}
     table = pred.predict(values)
     assert len(pred.arms) == 4
+    pred_full = pred.predict(values | {"capacity": PARAMETERS["capacity"].high})
     for a in range(len(pred.arms)):
         cfg = pred.config(a, values)
         n = cfg.task.n_train
         full = replace(cfg, task=replace(cfg.task, feature_dim=int(PARAMETERS["capacity"].high * n)))
-        pred_full = pred.predict(values | {"capacity": PARAMETERS["capacity"].high})
         result = simulate(full)
         for e, rec in enumerate(result.records):
             assert rec.epoch == pred.epochs[e]
