@@ -126,7 +126,7 @@ def build_case(case):
 
 
 def _tree_children(tree: Tree) -> list[list[int]]:
-    return [list(range(tree.child_start[v], tree.child_start[v + 1])) for v in range(tree.n_nodes)]
+    return [tree.children(v).tolist() for v in range(tree.n_nodes)]
 
 
 @st.composite
