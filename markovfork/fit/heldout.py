@@ -124,50 +124,51 @@ def errors(predicted: np.ndarray, measured: np.ndarray, mask: np.ndarray) -> dic
     return {"rmse": float(np.sqrt(np.mean(d**2))), "max": float(np.max(np.abs(d))), "cells": int(d.size)}
 
 
+def _held_counts(counts, predictor, held: np.ndarray):
+    """(arm, epoch index, the per-problem count rows of that setting) for each (arm, epoch) pair
+    that ``held`` marks, arm by arm."""
+    import polars as pl
+
+    for a, (rho, div) in enumerate(predictor.arms):
+        for e_idx in np.flatnonzero(held[a]):
+            yield a, e_idx, counts.filter((pl.col("rho") == rho) & (pl.col("diversity") == div)
+                                          & (pl.col("epoch") == int(predictor.epochs[e_idx])))
+
+
 def beta_binomial_curves(counts, predictor, held: np.ndarray, *, small_n: int = SMALL_N, seed: int = 0) -> np.ndarray:
     """(arms, epochs, ks) beta-binomial extrapolation from counts subsampled to ``small_n`` (module
     docstring), mean over seeds, on the held-out (arm, epoch) pairs of ``held`` (others nan)."""
-    import polars as pl
-
     from markovfork.extrapolate import fit_beta_binomial
 
     rng = np.random.default_rng(seed)
     out = np.full((len(predictor.arms), predictor.epochs.size, predictor.ks.size), np.nan)
-    for a, (rho, div) in enumerate(predictor.arms):
-        for e_idx in np.flatnonzero(held[a]):
-            rows = counts.filter((pl.col("rho") == rho) & (pl.col("diversity") == div)
-                                 & (pl.col("epoch") == int(predictor.epochs[e_idx])))
-            preds = []
-            for (_,), part in rows.group_by(["seed"], maintain_order=True):
-                n = part["n_samples"].to_numpy()
-                if np.any(n < small_n):
-                    raise ValueError(f"counts need n_samples >= {small_n} per problem, got {int(n.min())}")
-                c = rng.hypergeometric(part["correct"].to_numpy(), n - part["correct"].to_numpy(), small_n)
-                if c.sum() == 0:
-                    preds.append(np.zeros(predictor.ks.size))
-                    continue
-                preds.append(fit_beta_binomial(np.full(c.size, small_n), c).pass_at_k(predictor.ks))
-            if preds:
-                out[a, e_idx] = np.mean(preds, axis=0)
+    for a, e_idx, rows in _held_counts(counts, predictor, held):
+        preds = []
+        for (_,), part in rows.group_by(["seed"], maintain_order=True):
+            n = part["n_samples"].to_numpy()
+            if np.any(n < small_n):
+                raise ValueError(f"counts need n_samples >= {small_n} per problem, got {int(n.min())}")
+            c = rng.hypergeometric(part["correct"].to_numpy(), n - part["correct"].to_numpy(), small_n)
+            if c.sum() == 0:
+                preds.append(np.zeros(predictor.ks.size))
+                continue
+            preds.append(fit_beta_binomial(np.full(c.size, small_n), c).pass_at_k(predictor.ks))
+        if preds:
+            out[a, e_idx] = np.mean(preds, axis=0)
     return out
 
 
 def _count_distance(counts, predictor, success: np.ndarray, held: np.ndarray) -> dict:
     """Mean TV and W1 between measured (seeds pooled) and predicted per-problem count histograms
     over the held-out (arm, epoch) pairs."""
-    import polars as pl
-
     tv, w1 = [], []
-    for a, (rho, div) in enumerate(predictor.arms):
-        for e_idx in np.flatnonzero(held[a]):
-            rows = counts.filter((pl.col("rho") == rho) & (pl.col("diversity") == div)
-                                 & (pl.col("epoch") == int(predictor.epochs[e_idx])))
-            if rows.height == 0:
-                continue
-            n = int(rows["n_samples"].max())
-            d = histogram_distance(measured_histogram(rows["correct"].to_numpy(), n), predicted_histogram(success[a, e_idx], n))
-            tv.append(d["tv"])
-            w1.append(d["w1"])
+    for a, e_idx, rows in _held_counts(counts, predictor, held):
+        if rows.height == 0:
+            continue
+        n = int(rows["n_samples"].max())
+        d = histogram_distance(measured_histogram(rows["correct"].to_numpy(), n), predicted_histogram(success[a, e_idx], n))
+        tv.append(d["tv"])
+        w1.append(d["w1"])
     return {"tv": float(np.mean(tv)), "w1": float(np.mean(w1)), "settings": len(tv)} if tv else {}
 
 
