@@ -19,6 +19,13 @@ def _progress(total: int):
     return tqdm(total=total, desc="fit", disable=not sys.stderr.isatty(), leave=False, file=sys.stderr)
 
 
+FIGURES = ("curves", "residuals")  # PREFIX_<name>.png, as _figures returns them
+
+
+def _figure_path(prefix, name: str) -> Path:
+    return Path(f"{prefix}_{name}.png")
+
+
 def _figures(rows, arms, epochs, ks):
     """Measured points and predicted curves per arm (pass@k over epochs, one colour per k), and
     the residuals (predicted - measured) over epochs, training and held-out cells apart."""
@@ -99,7 +106,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     paths = []
     if out is not None:
         prefix = output_prefix(out)
-        paths = [*table_paths(prefix), Path(f"{prefix}_curves.png"), Path(f"{prefix}_residuals.png")]
+        paths = [*table_paths(prefix), *(_figure_path(prefix, name) for name in FIGURES)]
     if save_params is not None:
         paths.append(Path(save_params))
     check_outputs(paths)  # before computing
@@ -116,7 +123,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     if out is not None:
         figs = _figures(result["rows"], result["arms"], result["epochs"], result["ks"])
         writers |= table_writers(result["rows"], prefix)
-        writers |= {Path(f"{prefix}_{name}.png"): figure_writer(f) for name, f in figs.items()}
+        writers |= {_figure_path(prefix, name): figure_writer(figs[name]) for name in FIGURES}
     if save_params is not None:
         writers[Path(save_params)] = json_writer(result["fit_json"])
     written = [str(p) for p in write_outputs(writers)] if writers else []
@@ -135,9 +142,11 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
 def read_results_counts(paths):
     import polars as pl
 
+    from markovfork.fit.measured import read_table
+
     frames = []
     for path in paths:
-        df = pl.read_parquet(path) if str(path).endswith(".parquet") else pl.read_csv(path)
+        df = read_table(path)
         missing = [c for c in ("seed", "diversity", "rho", "epoch", "n_samples", "correct") if c not in df.columns]
         if missing:
             raise ValueError(f"{path} lacks the counts columns {missing}")
