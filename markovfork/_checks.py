@@ -25,7 +25,11 @@ __all__ = [
     "probability_rows",
     "bool_matrix",
     "n_threads",
+    "physical_memory",
     "fits_in_memory",
+    "array",
+    "logit_rows",
+    "counts",
 ]
 
 SEED_MAX = 2**64 - 1
