@@ -5,7 +5,10 @@ Two families, one module each:
 * :mod:`markovfork.generators.fork`: **fork trees** (:func:`fork_tree`, :func:`fork_problems`),
   a ``branching``-ary tree in which ``forks`` internal nodes hide which branch is right;
 * :mod:`markovfork.generators.tmc`: **the multi-task tree-structured Markov chain (TMC)** of the
-  Markovian view of post-training (:func:`tmc_chain`, :func:`tmc_tree`, :func:`tmc_problems`).
+  Markovian view of post-training (:func:`tmc_chain`, :func:`tmc_tree`, :func:`tmc_problems`);
+  :mod:`markovfork.generators.tmc_policy`: its tabular softmax policy over chain edges
+  (:func:`chain_edge_index`, :func:`chain_node_logits`) and a task's instance population
+  (:func:`tmc_instance_population`).
 
 Indices are 0-based everywhere.
 """
@@ -13,6 +16,16 @@ Indices are 0-based everywhere.
 from markovfork.generators._common import MAX_NODES
 from markovfork.generators.fork import PLACEMENTS, fork_problems, fork_tree
 from markovfork.generators.tmc import TMC, TaskPaths, TMCTask, tmc_chain, tmc_problems, tmc_tree
+from markovfork.generators.tmc_policy import (
+    chain_edge_index,
+    chain_node_logits,
+    chain_row_probs,
+    chain_row_start,
+    chain_theta_from_transitions,
+    chain_tv_distance,
+    n_chain_edges,
+    tmc_instance_population,
+)
 
 __all__ = [
     "MAX_NODES",
@@ -25,4 +38,12 @@ __all__ = [
     "tmc_chain",
     "tmc_tree",
     "tmc_problems",
+    "chain_row_start",
+    "n_chain_edges",
+    "chain_edge_index",
+    "chain_node_logits",
+    "chain_theta_from_transitions",
+    "chain_row_probs",
+    "chain_tv_distance",
+    "tmc_instance_population",
 ]
