@@ -24,7 +24,9 @@ from markovfork.policy import transition_probs
 PAPER_HIGH = {(1, 1): [1], (2, 1): [0]}  # the paper's released run (as in test_tmc.py)
 
 small_chains = st.builds(
-    lambda layers, m0, m, data, low, seed: tmc_chain(layers, m0, m, data.draw(st.integers(1, m)), low_weight=low, seed=seed),
+    lambda layers, m0, m, data, low, seed: tmc_chain(
+        layers, m0, m, data.draw(st.integers(1, m)), low_weight=low, seed=seed
+    ),
     st.integers(3, 5), st.integers(2, 3), st.integers(2, 3), st.data(), st.sampled_from([0.0, 0.1, 0.7]),
     st.integers(0, 2**32 - 1),
 )
@@ -100,7 +102,9 @@ def _brute_force_weights(q):
 
 
 @pytest.mark.parametrize("task", [0, 1])
-@pytest.mark.parametrize("chain", [dict(layers=4, m0=2, m=2, c=1, high_edges=PAPER_HIGH), dict(layers=4, m0=3, m=3, c=2, seed=4)])
+@pytest.mark.parametrize(
+    "chain", [dict(layers=4, m0=2, m=2, c=1, high_edges=PAPER_HIGH), dict(layers=4, m0=3, m=3, c=2, seed=4)]
+)
 def test_population_weights_and_marginals(chain, task):
     tmc = tmc_chain(**chain)
     tree = tmc.tree
