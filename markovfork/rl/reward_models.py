@@ -239,7 +239,7 @@ def kl_tilt_reference(tree, base_probs, advantage, beta) -> np.ndarray:
         p, s = base2[:, a:b], adv2[:, a:b]
         live = p > 0
         shift = np.where(live, s, -np.inf).max(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # (s - shift) / beta <= 0: overflow is -inf
             w = np.where(live, p * np.exp((s - shift) / beta), 0.0)
         total = w.sum(axis=1, keepdims=True)
         keep = total[:, 0] > 0
@@ -266,7 +266,7 @@ def soft_reweight(leaf_probs, leaf_scores, tau) -> np.ndarray:
     tau = _checks.real("tau", tau, 0.0, low_open=True)
     live = p > 0
     shift = np.where(live, s, -np.inf).max(axis=-1, keepdims=True)  # every row has some mass
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):  # (s - shift) / tau <= 0: overflow is -inf
         z = np.where(live, np.log(np.where(live, p, 1.0)) + (s - shift) / tau, -np.inf)
     w = np.exp(z - z.max(axis=-1, keepdims=True))
     return w / w.sum(axis=-1, keepdims=True)

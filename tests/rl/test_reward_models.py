@@ -113,8 +113,10 @@ def test_kl_tilt_limits_in_beta():
     np.testing.assert_allclose(kl_tilt(tree, tree.edge_prob, adv, 1e12), tree.edge_prob, atol=1e-10)
     greedy = kl_tilt(tree, tree.edge_prob, adv, 1e-6)  # argmax advantage among children the base can take
     np.testing.assert_array_equal(greedy, [1, 1, 0, 1, 0, 1, 0, 0])
-    tiny = kl_tilt(tree, tree.edge_prob, adv, 1e-300)  # A / beta overflows: still the argmax, no NaN
+    tiny = kl_tilt(tree, tree.edge_prob, 100 * adv, 1e-307)  # A / beta overflows to inf: still the argmax, no NaN
     np.testing.assert_array_equal(tiny, greedy)
+    np.testing.assert_array_equal(kl_tilt_reference(tree, tree.edge_prob, 100 * adv, 1e-307), greedy)
+    np.testing.assert_array_equal(kl_tilt(tree, tree.edge_prob, -100 * adv, 1e-307), [1, 0, 1, 0, 1, 0, 0, 1])
 
 
 def test_kl_tilt_keeps_a_row_without_base_mass():
@@ -124,6 +126,15 @@ def test_kl_tilt_keeps_a_row_without_base_mass():
     q = kl_tilt(tree, base, np.arange(8.0), 1.0)
     np.testing.assert_array_equal(q[[5, 6, 7]], 0.0)
     np.testing.assert_allclose(kl_tilt_reference(tree, base, np.arange(8.0), 1.0), q, rtol=1e-12)
+
+
+def test_kl_tilt_works_row_wise():
+    tree = _small_tree()
+    adv = np.stack([np.arange(8.0), -np.arange(8.0)])
+    both = kl_tilt(tree, tree.edge_prob, adv, 0.5)  # one base row against two advantage rows
+    assert both.shape == (2, 8)
+    for row, a in zip(both, adv):
+        np.testing.assert_array_equal(row, kl_tilt(tree, tree.edge_prob, a, 0.5))
 
 
 @given(random_trees(), st.integers(0, 2**32 - 1), st.sampled_from([0.05, 0.5, 1.0, 5.0]))
@@ -180,6 +191,7 @@ def test_soft_reweight_hand_formula_and_limits():
     np.testing.assert_allclose(soft_reweight(p, r, 0.7), w / w.sum(), rtol=1e-12)
     np.testing.assert_allclose(soft_reweight(p, r, 1e12), p, atol=1e-10)
     np.testing.assert_array_equal(soft_reweight(p, 1000 * r, 1e-3), [0, 0, 1, 0, 0])  # no overflow
+    np.testing.assert_array_equal(soft_reweight(p, r, 1e-308), [0, 0, 1, 0, 0])  # r / tau overflows: still no NaN
     rows = np.stack([p, p[::-1]])
     np.testing.assert_allclose(soft_reweight(rows, r, 0.7)[1], soft_reweight(p[::-1], r, 0.7), rtol=1e-12)
 
@@ -202,6 +214,11 @@ def test_best_of_n_matches_enumeration_with_ties(n):
     p = np.array([0.1, 0.0, 0.25, 0.15, 0.3, 0.2])
     s = np.array([1.0, 5.0, 2.0, 2.0, 0.0, 1.0])  # two tied pairs, and a top score with no mass
     np.testing.assert_allclose(best_of_n(p, s, n), _best_of_n_enumerated(p, s, n), atol=1e-14)
+    q = np.array([0.4, 0.1, 0.0, 0.2, 0.0, 0.3])
+    stacked = best_of_n(np.stack([[p, q], [q, p]]), s, n)  # any leading shape, row by row
+    assert stacked.shape == (2, 2, 6)
+    np.testing.assert_allclose(stacked[0, 1], _best_of_n_enumerated(q, s, n), atol=1e-14)
+    np.testing.assert_allclose(stacked[1, 1], stacked[0, 0], atol=0)
 
 
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2)), min_size=1, max_size=5), st.integers(1, 3))
@@ -284,3 +301,8 @@ def test_population_orm_best_of_n_favours_the_easy_path_on_the_tmc():
     np.testing.assert_allclose(exact_pass_at_k(bon, [1, 30]), problems.correct[:, easy[0]].mean(), atol=1e-9)
     base_success = success_probability(tree, base, problems.correct, problems.start)
     assert exact_pass_at_k(bon, 30) < exact_pass_at_k(base_success, 30)
+    # the KL tilt towards the ORM's process reward moves the same way, more as beta falls
+    adv = step_advantage(tree, tree.edge_prob, orm)
+    tilted = [leaf_distribution(tree, kl_tilt(tree, tree.edge_prob, adv, beta), problems.start[:1])[0][easy].sum()
+              for beta in (1.0, 0.1, 0.01)]
+    assert tilted[0] > shares[0] and np.all(np.diff(tilted) > 0) and tilted[-1] > 1 - 1e-9
