@@ -56,7 +56,7 @@ class TMCConfig:
     k: int = 30
     instances: int = 200
     iterations: int = 1000
-    methods: tuple = DEFAULT_METHODS
+    methods: tuple[str, ...] = DEFAULT_METHODS
     engine: str = "analytic"
     lr: float = 0.1
     group_size: int = 8
