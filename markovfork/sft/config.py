@@ -164,15 +164,18 @@ def memory_estimate(t: PathStarTask, s: TrainSettings, engine: str = "analytic",
     )
 
 
-def load_config(path: str | Path | None = None, **overrides) -> SimulationConfig:
+def load_config(path: str | Path | None = None, *, data: dict | None = None, **overrides) -> SimulationConfig:
     """A config from a TOML file (tables ``[task]``, ``[train]``, ``[train.decoding]`` and
     top-level keys rho, forks, diversity, engine, seed), then ``overrides`` applied on top.
 
     Override keys are top-level fields or ``task.<field>`` / ``train.<field>`` /
     ``decoding.<field>``; ``None`` values are ignored (options the user did not give). An
     override of ``rho`` or ``forks`` replaces the file's other one. Every value is type-checked
-    (:mod:`markovfork.config_reader`); errors name the section, key and value."""
-    data: dict = read_toml(path) if path is not None else {}
+    (:mod:`markovfork.config_reader`); errors name the section, key and value. ``data``: the
+    file's tables already read (instead of ``path``)."""
+    if path is not None and data is not None:
+        raise ValueError("give a config path or its data, not both")
+    data = dict(data) if data is not None else read_toml(path) if path is not None else {}
     given = {key: value for key, value in overrides.items() if value is not None}
     if given.keys() & {"rho", "forks"}:
         data = {key: value for key, value in data.items() if key not in ("rho", "forks")}

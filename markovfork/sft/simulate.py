@@ -183,8 +183,9 @@ def _run_table(config: SimulationConfig) -> "pl.DataFrame":
     return simulate(config).table
 
 
-def sweep(configs: list[SimulationConfig], workers: int | None = None, progress: bool = False) -> "pl.DataFrame":
-    """Run every configuration in ``workers`` processes (default: one per core) and stack the tables.
+def sweep(configs: list, workers: int | None = None, progress: bool = False, run=_run_table) -> "pl.DataFrame":
+    """Run every configuration in ``workers`` processes (default: one per core) and stack the tables
+    (``run(config)`` gives a run's table: by default :func:`simulate`'s; a module-level function).
 
     Each run is seeded by its own config and runs in a fresh process, so the result does not
     depend on ``workers``."""
@@ -207,7 +208,7 @@ def sweep(configs: list[SimulationConfig], workers: int | None = None, progress:
     # end with the sweep, however it ends (an error, Ctrl-C, SIGTERM): see markovfork._pool.
     with bar, _one_blas_thread_for_children(), process_pool(min(workers, len(configs))) as (pool, spawning):
         with spawning:
-            futures = {pool.submit(_run_table, c): i for i, c in enumerate(configs)}
+            futures = {pool.submit(run, c): i for i, c in enumerate(configs)}
         for fut in as_completed(futures):
             tables[futures[fut]] = fut.result()
             bar.update(1)

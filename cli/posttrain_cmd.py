@@ -1,0 +1,137 @@
+"""``markovfork posttrain``: RL (RLVR) on the path-star task of ``simulate``, from the base model
+or after SFT; lists of methods, KL coefficients, reject-easy settings or seeds run as a sweep
+(thin over :mod:`markovfork.rl.posttrain`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+
+from markovfork.cli import main
+from markovfork.cli.simulate_cmd import (
+    MAX_RUNS, _common_options, _finite, _overrides, _planned_outputs, _write, list_option,
+)
+from markovfork.rl.config import METHODS, REJECT_REFERENCES
+from markovfork.rl.posttrain import STARTS, load_posttrain_config, posttrain, posttrain_grid, posttrain_table
+from markovfork.sft.data import DIVERSITY
+
+POSTTRAIN_FIGURES = ("pass_at_k",)
+
+
+def _parse_methods(ctx, param, text):
+    if text is None:
+        return None
+    values = [x.strip() for x in text.split(",")]
+    bad = [x for x in values if x not in METHODS]
+    if bad:
+        raise click.BadParameter(f"unknown method {bad[0]!r} (choose from {', '.join(METHODS)})", param_hint="'--method'")
+    return list(dict.fromkeys(values))
+
+
+@main.command("posttrain")
+@click.option("--method", "methods", callback=_parse_methods, default=None, metavar="LIST",
+              help=f"RL update rule(s): {', '.join(METHODS)}; a list runs a sweep.  [default: grpo]")
+@click.option("--from", "start", type=click.Choice(STARTS), default=None,
+              help="Start RL from the base model or after SFT on the --rho mix.  [default: sft]")
+@click.option("--iterations", type=int, default=None, help="RL iterations.  [default: 200]")
+@click.option("--lr", type=float, default=None, help="RL learning rate (gradient ascent step).  [default: 1]")
+@click.option("--group-size", type=int, default=None, help="Rollouts per instance (G).  [default: 8]")
+@click.option("--batch-instances", type=int, default=None, help="Sampled engine: instances per iteration.  [default: 1]")
+@click.option("--kl", "kls", callback=list_option(float, "--kl"), default=None, metavar="LIST",
+              help="KL penalty beta to the starting policy (a list runs a sweep).  [default: 0]")
+@click.option("--reject-easy", "rejects", callback=list_option(int, "--reject-easy"), default=None, metavar="LIST",
+              help="Skip an instance when one of R fresh samples is correct (0: off; a list runs a sweep).  [default: 0]")
+@click.option("--reject-reference", type=click.Choice(REJECT_REFERENCES), default=None,
+              help="Policy that draws the reject-easy samples.  [default: base]")
+@click.option("--clip", type=float, default=None, help="PPO ratio clipping epsilon.  [default: 0.2]")
+@click.option("--ppo-epochs", type=int, default=None, help="PPO gradient steps per batch.  [default: 4]")
+@click.option("--passk-k", type=int, default=None, help="k of the pass@k objective (method passk).  [default: 4]")
+@click.option("--unlikeliness", type=float, default=None, help="Penalty lambda of method unlikely.  [default: 0.5]")
+@click.option("--evaluations", type=int, default=None, help="RL snapshots scored on the test set.  [default: 5]")
+@click.option("--rho", type=float, default=None, help="SFT fork prevalence (share of forward trajectories).  [default: 1]")
+@click.option("--epochs", type=int, default=None, help="SFT epochs before RL (--from sft).  [default: 50]")
+@click.option("--sft-lr", type=float, default=None, help="SFT learning rate.  [default: 20]")
+@click.option("--diversity", type=click.Choice(DIVERSITY), default=None, help="SFT mix: data, problem or rationale.")
+@click.option("--seeds", "seeds", callback=list_option(int, "--seeds"), default=None, metavar="LIST",
+              help="Seeds (a list runs a sweep; each run is seeded by its own seed).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="The seed when --seeds is not given.  [default: 0]")
+@click.option("--workers", type=int, default=None, help="Sweep worker processes.  [default: all cores]")
+@_common_options
+def posttrain_command(methods, start, iterations, lr, group_size, batch_instances, kls, rejects, reject_reference, clip,
+                     ppo_epochs, passk_k, unlikeliness, evaluations, rho, epochs, sft_lr, diversity, seeds, seed, workers,
+                     engine, n_train, n_test, feature_dim, k, n_samples, config_file, out, as_json, no_progress):
+    """RL post-training on the fork task: pass@k of base, start (SFT) and RL model.
+
+    Prints pass@1 and pass@k at the largest k for the base, the start of RL and its end. With
+    lists (--method a,b --kl 0,0.1 --reject-easy 0,5 --seeds 0,1) runs every combination in
+    parallel. Python: markovfork.rl.posttrain.
+    """
+    if seeds is not None and seed is not None:
+        raise click.UsageError(f"--seed {seed} and --seeds are mutually exclusive")
+    for name, values, low in (("--seeds", seeds, 0), ("--reject-easy", rejects, 0), ("--kl", kls, 0)):
+        if values is not None and min(values) < low:
+            raise click.BadParameter(f"values must be >= {low}, got {min(values)}", param_hint=f"'{name}'")
+    if workers is not None and workers < 1:
+        raise click.BadParameter(f"workers must be >= 1, got {workers}", param_hint="'--workers'")
+    n_runs = math.prod(len(x) for x in (methods, kls, rejects, seeds) if x is not None)
+    if n_runs > MAX_RUNS:
+        raise click.UsageError(f"the grid has {n_runs} runs, more than the maximum {MAX_RUNS} (split the sweep)")
+    prefix = _planned_outputs(out, POSTTRAIN_FIGURES)
+    rl = dict(iterations=iterations, lr=lr, group_size=group_size, batch_instances=batch_instances,
+              reject_reference=reject_reference, clip=clip, ppo_epochs=ppo_epochs, passk_k=passk_k,
+              unlikeliness=unlikeliness)
+    overrides = _overrides(engine, n_train, n_test, feature_dim, k, rho=rho, diversity=diversity, seed=seed,
+                           **{"train.epochs": epochs, "train.lr": sft_lr})
+    if k is not None and n_samples is None:
+        n_samples = max(64, max(k))
+    base = load_posttrain_config(config_file, rl=rl, start=start, evaluations=evaluations,
+                                 **overrides, **{"train.n_samples": n_samples})
+    configs = posttrain_grid(base, methods, kls, seeds, rejects)
+    if len(configs) == 1:
+        table = posttrain(configs[0]).table
+    else:
+        from markovfork.sft.simulate import sweep
+
+        table = sweep(configs, workers=workers, progress=not no_progress, run=posttrain_table)
+    runs = _summaries(table)
+    paths = _write(prefix, table, POSTTRAIN_FIGURES) if prefix is not None else []
+    if as_json:
+        rows = [{key: _finite(v) for key, v in row.items()} for row in runs.iter_rows(named=True)]
+        click.echo(json.dumps({"runs": rows, "files": paths}, indent=2))
+        return
+    _print(runs)
+    if paths:
+        click.echo("wrote " + ", ".join(paths))
+
+
+def _summaries(table):
+    """One row per run: pass@1 and pass@k_max of base, start and the last RL snapshot."""
+    import polars as pl
+
+    keys = ["method", "kl", "reject_easy", "seed"]
+    k_max = table["k"].max()
+    last = table.filter(pl.col("stage") == "rl").group_by(keys).agg(pl.col("iteration").max().alias("last"))
+    t = table.join(last, on=keys, how="left").filter(
+        (pl.col("stage") != "rl") | (pl.col("iteration") == pl.col("last")))
+    out = None
+    for stage in ("base", "start", "rl"):
+        s = t.filter(pl.col("stage") == stage)
+        one = s.filter(pl.col("k") == 1).select(*keys, pl.col("pass_at_k").alias(f"pass1_{stage}"))
+        big = s.filter(pl.col("k") == k_max).select(*keys, pl.col("pass_at_k").alias(f"passk_{stage}"))
+        both = one.join(big, on=keys)
+        out = both if out is None else out.join(both, on=keys)
+    return out.with_columns(pl.lit(int(k_max)).alias("k")).sort(keys)
+
+
+def _print(runs) -> None:
+    k = int(runs["k"][0])
+    click.echo(f"{runs.height} run(s); pass@1 and pass@{k}: base -> start of RL -> end of RL")
+    click.echo(f"{'method':<18} {'kl':>6} {'rej':>4} {'seed':>4}  {'pass@1':^22}  {f'pass@{k}':^22}")
+    for r in runs.iter_rows(named=True):
+        click.echo(
+            f"{r['method']:<18} {r['kl']:>6g} {r['reject_easy']:>4} {r['seed']:>4}  "
+            f"{r['pass1_base']:.3f} -> {r['pass1_start']:.3f} -> {r['pass1_rl']:.3f}  "
+            f"{r['passk_base']:.3f} -> {r['passk_start']:.3f} -> {r['passk_rl']:.3f}"
+        )
