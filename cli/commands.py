@@ -4,8 +4,10 @@ COMMAND_MODULES = {
     "bridge": "markovfork.cli.bridge",
     "coverage": "markovfork.cli.coverage",
     "fit": "markovfork.cli.fit_cmd",
+    "posttrain": "markovfork.cli.posttrain_cmd",
     "predict": "markovfork.cli.predict_cmd",
     "simulate": "markovfork.cli.simulate_cmd",
     "sweep": "markovfork.cli.simulate_cmd",
+    "tmc": "markovfork.cli.tmc_cmd",
     "tree": "markovfork.cli.tree_cmd",
 }

@@ -17,7 +17,7 @@ import polars as pl
 
 __all__ = [
     "RUN_KEYS", "FIGURES", "results_figures", "plot_pass_at_k", "plot_shrinkage_vs_rho", "plot_shrinkage_vs_epochs",
-    "plot_fork_confidence",
+    "plot_fork_confidence", "tmc_pass_at_k_figure", "tmc_paths_figure",
 ]
 
 RUN_KEYS = ("engine", "rho", "diversity", "lr", "epochs")  # what tells runs apart (seeds are averaged)
@@ -285,3 +285,78 @@ def results_figures(table: pl.DataFrame, names=FIGURES) -> dict:
         "fork_confidence": lambda: plot_fork_confidence(top),
     }
     return {name: draw[name]() for name in FIGURES if name in names}
+
+
+# ----------------------------------------------------------------------------- TMC experiment
+TMC_COLUMNS = ("method", "task", "k", "pass_at_1", "pass_at_k", "easy_valid", "hard_valid", "invalid")
+
+
+def _tmc_table(table: pl.DataFrame) -> tuple[list[str], list[int]]:
+    """The methods (in table order) and tasks of a TMC table (``run_tmc(...).table``), checked."""
+    _check(table)
+    missing = [c for c in TMC_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"the TMC table lacks the columns {missing}")
+    methods = table["method"].unique(maintain_order=True).to_list()
+    tasks = table["task"].unique().sort().to_list()
+    if table.height != len(methods) * len(tasks) or table.select("method", "task").is_duplicated().any():
+        raise ValueError(f"the TMC table must hold one row per (method, task), got {table.height} rows for "
+                         f"{len(methods)} methods and {len(tasks)} tasks")
+    return methods, tasks
+
+
+def _tmc_value(table: pl.DataFrame, methods, task: int, column: str) -> np.ndarray:
+    """``column`` of ``task`` for each method, in the order of ``methods``."""
+    rows = table.filter(pl.col("task") == task)
+    value = dict(zip(rows["method"].to_list(), rows[column].to_list()))
+    return np.array([value[m] for m in methods], dtype=np.float64)
+
+
+def _method_axis(ax, methods) -> None:
+    """Methods along x; shares in [0, 1] along y, with room above for the legend."""
+    ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, len(methods) - 0.4)
+    ax.set_ylim(0, 1.22)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.grid(axis="x", visible=False)
+
+
+def tmc_pass_at_k_figure(table: pl.DataFrame):
+    """pass@K per method of the TMC experiment: grouped bars, one per task (the i-th task in
+    colour Ci), with pass@1 of the same policy and task as a white dot on each bar."""
+    methods, tasks = _tmc_table(table)
+    k = int(table["k"].max())
+    fig, ax = _new_figure(f"TMC: pass@{k} (bars) and pass@1 (dots) per method")
+    x = np.arange(len(methods))
+    width = 0.8 / len(tasks)
+    for i, task in enumerate(tasks):
+        at = x + (i - (len(tasks) - 1) / 2) * width
+        color = f"C{i % 10}"
+        ax.bar(at, _tmc_value(table, methods, task, "pass_at_k"), width, color=color, label=f"task {task} pass@{k}")
+        ax.plot(at, _tmc_value(table, methods, task, "pass_at_1"), linestyle="none", marker="o", ms=5, mfc="white",
+                mec="black", mew=0.8, zorder=3, label="pass@1" if i == 0 else "_pass@1")
+    _method_axis(ax, methods)
+    ax.set_ylabel("share of instances solved")
+    ax.legend(fontsize=7, ncol=len(tasks) + 1, loc="upper center")
+    return fig
+
+
+TMC_PATH_TYPES = (("easy_valid", "easy valid", "C2"), ("hard_valid", "hard valid", "C1"), ("invalid", "invalid", "C7"))
+
+
+def tmc_paths_figure(table: pl.DataFrame):
+    """Path-type shares per method of the TMC experiment, one panel per task: stacked bars of
+    the easy-valid, hard-valid and invalid shares of the policy's paths (they sum to 1)."""
+    methods, tasks = _tmc_table(table)
+    fig, axes = _new_figure([f"task {t}: where the policy's paths go" for t in tasks])
+    x = np.arange(len(methods))
+    for ax, task in zip(axes, tasks):
+        bottom = np.zeros(len(methods))
+        for column, label, color in TMC_PATH_TYPES:
+            share = _tmc_value(table, methods, task, column)
+            ax.bar(x, share, 0.7, bottom=bottom, color=color, label=label)
+            bottom = bottom + share
+        _method_axis(ax, methods)
+    axes[0].set_ylabel("share of paths")
+    axes[-1].legend(fontsize=7, ncol=3, loc="upper center")
+    return fig

@@ -112,3 +112,66 @@ def test_bridge_shaped_table():
     assert np.allclose(lines["rho=1, diversity=data"].get_ydata(), [0.1 + 0.02 + 0.1, 0.4 + 0.02 + 0.1])
     assert _lines(plot_shrinkage_vs_rho(table, every_epoch=True)) == 2 * 2 + 1
     assert len(results_figures(table)) == len(FIGURES)
+
+
+# ----------------------------------------------------------------------------- TMC experiment
+@pytest.fixture(scope="module")
+def tmc_table():
+    from markovfork.rl.tmc_experiment import TMCConfig, run_tmc
+
+    return run_tmc(TMCConfig(methods=("reinforce", "kl"), iterations=50, instances=20, k=8)).table
+
+
+def _tmc_column(table, task, column):
+    """``column`` of ``task`` per method, in the table's method order."""
+    return table.filter(pl.col("task") == task)[column].to_list()
+
+
+def test_tmc_pass_at_k_figure_bars_are_the_table(tmc_table):
+    from markovfork.figures import tmc_pass_at_k_figure
+
+    (ax,) = tmc_pass_at_k_figure(tmc_table).axes
+    methods = ["chain", "base", "reinforce", "kl"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == methods
+    assert [c.get_label() for c in ax.containers] == ["task 1 pass@8", "task 2 pass@8"]
+    one, two = ax.containers
+    for task, bars in ((1, one), (2, two)):
+        assert np.allclose([b.get_height() for b in bars], _tmc_column(tmc_table, task, "pass_at_k"))
+        assert all(b.get_y() == 0.0 for b in bars)
+    centres = [[b.get_x() + b.get_width() / 2 for b in bars] for bars in (one, two)]
+    assert all(x1 < x2 < x1 + 1 for x1, x2 in zip(*centres))  # grouped: task 2 just right of task 1
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(dots) == 2
+    for task, dot, x in zip((1, 2), dots, centres):
+        assert np.allclose(dot.get_xdata(), x)  # on its bar
+        assert np.allclose(dot.get_ydata(), _tmc_column(tmc_table, task, "pass_at_1"))
+    assert "pass@8" in ax.get_title() and ax.get_ylim()[0] == 0.0
+
+
+def test_tmc_paths_figure_stacks_the_shares_per_task(tmc_table):
+    from markovfork.figures import tmc_paths_figure
+
+    axes = tmc_paths_figure(tmc_table).axes
+    assert [ax.get_title().split(":")[0] for ax in axes] == ["task 1", "task 2"]
+    for task, ax in zip((1, 2), axes):
+        assert [c.get_label() for c in ax.containers] == ["easy valid", "hard valid", "invalid"]
+        easy, hard, invalid = ax.containers
+        shares = [_tmc_column(tmc_table, task, c) for c in ("easy_valid", "hard_valid", "invalid")]
+        for bars, share in zip((easy, hard, invalid), shares):
+            assert np.allclose([b.get_height() for b in bars], share)
+        assert np.allclose([b.get_y() for b in hard], shares[0])  # stacked on easy
+        assert np.allclose([b.get_y() for b in invalid], np.add(shares[0], shares[1]))
+        assert np.allclose([b.get_y() + b.get_height() for b in invalid], 1.0)  # the analytic shares sum to 1
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["chain", "base", "reinforce", "kl"]
+
+
+def test_tmc_figures_refuse_tables_they_cannot_draw(tmc_table):
+    from markovfork.figures import tmc_pass_at_k_figure, tmc_paths_figure
+
+    for draw in (tmc_pass_at_k_figure, tmc_paths_figure):
+        with pytest.raises(ValueError, match="empty"):
+            draw(tmc_table.head(0))
+        with pytest.raises(ValueError, match="hard_valid"):
+            draw(tmc_table.drop("hard_valid"))
+        with pytest.raises(ValueError, match="one row per"):
+            draw(pl.concat([tmc_table, tmc_table.head(1)]))
