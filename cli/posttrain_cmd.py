@@ -35,6 +35,8 @@ def _parse_methods(ctx, param, text):
               help=f"RL update rule(s): {', '.join(METHODS)}; a list runs a sweep.  [default: grpo]")
 @click.option("--from", "start", type=click.Choice(STARTS), default=None,
               help="Start RL from the base model or after SFT on the --rho mix.  [default: sft]")
+@click.option("--tree", "tree", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="RL from the base policy of this JSON tree (docs/model.md) instead of the path-star task.")
 @click.option("--iterations", type=int, default=None, help="RL iterations.  [default: 200]")
 @click.option("--lr", type=float, default=None, help="RL learning rate (gradient ascent step).  [default: 1]")
 @click.option("--group-size", type=int, default=None, help="Rollouts per instance (G).  [default: 8]")
@@ -59,7 +61,7 @@ def _parse_methods(ctx, param, text):
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="The seed when --seeds is not given.  [default: 0]")
 @click.option("--workers", type=int, default=None, help="Sweep worker processes.  [default: all cores]")
 @_common_options
-def posttrain_command(methods, start, iterations, lr, group_size, batch_instances, kls, rejects, reject_reference, clip,
+def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_instances, kls, rejects, reject_reference, clip,
                      ppo_epochs, passk_k, unlikeliness, evaluations, rho, epochs, sft_lr, diversity, seeds, seed, workers,
                      engine, n_train, n_test, feature_dim, k, n_samples, config_file, out, as_json, no_progress):
     """RL post-training on the fork task: pass@k of base, start (SFT) and RL model.
@@ -86,7 +88,9 @@ def posttrain_command(methods, start, iterations, lr, group_size, batch_instance
                            **{"train.epochs": epochs, "train.lr": sft_lr})
     if k is not None and n_samples is None:
         n_samples = max(64, max(k))
-    base = load_posttrain_config(config_file, rl=rl, start=start, evaluations=evaluations,
+    if tree is not None and start is None:
+        start = "base"
+    base = load_posttrain_config(config_file, rl=rl, start=start, evaluations=evaluations, tree=tree,
                                  **overrides, **{"train.n_samples": n_samples})
     configs = posttrain_grid(base, methods, kls, seeds, rejects)
     if len(configs) == 1:

@@ -42,10 +42,13 @@ class PosttrainConfig:
     start: str = "sft"
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     evaluations: int = 5
+    tree: str | None = None  # a JSON tree file: RL from its base policy instead of the path-star task
 
     def __post_init__(self) -> None:
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {', '.join(STARTS)}, got {self.start!r}")
+        if self.tree is not None and self.start != "base":
+            raise ValueError(f"a JSON tree ({self.tree}) has no SFT data: RL starts from its base (start = 'base')")
         _checks.integer("evaluations", self.evaluations, 1, 10**4)
         if self.rl.engine != self.simulation.engine:
             raise ValueError(f"the RL engine ({self.rl.engine}) and the SFT engine ({self.simulation.engine}) must agree")
@@ -76,10 +79,10 @@ def _sft_state(config: PosttrainConfig, ps):
 
 def posttrain(config: PosttrainConfig = PosttrainConfig()) -> PosttrainResult:
     """Run SFT (unless ``start='base'``), then RL, and score base, start and every RL snapshot."""
-    import polars as pl
-
     sim = config.simulation
     seeds = derive_seeds(sim.seed)
+    if config.tree is not None:
+        return _posttrain_tree(config, seeds)
     ps = sim.task.build(seeds["task"])
     tree, train, test = ps.tree, ps.train, ps.test
     base_state = next(TRAINERS[sim.engine](ps, sim.mix, sim.train, sim.seed))
@@ -95,20 +98,52 @@ def posttrain(config: PosttrainConfig = PosttrainConfig()) -> PosttrainResult:
     fork_test = (state.coef_t @ gram_test_train.T).T
     start = RLStart(state.theta[fc].copy(), state.skill, fork_train, gram_train)
     trace = train_rl(model, train, config.rl, start, snapshots=config.snapshots())
+    base_fork = (base_state.coef_t @ gram_test_train.T).T
+    stages = [("base", 0, (base_state.theta[fc], base_state.skill, base_fork)),
+              ("start", 0, (state.theta[fc], state.skill, fork_test))]
+    for i, it in enumerate(trace.iterations):
+        stages.append(("rl", int(it), (trace.theta[i], float(trace.skill[i]), fork_test + gram_test_train @ trace.coef[i])))
+    return _result(config, model, test, stages, seeds, trace.reward)
+
+
+def _posttrain_tree(config: PosttrainConfig, seeds: dict) -> PosttrainResult:
+    """RL from the base policy of a JSON tree (one logit per step, starting at log edge_prob) on
+    ``fork_problems`` of the tree: n_train training and n_test test problems."""
+    from markovfork.generators import fork_problems
+    from markovfork.rl.train import tabular_model
+    from markovfork.tree import load_tree
+
+    sim = config.simulation
+    tree = load_tree(config.tree)
+    train = fork_problems(tree, sim.task.n_train, seed=seeds["task"])
+    test = fork_problems(tree, sim.task.n_test, seed=seeds["data"])
+    model = tabular_model(tree)
+    theta = np.where(model.tie >= 0, tree.edge_logit, 0.0)
+    trace = train_rl(model, train, config.rl, RLStart(theta), snapshots=config.snapshots())
+    stages = [("base", 0, (theta, 0.0, None)), ("start", 0, (theta, 0.0, None))]
+    stages += [("rl", int(it), (trace.theta[i], 0.0, None)) for i, it in enumerate(trace.iterations)]
+    return _result(config, model, test, stages, seeds, trace.reward)
+
+
+def _result(config: PosttrainConfig, model, test, stages, seeds, reward) -> PosttrainResult:
+    """Score every (stage, iteration, parameters) on the test problems and tabulate."""
+    import polars as pl
+
+    sim, tree = config.simulation, model.tree
     settings = sim.train
 
-    def evaluate(theta, skill, fork):
+    sft_epochs = sim.train.epochs if config.start == "sft" and config.tree is None else 0
+
+    def evaluate(stage, it, theta, skill, fork):
+        """Exact, or by rollouts seeded as simulate seeds an epoch's: the rollout seed plus the
+        epoch (the start: the last SFT epoch; RL snapshot i: that epoch plus i)."""
         probs = transition_probs(tree, step_logits(model, test, theta, skill, fork), settings.decoding)
         if sim.engine == "analytic":
             return evaluate_exact(tree, probs, test, settings.ks)
-        return evaluate_sampled(tree, probs, test, settings.ks, settings.n_samples, seeds["rollouts"])
+        offset = 0 if stage == "base" else sft_epochs + it
+        return evaluate_sampled(tree, probs, test, settings.ks, settings.n_samples, seeds["rollouts"] + offset)
 
-    base_fork = (base_state.coef_t @ gram_test_train.T).T
-    stages = [("base", 0, evaluate(base_state.theta[fc], base_state.skill, base_fork)),
-              ("start", 0, evaluate(state.theta[fc], state.skill, fork_test))]
-    for i, it in enumerate(trace.iterations):
-        fork = fork_test + gram_test_train @ trace.coef[i]
-        stages.append(("rl", int(it), evaluate(trace.theta[i], float(trace.skill[i]), fork)))
+    stages = [(stage, it, evaluate(stage, it, *params)) for stage, it, params in stages]
     rows = []
     for stage, it, ev in stages:
         for j, k in enumerate(ev.k):
@@ -116,8 +151,9 @@ def posttrain(config: PosttrainConfig = PosttrainConfig()) -> PosttrainResult:
                 stage=stage, iteration=it, k=int(k), pass_at_k=float(ev.pass_at_k[j]), fork_accuracy=ev.fork_accuracy,
                 fork_confidence_correct=ev.fork_confidence_correct, fork_confidence_wrong=ev.fork_confidence_wrong,
                 fork_entropy=ev.fork_entropy, method=config.rl.method, start=config.start, kl=config.rl.kl,
-                reject_easy=config.rl.reject_easy, rl_lr=config.rl.lr, rho=sim.prevalence,
-                sft_epochs=sim.train.epochs if config.start == "sft" else 0, engine=sim.engine, seed=sim.seed,
+                reject_easy=config.rl.reject_easy, rl_lr=config.rl.lr,
+                rho=sim.prevalence if config.tree is None else float("nan"),
+                sft_epochs=sft_epochs, engine=sim.engine, seed=sim.seed,
             ))
     base, begin, end = stages[0][2], stages[1][2], stages[-1][2]
     summary = dict(
@@ -127,7 +163,7 @@ def posttrain(config: PosttrainConfig = PosttrainConfig()) -> PosttrainResult:
         k_star_rl_vs_base=crossover_k(base.k, base.pass_at_k, end.pass_at_k),
         fork_accuracy_rl=end.fork_accuracy, fork_confidence_rl=_mean(end.fork_confidence_correct, end.fork_confidence_wrong),
     )
-    return PosttrainResult(config, pl.DataFrame(rows), summary, trace.reward)
+    return PosttrainResult(config, pl.DataFrame(rows), summary, reward)
 
 
 def _mean(a: float, b: float) -> float:
@@ -135,10 +171,10 @@ def _mean(a: float, b: float) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-POSTTRAIN_KEYS = ("start", "evaluations")
+POSTTRAIN_KEYS = ("start", "evaluations", "tree")
 
 
-def load_posttrain_config(path=None, *, rl: dict | None = None, start=None, evaluations=None,
+def load_posttrain_config(path=None, *, rl: dict | None = None, start=None, evaluations=None, tree=None,
                           **simulation_overrides) -> PosttrainConfig:
     """A config from a TOML file: the tables of ``markovfork simulate``'s config (the task, the
     SFT mix and settings), an ``[rl]`` table (RLConfig's fields) and top-level ``start`` and
@@ -158,7 +194,7 @@ def load_posttrain_config(path=None, *, rl: dict | None = None, start=None, eval
     if "engine" in rl_data and rl_data["engine"] != simulation.engine:
         raise ValueError(f"[rl] engine {rl_data['engine']!r} differs from the simulation's {simulation.engine!r}; set engine once")
     rl_config = from_mapping(RLConfig, {**rl_data, "engine": simulation.engine}, "rl")
-    top.update({key: v for key, v in (("start", start), ("evaluations", evaluations)) if v is not None})
+    top.update({key: v for key, v in (("start", start), ("evaluations", evaluations), ("tree", tree)) if v is not None})
     from markovfork.config_reader import check_value
 
     values = {key: check_value(int if key == "evaluations" else str, v, key) for key, v in top.items()}
