@@ -11,8 +11,9 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import (
-    MAX_RUNS, _common_options, _finite, _overrides, _planned_outputs, _write, list_option,
+    MAX_RUNS, _common_options, _figure_path, _finite, _overrides, _planned_outputs, list_option,
 )
+from markovfork.io import figure_writer, table_writers, write_outputs
 from markovfork.rl.config import METHODS, REJECT_REFERENCES
 from markovfork.rl.posttrain import STARTS, load_posttrain_config, posttrain, posttrain_grid, posttrain_table
 from markovfork.sft.data import DIVERSITY
@@ -100,7 +101,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
 
         table = sweep(configs, workers=workers, progress=not no_progress, run=posttrain_table)
     runs = _summaries(table)
-    paths = _write(prefix, table, POSTTRAIN_FIGURES) if prefix is not None else []
+    paths = _write(prefix, table) if prefix is not None else []
     if as_json:
         rows = [{key: _finite(v) for key, v in row.items()} for row in runs.iter_rows(named=True)]
         click.echo(json.dumps({"runs": rows, "files": paths}, indent=2))
@@ -108,6 +109,15 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
     _print(runs)
     if paths:
         click.echo("wrote " + ", ".join(paths))
+
+
+def _write(prefix, table) -> list[str]:
+    """The table and the pass@k figure, written as one output set."""
+    from markovfork.figures import posttrain_pass_at_k_figure
+
+    writers = {**table_writers(table, prefix),
+               _figure_path(prefix, "pass_at_k"): figure_writer(posttrain_pass_at_k_figure(table))}
+    return [str(p) for p in write_outputs(writers)]
 
 
 def _summaries(table):

@@ -17,7 +17,7 @@ import polars as pl
 
 __all__ = [
     "RUN_KEYS", "FIGURES", "results_figures", "plot_pass_at_k", "plot_shrinkage_vs_rho", "plot_shrinkage_vs_epochs",
-    "plot_fork_confidence", "tmc_pass_at_k_figure", "tmc_paths_figure",
+    "plot_fork_confidence", "tmc_pass_at_k_figure", "tmc_paths_figure", "posttrain_pass_at_k_figure",
 ]
 
 RUN_KEYS = ("engine", "rho", "diversity", "lr", "epochs")  # what tells runs apart (seeds are averaged)
@@ -359,4 +359,27 @@ def tmc_paths_figure(table: pl.DataFrame):
         _method_axis(ax, methods)
     axes[0].set_ylabel("share of paths")
     axes[-1].legend(fontsize=7, ncol=3, loc="upper center")
+    return fig
+
+
+def posttrain_pass_at_k_figure(table: pl.DataFrame):
+    """``markovfork posttrain``: pass@k against k for the base, the start of RL (the SFT model)
+    and each run's last RL snapshot (runs: method, kl, reject_easy; seeds averaged)."""
+    _check(table)
+    keys = [c for c in ("method", "kl", "reject_easy") if table[c].n_unique() > 1] or ["method"]
+    last = table.filter(pl.col("stage") == "rl").group_by(["method", "kl", "reject_easy", "seed"]).agg(
+        pl.col("iteration").max().alias("last"))
+    rl = table.join(last, on=["method", "kl", "reject_easy", "seed"]).filter(pl.col("iteration") == pl.col("last"))
+    start = table["start"][0]
+    fig, ax = _new_figure(f"RL after {'SFT' if start == 'sft' else 'the base'}: pass@k")
+    for stage, style in (("base", dict(color="0.5", ls="--")), ("start", dict(color="0.2", ls=":"))):
+        if stage == "start" and start != "sft":
+            continue
+        s = _seed_mean(table.filter(pl.col("stage") == stage), ["k"], ["pass_at_k"])
+        ax.plot(s["k"], s["pass_at_k"], marker="o", ms=3, label="SFT (start of RL)" if stage == "start" else "base", **style)
+    runs = _seed_mean(rl, [*keys, "k"], ["pass_at_k"])
+    groups = runs.partition_by(keys, maintain_order=True)
+    for color, run in zip(_colors(len(groups)), groups):
+        ax.plot(run["k"], run["pass_at_k"], marker="o", ms=3, color=color, label="RL " + _label(run.row(0, named=True), keys))
+    _pass_at_k_axes(ax)
     return fig
