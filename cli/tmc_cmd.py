@@ -158,8 +158,13 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
         reject_reference=reject_reference, passk_k=passk_k, seed=seed,
     )
     bar = _progress(len(config.methods), not no_progress)
+
+    def advance(method: str) -> None:
+        bar.set_postfix_str(method, refresh=False)
+        bar.update(1)
+
     try:
-        result = run_tmc(config, progress=lambda label: (bar.set_postfix_str(label, refresh=False), bar.update(1)))
+        result = run_tmc(config, progress=advance)
     finally:
         bar.close()
     paths = _write(prefix, result.table) if prefix is not None else []

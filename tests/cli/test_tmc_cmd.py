@@ -161,6 +161,33 @@ def test_missing_config_file_is_one_line(tmp_path, no_computation):
     assert_one_error_line(run(["--config", str(tmp_path / "none.toml")]), "none.toml", "not found")
 
 
+def test_progress_bar_advances_once_per_method(monkeypatch):
+    import markovfork.cli.tmc_cmd as tmc_cmd
+
+    made = []
+
+    class Bar:
+        def __init__(self, total, enabled):
+            self.total, self.enabled, self.labels, self.steps, self.closed = total, enabled, [], 0, False
+            made.append(self)
+
+        def set_postfix_str(self, label, refresh=True):
+            self.labels.append(label)
+
+        def update(self, n):
+            self.steps += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tmc_cmd, "_progress", Bar)
+    assert run(["--iterations", "10", "--instances", "5", "--methods", "kl,reinforce,kl-tilt"]).exit_code == 0
+    assert run(["--iterations", "10", "--instances", "5", "--methods", "kl", "--no-progress"]).exit_code == 0
+    (bar, quiet) = made
+    assert (bar.total, bar.enabled, bar.steps, bar.labels, bar.closed) == (3, True, 3, ["kl", "reinforce", "kl-tilt"], True)
+    assert (quiet.total, quiet.enabled, quiet.steps) == (1, False, 1)
+
+
 def test_progress_bar_only_on_a_terminal():
     result = run(["--iterations", "10", "--instances", "5", "--methods", "reinforce"])  # stderr is not a TTY here
     assert result.exit_code == 0 and result.stderr == ""
