@@ -18,6 +18,8 @@ Rows (all in this one process):
                      rollouts of a task). The time of one method (median of --reference-repeats)
                      times the number of methods; pretraining, the chain and the chain / base rows
                      are not included (they favour the reference).
+With more than one Numba thread, each engine is also timed with one (the sampled scoring's
+parallel kernel pays a thread launch per call, slow when another process holds a core).
 Peak memory: tracemalloc's peak of one extra call (Python and NumPy allocations; Numba's own
 arrays are not traced) and the process's ru_maxrss at the end (resident set, imports included).
 Target (the issue): the paper's script takes about 73 s on this class of machine; at least 100x
@@ -157,15 +159,22 @@ def main() -> None:
     print(f"machine: {platform.machine()}  {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"numpy {np.__version__}, numba {numba.__version__}")
     print("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    threads = numba.get_num_threads()
+    print(f"numba threads: {threads} (rows marked '1 thr' run with numba.set_num_threads(1))")
     rows, results = [], {}
-    for engine in ("analytic", "sampled"):
+    for engine, n_threads in [(e, t) for e in ("analytic", "sampled") for t in dict.fromkeys((threads, 1))]:
         config = TMCConfig(engine=engine)
-        t0 = time.perf_counter()
-        results[engine] = run_tmc(config)  # warm-up: compile or load the Numba cache
-        first = time.perf_counter() - t0
-        walls = timed(lambda: run_tmc(config), opts.repeats)
-        rows.append(dict(name=f"run_tmc {engine}", walls=walls, first=first,
-                         peak=traced_peak_mib(lambda: run_tmc(config))))
+        numba.set_num_threads(n_threads)
+        try:
+            t0 = time.perf_counter()
+            results[engine] = run_tmc(config)  # warm-up: compile or load the Numba cache
+            first = time.perf_counter() - t0
+            walls = timed(lambda: run_tmc(config), opts.repeats)
+            peak = traced_peak_mib(lambda: run_tmc(config))
+        finally:
+            numba.set_num_threads(threads)
+        name = f"run_tmc {engine}" + (" 1 thr" if n_threads == 1 and threads > 1 else "")
+        rows.append(dict(name=name, walls=walls, first=first, peak=peak))
     config = TMCConfig()
     n_methods = len(config.methods)
     theta, tasks, high = reference_setup(config)
@@ -175,15 +184,15 @@ def main() -> None:
     ref_total = statistics.median(per_method) * n_methods
     print("load average at end: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print()
-    print(f"| {'run':<17} | {'median s':>8} | {'best s':>6} | {'first call s':>12} | {'reference / this':>16} | "
+    print(f"| {'run':<22} | {'median s':>8} | {'best s':>6} | {'first call s':>12} | {'reference / this':>16} | "
           f"{'target s':>8} | {'met':>3} | {'traced peak MiB':>15} |")
-    print(f"|{'-' * 19}|{'-' * 9}:|{'-' * 7}:|{'-' * 13}:|{'-' * 17}:|{'-' * 9}:|{'-' * 4}:|{'-' * 16}:|")
+    print(f"|{'-' * 24}|{'-' * 9}:|{'-' * 7}:|{'-' * 13}:|{'-' * 17}:|{'-' * 9}:|{'-' * 4}:|{'-' * 16}:|")
     for r in rows:
         median = statistics.median(r["walls"])
-        print(f"| {r['name']:<17} | {median:>8.3f} | {min(r['walls']):>6.3f} | {r['first']:>12.3f} | "
+        print(f"| {r['name']:<22} | {median:>8.3f} | {min(r['walls']):>6.3f} | {r['first']:>12.3f} | "
               f"{ref_total / median:>16.1f} | {TARGET_S:>8.1f} | {'yes' if median <= TARGET_S else 'no':>3} | "
               f"{r['peak']:>15.1f} |")
-    print(f"| {'numpy reference':<17} | {ref_total:>8.3f} | {min(per_method) * n_methods:>6.3f} | {'':>12} | "
+    print(f"| {'numpy reference':<22} | {ref_total:>8.3f} | {min(per_method) * n_methods:>6.3f} | {'':>12} | "
           f"{1.0:>16.1f} | {'':>8} | {'':>3} | {ref_peak:>15.1f} |")
     print()
     print(f"numpy reference: {statistics.median(per_method):.3f} s per method (REINFORCE, {config.iterations} "
@@ -202,7 +211,7 @@ def main() -> None:
                                                    & (results[e].table["task"] == t)).row(0, named=True) for t in (1, 2)])
         for e in ("analytic", "sampled")
     ]:
-        print(f"  {name:<17} " + "   ".join(
+        print(f"  {name:<22} " + "   ".join(
             f"task {t}: {v['pass_at_1']:.3f}, {v['pass_at_k']:.3f}, {v['easy_valid']:.3f} / {v['hard_valid']:.3f} / "
             f"{v['invalid']:.3f}" for t, v in zip((1, 2), values)))
 
