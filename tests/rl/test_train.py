@@ -133,6 +133,9 @@ def test_snapshots_are_the_parameters_at_those_iterations(small, engine):
     assert not np.array_equal(trace.theta[1], trace.theta[2])
     default = train_rl(model, problems, cfg, RLStart(theta), weights=w)
     np.testing.assert_array_equal(default.iterations, [0, 12])
+    none = train_rl(model, problems, RLConfig(**{**cfg.__dict__, "iterations": 0}), RLStart(theta), weights=w)
+    np.testing.assert_array_equal(none.theta, [theta])  # default snapshots 0 and 0: one snapshot
+    assert none.reward.shape == (1,) and none.rejected.shape == (0,)
 
 
 # ----------------------------------------------------------------------------- analytic engine
