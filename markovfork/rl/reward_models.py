@@ -24,8 +24,8 @@ import numba
 import numpy as np
 
 from markovfork import _checks
-from markovfork._indices import U1
 from markovfork.exact import reach_probability
+from markovfork.rl.tree_ops import leaf_values
 from markovfork.tree import LEAF
 
 __all__ = [
@@ -122,19 +122,10 @@ def orm_scores(problems, weights=None) -> np.ndarray:
 
 @numba.njit(cache=True)
 def _value_kernel(child_start, probs, scores, out):
-    """out[r, u] = V_r(u): scores at leaves, sum_v probs[r, v] V_r(v) above (bottom-up)."""
-    n_nodes = child_start.shape[0] - 1
+    """out[r, u] = V_r(u): scores at leaves, sum_v probs[r, v] V_r(v) above (bottom-up), one
+    row at a time with the RL engines' recursion (:func:`markovfork.rl.tree_ops.leaf_values`)."""
     for r in range(probs.shape[0]):
-        for i in range(n_nodes):
-            u = np.uint64(n_nodes - 1 - i)  # children have larger ids: reverse order is bottom-up
-            a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
-            if a == b:
-                out[r, u] = scores[r, u]
-            else:
-                acc = 0.0
-                for v in range(a, b):
-                    acc += probs[r, v] * out[r, v]
-                out[r, u] = acc
+        leaf_values(child_start, probs[r], scores[r], out[r])
 
 
 def prm_scores(tree, probs, leaf_scores) -> np.ndarray:
