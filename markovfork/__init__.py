@@ -24,6 +24,10 @@ _EXPORTS = {
     "markovfork.exact": ["success_probability", "reach_probability", "exact_pass_at_k"],
     "markovfork.sampled": ["sample_leaves", "sample_rollouts"],
     "markovfork.sft.simulate": ["SimulationConfig", "load_config", "simulate", "sweep"],
+    "markovfork.rl.config": ["RLConfig"],
+    "markovfork.rl.train": ["train_rl"],
+    "markovfork.rl.tmc_experiment": ["TMCConfig", "run_tmc"],
+    "markovfork.rl.posttrain": ["PosttrainConfig", "posttrain"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
