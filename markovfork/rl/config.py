@@ -79,6 +79,8 @@ class RLConfig:
         _checks.integer("passk_k", self.passk_k, 1, 10**6)
         _checks.real("unlikeliness", self.unlikeliness, 0.0, 1.0)
         _checks.seed(self.seed)
+        if self.method == "grpo" and self.group_size < 2:
+            raise ValueError(f"method grpo needs group_size >= 2 (a group of one has no relative advantage), got {self.group_size}")
         if self.engine == "sampled" and self.method in ("reinforce-baseline", "ppo", "unlikely") and self.group_size < 2:
             raise ValueError(f"method {self.method} needs group_size >= 2 (a leave-one-out baseline), got {self.group_size}")
         if self.method == "passk" and self.engine == "sampled" and self.group_size < self.passk_k + 1:

@@ -87,8 +87,7 @@ class TMCConfig:
         _checks.real("kl", self.kl, 0.0, low_open=True)
         _checks.real("pretrain_lr", self.pretrain_lr, 0.0, low_open=True)
         for m in methods:  # every setting of every RL run is checked here, before any work
-            if m != "kl-tilt":
-                self.rl_config(m)
+            self.rl_config("reinforce" if m == "kl-tilt" else m)
 
     def rl_config(self, method: str) -> RLConfig:
         """The RL run of one method (seeded by the experiment's seed and the method)."""

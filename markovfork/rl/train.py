@@ -124,12 +124,16 @@ def train_rl(
         raise ValueError(f"weights must be {n_prob} non-negative finite numbers with a positive sum")
     weights = weights / weights.sum()
     snaps = [0, config.iterations] if snapshots is None else snapshots
-    snap_at = np.unique(np.asarray(snaps, dtype=np.int64))
+    snap_at = np.unique(np.array([_checks.integer("snapshots", s) for s in snaps], dtype=np.int64))
     if snap_at.size and (snap_at[0] < 0 or snap_at[-1] > config.iterations):
         raise ValueError(f"snapshots must lie in 0..{config.iterations}, got {snap_at.tolist()}")
     theta = np.array(_checks.array("start.theta", start.theta, np.float64), dtype=np.float64)
     if theta.shape != (model.n_theta,):
         raise ValueError(f"start.theta must have {model.n_theta} entries, got {theta.shape}")
+    if np.any(np.isnan(theta) | (theta == np.inf)):
+        bad = theta[np.isnan(theta) | (theta == np.inf)][0]
+        raise ValueError(f"start.theta must be real numbers or -inf (a step never taken), got {bad}")
+    _checks.real("start.skill", start.skill)
     fork = np.zeros((n_prob, model.n_fork)) if start.fork is None else np.array(start.fork, dtype=np.float64)
     gram = np.zeros((n_prob, n_prob if model.n_fork else 0)) if start.gram is None else np.ascontiguousarray(start.gram, dtype=np.float64)
     if fork.shape != (n_prob, model.n_fork) or (model.n_fork and gram.shape != (n_prob, n_prob)):

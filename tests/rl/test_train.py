@@ -52,9 +52,6 @@ def test_snapshots_outside_the_run_are_rejected(small, snapshots):
         train_rl(model, problems, RLConfig(iterations=2), RLStart(theta), snapshots=snapshots)
 
 
-@pytest.mark.xfail(strict=True, reason="train.py casts snapshots with np.asarray(..., dtype=np.int64): "
-                   "a non-integer snapshot (1.7) is silently truncated to 1 instead of a ValueError "
-                   "(the _checks rule: never a silent cast)")
 def test_non_integer_snapshots_are_rejected(small):
     _, problems, model, theta, _ = small
     with pytest.raises(ValueError, match="snapshots"):
