@@ -11,7 +11,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import (
-    MAX_RUNS, _common_options, _figure_path, _finite, _overrides, _planned_outputs, list_option,
+    MAX_RUNS, _common_options, _figure_path, _finite, _overrides, _planned_outputs, choice_list, list_option,
 )
 from markovfork.io import figure_writer, table_writers, write_outputs
 from markovfork.rl.config import METHODS, REJECT_REFERENCES
@@ -21,18 +21,8 @@ from markovfork.sft.data import DIVERSITY
 POSTTRAIN_FIGURES = ("pass_at_k",)
 
 
-def _parse_methods(ctx, param, text):
-    if text is None:
-        return None
-    values = [x.strip() for x in text.split(",")]
-    bad = [x for x in values if x not in METHODS]
-    if bad:
-        raise click.BadParameter(f"unknown method {bad[0]!r} (choose from {', '.join(METHODS)})", param_hint="'--method'")
-    return list(dict.fromkeys(values))
-
-
 @main.command("posttrain")
-@click.option("--method", "methods", callback=_parse_methods, default=None, metavar="LIST",
+@click.option("--method", "methods", callback=choice_list(METHODS, "--method", "method"), default=None, metavar="LIST",
               help=f"RL update rule(s): {', '.join(METHODS)}; a list runs a sweep.  [default: grpo]")
 @click.option("--from", "start", type=click.Choice(STARTS), default=None,
               help="Start RL from the base model or after SFT on the --rho mix.  [default: sft]")
@@ -73,6 +63,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
     """
     if seeds is not None and seed is not None:
         raise click.UsageError(f"--seed {seed} and --seeds are mutually exclusive")
+    methods = None if methods is None else list(dict.fromkeys(methods))
     for name, values, low in (("--seeds", seeds, 0), ("--reject-easy", rejects, 0), ("--kl", kls, 0)):
         if values is not None and min(values) < low:
             raise click.BadParameter(f"values must be >= {low}, got {min(values)}", param_hint=f"'{name}'")

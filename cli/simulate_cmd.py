@@ -68,14 +68,21 @@ def _parse_k(ctx, param, text):
     return sorted(set(k))
 
 
-def _parse_diversity(ctx, param, text):
-    if text is None:
-        return None
-    values = [x.strip() for x in text.split(",")]
-    bad = [x for x in values if x not in DIVERSITY]
-    if bad:
-        raise click.BadParameter(f"unknown diversity {bad[0]!r} (choose from {', '.join(DIVERSITY)})", param_hint="'--diversity'")
-    return values
+def choice_list(choices, option: str, what: str):
+    """A click callback: ``"a,b"`` as the list of its values, each one of ``choices``."""
+    def callback(ctx, param, text):
+        if text is None:
+            return None
+        values = [x.strip() for x in text.split(",")]
+        bad = [x for x in values if x not in choices]
+        if bad:
+            raise click.BadParameter(f"unknown {what} {bad[0]!r} (choose from {', '.join(choices)})", param_hint=f"'{option}'")
+        return values
+
+    return callback
+
+
+_parse_diversity = choice_list(DIVERSITY, "--diversity", "diversity")
 
 
 # ----------------------------------------------------------------------------- shared options

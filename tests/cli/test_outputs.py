@@ -13,25 +13,13 @@ import markovfork.cli.coverage as coverage_cmd
 import markovfork.cli.simulate_cmd as simulate_cmd
 import markovfork.cli.tree_cmd as tree_cmd
 from markovfork.cli import main
+from cli_checks import assert_one_error_line, files
 
 SMALL = ["--train-problems", "60", "--test-problems", "60", "--feature-dim", "50", "--epochs", "1", "--no-progress"]
 
 
 def invoke(args):
     return CliRunner().invoke(main, args)
-
-
-def files(directory):
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def assert_one_error_line(result, *named):
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for text in named:
-        assert text in lines[0], result.stderr
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import polars as pl
 from click.testing import CliRunner
+from cli_checks import assert_one_error_line
 
 from markovfork.cli import main
 from markovfork.figures import posttrain_pass_at_k_figure
@@ -16,13 +17,6 @@ SMALL = ["--train-problems", "40", "--test-problems", "40", "--feature-dim", "60
 
 def run(args):
     return CliRunner().invoke(main, ["posttrain", *args])
-
-
-def assert_one_error_line(result, text):
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and text in lines[0], result.stderr
-    assert result.stdout == ""
 
 
 def test_one_run_prints_base_start_and_rl(tmp_path):

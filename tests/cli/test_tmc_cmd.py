@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import markovfork.rl.tmc_experiment as tmc_experiment
 from markovfork.cli import main
 from markovfork.rl.tmc_experiment import TMCConfig, run_tmc
+from cli_checks import assert_one_error_line, files
 
 SMALL = ["--iterations", "50", "--instances", "20", "--no-progress"]
 SMALL_CONFIG = dict(iterations=50, instances=20)
@@ -18,19 +19,6 @@ SMALL_CONFIG = dict(iterations=50, instances=20)
 
 def run(args):
     return CliRunner().invoke(main, ["tmc", *args])
-
-
-def files(directory):
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def assert_one_error_line(result, *named):
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for text in named:
-        assert text in lines[0], result.stderr
-    assert "Traceback" not in result.output and result.stdout == ""
 
 
 def test_out_writes_the_table_and_both_figures(tmp_path):
