@@ -86,7 +86,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
                                  **overrides, **{"train.n_samples": n_samples})
     configs = posttrain_grid(base, methods, kls, seeds, rejects)
     if len(configs) == 1:
-        table = posttrain(configs[0]).table
+        table = posttrain(configs[0], progress=not no_progress).table
     else:
         from markovfork.sft.simulate import sweep
 

@@ -66,19 +66,30 @@ class PosttrainResult:
     reward: np.ndarray = field(repr=False)  # RL training reward per iteration
 
 
-def _sft_state(config: PosttrainConfig, ps):
+def _sft_state(config: PosttrainConfig, ps, bar):
     """The SFT training state after the configured epochs (epoch 0, the base, for start='base')."""
     sim = config.simulation
     trainer = TRAINERS[sim.engine](ps, sim.mix, sim.train, sim.seed)
     state = next(trainer)
     if config.start == "sft":
         for state in trainer:
-            pass
+            bar.update(1)
     return state
 
 
-def posttrain(config: PosttrainConfig = PosttrainConfig()) -> PosttrainResult:
-    """Run SFT (unless ``start='base'``), then RL, and score base, start and every RL snapshot."""
+def posttrain(config: PosttrainConfig = PosttrainConfig(), progress: bool = False) -> PosttrainResult:
+    """Run SFT (unless ``start='base'``), then RL, and score base, start and every RL snapshot
+    (``progress``: a bar on stderr over the SFT epochs and the RL run, on a terminal only)."""
+    from markovfork.sft.simulate import _progress
+
+    sft_epochs = config.simulation.train.epochs if config.start == "sft" and config.tree is None else 0
+    with _progress(sft_epochs + 1, f"{config.rl.method} after {'SFT' if sft_epochs else 'the base'}", progress) as bar:
+        result = _posttrain(config, bar)
+        bar.update(1)
+    return result
+
+
+def _posttrain(config: PosttrainConfig, bar) -> PosttrainResult:
     sim = config.simulation
     seeds = derive_seeds(sim.seed)
     if config.tree is not None:
@@ -86,7 +97,7 @@ def posttrain(config: PosttrainConfig = PosttrainConfig()) -> PosttrainResult:
     ps = sim.task.build(seeds["task"])
     tree, train, test = ps.tree, ps.train, ps.test
     base_state = next(TRAINERS[sim.engine](ps, sim.mix, sim.train, sim.seed))
-    state = _sft_state(config, ps)
+    state = _sft_state(config, ps, bar)
     fc = fork_children(tree)
     tie = np.full(tree.n_nodes, -1, dtype=np.int64)
     tie[fc] = np.arange(fc.size)
