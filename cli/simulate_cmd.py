@@ -13,6 +13,7 @@ from markovfork.cli import main
 from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.sft.data import DIVERSITY
 from markovfork.sft.simulate import ENGINES, SimulationConfig, config_dict, config_grid, load_config, simulate, sweep
+from markovfork.spread import Spread
 
 
 # ----------------------------------------------------------------------------- list parsing
@@ -83,6 +84,55 @@ def choice_list(choices, option: str, what: str):
 
 
 _parse_diversity = choice_list(DIVERSITY, "--diversity", "diversity")
+
+
+def _parse_spread_at(ctx, param, text):
+    if text is None:
+        return None
+    try:
+        return Spread.parse_at(text)
+    except ValueError:
+        raise click.BadParameter(f"expected first, fork or a depth >= 0, got {text!r}", param_hint="'--spread-at'") from None
+
+
+def _evaluation_options(temperature_list: bool):
+    """--temperature (a list on sweep), --top-k, --top-p, --min-p, --spread, --spread-at, --spread-min-p."""
+    temperature = (
+        click.option("--temperature", "temperatures", callback=list_option(float, "--temperature"), default=None,
+                     metavar="LIST", help="Evaluation temperatures, a sweep dimension, e.g. 0.5,1,2.  [default: 1]")
+        if temperature_list else
+        click.option("--temperature", type=float, default=None, help="Evaluation sampling temperature (> 0).  [default: 1]")
+    )
+    options = [
+        temperature,
+        click.option("--top-k", type=int, default=None, help="Evaluation: keep the k most likely steps (0: off).  [default: 0]"),
+        click.option("--top-p", type=float, default=None, help="Evaluation: nucleus mass in (0, 1] (1: off).  [default: 1]"),
+        click.option("--min-p", type=float, default=None,
+                     help="Evaluation: drop steps below min-p * (top probability) (0: off).  [default: 0]"),
+        click.option("--spread", type=int, default=None, metavar="M",
+                     help="Spread-first sampling: the n samples of a problem are split over the top M children of "
+                          "the spread node (0: off; docs/model.md).  [default: 0]"),
+        click.option("--spread-at", callback=_parse_spread_at, default=None, metavar="first|fork|DEPTH",
+                     help="Spread node: the first node with a choice, the first decision fork, or the node DEPTH "
+                          "steps below the start.  [default: first]"),
+        click.option("--spread-min-p", type=float, default=None,
+                     help="Spread candidates need probability >= this * (top probability).  [default: 0.01]"),
+    ]
+
+    def wrap(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return wrap
+
+
+def _evaluation_overrides(temperature, top_k, top_p, min_p, spread, spread_at, spread_min_p) -> dict:
+    return {
+        "decoding.temperature": temperature, "decoding.top_k": top_k, "decoding.top_p": top_p,
+        "decoding.min_p": min_p, "spread.m": spread, "spread.min_p": spread_min_p,
+        **{f"spread.{key}": value for key, value in (spread_at or {}).items()},
+    }
 
 
 # ----------------------------------------------------------------------------- shared options
@@ -177,9 +227,11 @@ SWEEP_FIGURES = ("pass_at_k", "shrinkage_vs_rho", "shrinkage_vs_epochs", "fork_c
                    "trajectories carry a rationale.  [default: data]")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the task, data, minibatches and rollouts.  [default: 0]")
+@_evaluation_options(temperature_list=False)
 @_common_options
-def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n_test, feature_dim, k, n_samples,
-                     config_file, out, as_json, no_progress):
+def simulate_command(forks, rho, epochs, lr, diversity, seed, temperature, top_k, top_p, min_p, spread, spread_at,
+                     spread_min_p, engine, n_train, n_test, feature_dim, k, n_samples, config_file, out, as_json,
+                     no_progress):
     """Fine-tune on a mix of fork and fork-free trajectories and compare pass@k with the base model.
 
     Prints base vs post-trained pass@1 and pass@k at the largest k, the crossover k* and the
@@ -190,7 +242,8 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, engine, n_train, n
                                "(rho = decision points / train problems)")
     prefix = _planned_outputs(out, SIMULATE_FIGURES)
     overrides = _overrides(engine, n_train, n_test, feature_dim, k, forks=forks, rho=rho, diversity=diversity,
-                           seed=seed, **{"train.epochs": epochs, "train.lr": lr})
+                           seed=seed, **{"train.epochs": epochs, "train.lr": lr},
+                           **_evaluation_overrides(temperature, top_k, top_p, min_p, spread, spread_at, spread_min_p))
     config = _load(config_file, overrides, k, n_samples)  # --rho or --forks replaces the file's other one
     result = simulate(config, progress=not no_progress)
     paths = _write(prefix, result.table, SIMULATE_FIGURES) if prefix is not None else []
@@ -209,7 +262,7 @@ def sweep_summary(table):
     """One row per run: the last epoch at the largest k (a polars DataFrame in and out)."""
     import polars as pl
 
-    keys = ["engine", "rho", "diversity", "lr", "epochs", "seed"]
+    keys = ["engine", "rho", "diversity", "lr", "epochs", "seed"] + (["temperature"] if "temperature" in table.columns else [])
     last = table.filter(
         (pl.col("k") == pl.col("k").max()) & (pl.col("epoch") == pl.col("epoch").max().over(keys))
     )
@@ -235,10 +288,12 @@ def sweep_summary(table):
 @click.option("--diversity", "diversities", callback=_parse_diversity, default=None, metavar="LIST",
               help="Diversity modes: any of data,problem,rationale.  [default: data]")
 @click.option("--workers", type=int, default=None, help="Worker processes.  [default: all cores]")
+@_evaluation_options(temperature_list=True)
 @_common_options
-def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, engine, n_train, n_test, feature_dim, k,
-                  n_samples, config_file, out, as_json, no_progress):
-    """Run the grid rho x epochs x lr x seeds x diversity in parallel and tabulate shrinkage.
+def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, temperatures, top_k, top_p, min_p, spread,
+                  spread_at, spread_min_p, engine, n_train, n_test, feature_dim, k, n_samples, config_file, out,
+                  as_json, no_progress):
+    """Run the grid rho x epochs x lr x seeds x diversity x temperature in parallel and tabulate shrinkage.
 
     Prints one row per run (last epoch, largest k). Python: markovfork.sft.simulate.config_grid
     and sweep.
@@ -251,19 +306,24 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, engine, 
         raise click.BadParameter(f"epochs must be >= 0, got {min(epochs)}", param_hint="'--epochs'")
     if workers is not None and workers < 1:
         raise click.BadParameter(f"workers must be >= 1, got {workers}", param_hint="'--workers'")
-    n_runs = math.prod(len(x) for x in (rhos, epochs, lrs, seeds, diversities) if x is not None)
+    if temperatures is not None and any(not t > 0 for t in temperatures):
+        raise click.BadParameter(f"temperatures must be > 0, got {min(temperatures):g}", param_hint="'--temperature'")
+    n_runs = math.prod(len(x) for x in (rhos, epochs, lrs, seeds, diversities, temperatures) if x is not None)
     if n_runs > MAX_RUNS:
         raise click.UsageError(f"the grid has {n_runs} runs, more than the maximum {MAX_RUNS} (split the sweep)")
     prefix = _planned_outputs(out, SWEEP_FIGURES)
-    base = _load(config_file, _overrides(engine, n_train, n_test, feature_dim, k, seed=seed), k, n_samples)
-    configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities)
+    evaluation = _evaluation_overrides(None, top_k, top_p, min_p, spread, spread_at, spread_min_p)
+    base = _load(config_file, _overrides(engine, n_train, n_test, feature_dim, k, seed=seed, **evaluation), k, n_samples)
+    configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities,
+                          temperatures=temperatures)
     table = sweep(configs, workers=workers, progress=not no_progress)
     runs = sweep_summary(table)
     paths = _write(prefix, table, SWEEP_FIGURES) if prefix is not None else []
     if as_json:
         grid = {"rho": sorted({c.prevalence for c in configs}), "epochs": sorted({c.train.epochs for c in configs}),
                 "lr": sorted({c.train.lr for c in configs}), "seed": sorted({c.seed for c in configs}),
-                "diversity": list(dict.fromkeys(c.diversity for c in configs))}
+                "diversity": list(dict.fromkeys(c.diversity for c in configs)),
+                "temperature": sorted({c.train.decoding.temperature for c in configs})}
         rows = [{key: _finite(v) for key, v in row.items()} for row in runs.iter_rows(named=True)]
         click.echo(json.dumps({"config": config_dict(base), "grid": grid, "runs": rows, "files": paths}, indent=2))
         return
@@ -274,7 +334,7 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, engine, 
 
 def _print_runs(runs, n_configs: int) -> None:
     k = int(runs["k"].max())
-    extra = [c for c in ("engine", "lr", "epochs", "seed") if runs[c].n_unique() > 1]
+    extra = [c for c in ("engine", "lr", "epochs", "seed", "temperature") if c in runs.columns and runs[c].n_unique() > 1]
     click.echo(f"{n_configs} runs, {runs['engine'][0]} engine, last epoch, k = {k}")
     head = f"{'rho':>6}  {'diversity':<9}" + "".join(f"  {c:>8}" for c in extra)
     click.echo(head + f"  {'shrinkage':>9}  {'pass@1 base':>11}  {'post':>6}  {f'pass@{k} base':>12}  {'post':>6}")

@@ -20,6 +20,7 @@ from markovfork.config_reader import check_fields, from_mapping
 from markovfork.io import read_toml
 from markovfork.policy import Decoding
 from markovfork.sft.data import SFTMix
+from markovfork.spread import Spread
 from markovfork.sft.task import PathStarTask
 
 __all__ = [
@@ -52,6 +53,7 @@ class TrainSettings:
     eval_epochs: tuple[int, ...] | None = None  # epochs at which the test set is scored (None: 0, 1, 2, 4, ..., epochs)
     ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)  # the k of pass@k
     decoding: Decoding = Decoding()  # sampling controls at evaluation
+    spread: Spread = Spread()  # spread-first-decision sampling at evaluation (m = 0: off)
     trajectories_per_problem: int = 1  # sampled engine: dataset trajectories per training problem
     batch_size: int = 64  # sampled engine: trajectories per minibatch
     n_samples: int = 64  # sampled engine: rollouts per test problem
@@ -165,11 +167,12 @@ def memory_estimate(t: PathStarTask, s: TrainSettings, engine: str = "analytic",
 
 
 def load_config(path: str | Path | None = None, *, data: dict | None = None, **overrides) -> SimulationConfig:
-    """A config from a TOML file (tables ``[task]``, ``[train]``, ``[train.decoding]`` and
-    top-level keys rho, forks, diversity, engine, seed), then ``overrides`` applied on top.
+    """A config from a TOML file (tables ``[task]``, ``[train]``, ``[train.decoding]``,
+    ``[train.spread]`` and top-level keys rho, forks, diversity, engine, seed), then ``overrides``
+    applied on top.
 
     Override keys are top-level fields or ``task.<field>`` / ``train.<field>`` /
-    ``decoding.<field>``; ``None`` values are ignored (options the user did not give). An
+    ``decoding.<field>`` / ``spread.<field>``; ``None`` values are ignored (options the user did not give). An
     override of ``rho`` or ``forks`` replaces the file's other one. Every value is type-checked
     (:mod:`markovfork.config_reader`); errors name the section, key and value. ``data``: the
     file's tables already read (instead of ``path``)."""
@@ -180,7 +183,7 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None, **o
     if given.keys() & {"rho", "forks"}:
         data = {key: value for key, value in data.items() if key not in ("rho", "forks")}
     for key, value in given.items():
-        _set(data, "train." + key if key.startswith("decoding.") else key, value)
+        _set(data, "train." + key if key.startswith(("decoding.", "spread.")) else key, value)
     return from_mapping(SimulationConfig, data)
 
 
@@ -210,16 +213,20 @@ def config_grid(
     lrs=None,
     seeds=None,
     diversities=None,
+    temperatures=None,
 ) -> list[SimulationConfig]:
-    """The Cartesian product of the given lists, each defaulting to the base config's value."""
+    """The Cartesian product of the given lists, each defaulting to the base config's value
+    (``temperatures``: the evaluation's ``decoding.temperature``)."""
     rhos = [base.prevalence] if rhos is None else list(rhos)
     epochs = [base.train.epochs] if epochs is None else list(epochs)
     lrs = [base.train.lr] if lrs is None else list(lrs)
     seeds = [base.seed] if seeds is None else list(seeds)
     diversities = [base.diversity] if diversities is None else list(diversities)
+    temperatures = [base.train.decoding.temperature] if temperatures is None else list(temperatures)
     out = []
-    for rho, e, lr, seed, div in product(rhos, epochs, lrs, seeds, diversities):
+    for rho, e, lr, seed, div, temp in product(rhos, epochs, lrs, seeds, diversities, temperatures):
         eval_epochs = None if base.train.eval_epochs is None else tuple(x for x in base.train.eval_epochs if x <= e)
-        train = replace(base.train, epochs=e, lr=lr, eval_epochs=eval_epochs)
+        decoding = replace(base.train.decoding, temperature=temp)
+        train = replace(base.train, epochs=e, lr=lr, eval_epochs=eval_epochs, decoding=decoding)
         out.append(replace(base, rho=rho, forks=None, train=train, seed=seed, diversity=div))
     return out

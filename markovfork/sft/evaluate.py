@@ -11,6 +11,10 @@ is correct when it lies on a correct path. Exactly, with reach weights,
 
 i.e. the expected probability the model gives to the branch it picks, split by whether that
 branch is right; the sampled engine reports the same quantities as averages over rollouts.
+
+With ``spread`` active (:mod:`markovfork.spread`) only pass@k changes: it is the pass@k of
+``n_samples`` spread samples per problem (exact, or the unbiased estimator on spread rollouts);
+the fork metrics stay those of the decoded policy (the bridge's too are model probabilities).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from markovfork.estimators import pass_at_k
 from markovfork.exact import exact_pass_at_k, node_entropy, reach_probability, success_probability
 from markovfork.problems import Problems
+from markovfork.spread import Spread, spread_leaves, spread_pass_at_k
 from markovfork.tree import FORK, Tree
 
 __all__ = ["Evaluation", "decision_forks", "evaluate_exact", "evaluate_sampled"]
@@ -48,8 +53,10 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else float("nan")
 
 
-def evaluate_exact(tree: Tree, probs: np.ndarray, problems: Problems, ks) -> Evaluation:
-    """Exact pass@k (``mean 1 - (1 - p)^k``) and reach-weighted fork metrics."""
+def evaluate_exact(tree: Tree, probs: np.ndarray, problems: Problems, ks, spread: Spread = Spread(),
+                   n_samples: int | None = None) -> Evaluation:
+    """Exact pass@k (``mean 1 - (1 - p)^k``; with ``spread`` active, of ``n_samples`` spread
+    samples) and reach-weighted fork metrics."""
     ks = np.atleast_1d(np.asarray(ks, dtype=np.int64))
     success = success_probability(tree, probs, problems.correct, problems.start)
     reach = reach_probability(tree, probs, problems.start)
@@ -71,7 +78,8 @@ def evaluate_exact(tree: Tree, probs: np.ndarray, problems: Problems, ks) -> Eva
         r_sum += float(np.sum(r))
     return Evaluation(
         k=ks,
-        pass_at_k=exact_pass_at_k(success, ks),
+        pass_at_k=(spread_pass_at_k(tree, probs, problems, spread, n_samples, ks).mean(axis=0) if spread.active
+                   else exact_pass_at_k(success, ks)),
         fork_accuracy=_ratio(acc_num, r_sum),
         fork_confidence_correct=_ratio(conf_ok_num, conf_ok_den),
         fork_confidence_wrong=_ratio(conf_bad_num, conf_bad_den),
@@ -79,15 +87,18 @@ def evaluate_exact(tree: Tree, probs: np.ndarray, problems: Problems, ks) -> Eva
     )
 
 
-def evaluate_sampled(tree: Tree, probs: np.ndarray, problems: Problems, ks, n_samples: int, seed: int) -> Evaluation:
-    """pass@k by the unbiased estimator over ``n_samples`` rollouts per problem, and fork
-    metrics averaged over the rollouts that pass a decision fork."""
+def evaluate_sampled(tree: Tree, probs: np.ndarray, problems: Problems, ks, n_samples: int, seed: int,
+                     spread: Spread = Spread()) -> Evaluation:
+    """pass@k by the unbiased estimator over ``n_samples`` rollouts per problem (spread rollouts
+    when ``spread`` is active), and fork metrics averaged over the policy's rollouts that pass a
+    decision fork."""
     from markovfork.sampled import sample_leaves
 
     ks = np.atleast_1d(np.asarray(ks, dtype=np.int64))
     leaves = sample_leaves(tree, probs, problems.start, n_samples, seed)  # (P, n)
     rows = np.arange(len(problems))[:, None]
-    correct_counts = problems.correct[rows, leaves].sum(axis=1)
+    scored = spread_leaves(tree, probs, problems.start, spread, n_samples, seed) if spread.active else leaves
+    correct_counts = problems.correct[rows, scored].sum(axis=1)
     on_path = problems.on_correct_path(tree)
     # branch taken at each decision fork: the ancestor of the leaf whose parent is that fork
     forks = decision_forks(tree)

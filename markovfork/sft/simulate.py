@@ -109,19 +109,23 @@ def _records_table(config: SimulationConfig, records: list[EpochRecord]) -> "pl.
                     epochs=config.train.epochs,  # the run's total epochs (tells runs of an epochs sweep apart)
                     n_train=config.task.n_train,
                     feature_dim=config.task.feature_dim,
+                    temperature=config.train.decoding.temperature,  # evaluation decoding (a sweep dimension)
+                    spread=config.train.spread.m,  # spread-first sampling over this many children (0: off)
                 )
             )
     return results_frame(rows)
 
 
 def _evaluate(config: SimulationConfig, ps: PathStar, state: TrainingState, rollout_seed: int) -> Evaluation:
-    """Score a training state on the test problems: exactly (analytic engine) or by
-    ``n_samples`` rollouts per problem seeded by ``rollout_seed + epoch`` (sampled engine)."""
+    """Score a training state on the test problems, decoded by ``train.decoding``: exactly
+    (analytic engine) or by ``n_samples`` rollouts per problem seeded by ``rollout_seed + epoch``
+    (sampled engine); with ``train.spread`` active, pass@k of ``n_samples`` spread samples."""
     settings = config.train
     probs = transition_probs(ps.tree, state.test_logits(), settings.decoding)
     if config.engine == "analytic":
-        return evaluate_exact(ps.tree, probs, ps.test, settings.ks)
-    return evaluate_sampled(ps.tree, probs, ps.test, settings.ks, settings.n_samples, rollout_seed + state.epoch)
+        return evaluate_exact(ps.tree, probs, ps.test, settings.ks, settings.spread, settings.n_samples)
+    return evaluate_sampled(ps.tree, probs, ps.test, settings.ks, settings.n_samples, rollout_seed + state.epoch,
+                            settings.spread)
 
 
 def _progress(total: int, desc: str, enabled: bool):
