@@ -28,7 +28,7 @@ from markovfork.branching.task import BranchingTask, Params, decision_probs
 from markovfork.estimators import pass_at_k
 from markovfork.streams import stream_states, stream_uniforms, to_unit, xoshiro_next
 
-__all__ = ["success_within_budget", "success_unbounded", "RolloutSummary", "rollouts", "rollouts_reference",
+__all__ = ["success_within_budget", "success_unbounded", "RolloutArrays", "RolloutSummary", "rollouts", "rollouts_reference",
            "evaluate_rollouts"]
 
 MAX_BUDGET = 1_000_000

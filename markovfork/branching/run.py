@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from markovfork import _checks
 from markovfork.branching.data import expected_counts, filter_most_branching, teacher_trajectories
 from markovfork.branching.evaluate import evaluate_rollouts, success_unbounded, success_within_budget
