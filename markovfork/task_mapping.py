@@ -26,10 +26,21 @@ sft.epochs                train.epochs                           passes over the
 eval.epochs (+ 0)         train.eval_epochs
 eval.n_test               task.n_test
 eval.ks, eval.n_samples   train.ks, train.n_samples
-eval.sampling             train.decoding (temperature, top_k,    spread_first has no
-                          top_p, min_p)                          counterpart: refused
+eval.sampling             train.decoding (temperature, top_k,    the same warpers on the
+                          top_p, min_p)                          step distribution
+spread_first = M,         train.spread = Spread(M, at=0,         position 0 is the mode
+spread_position = 0,      min_p=P)                               token, the root's step;
+spread_min_p = P                                                 positions > 0: refused
 seed                      seed                                   (different streams)
 ========================  =====================================  ==========================
+
+Spread-first decoding maps exactly at response position 0: the bridge forces sample j onto
+candidate j mod m of the first token's processed distribution, the simulator onto child j mod m
+of the root's decoded step distribution (:mod:`markovfork.spread`, ``at = 0``), and both tokens
+and steps choose the mode. (The bridge ranks the whole vocabulary: a non-mode token that a trained
+model still gives ``spread_min_p`` of the top would be a candidate there and not here.) A later
+position is no single tree depth (the arm choice is token 2 of a forward path response, token 5
+of an arith one, and a look-up in reverse): refused.
 
 Problem-level diversity differs in detail: the bridge shows B = min(F, N - F) problems in both
 formats and the rest in the majority format; the simulator shows every one of its distinct
@@ -53,6 +64,7 @@ from markovfork.llm_bridge.counts import sft_settings
 from markovfork.policy import Decoding
 from markovfork.sft.config import SimulationConfig, TrainSettings
 from markovfork.sft.task import PathStarTask
+from markovfork.spread import Spread
 
 __all__ = ["BASE_MODE_PRIOR", "RATIONALE_MODE_PRIOR", "FREE_FIELDS", "sft_arms", "simulation_config", "simulation_configs", "distinct_problems"]
 
@@ -88,7 +100,8 @@ def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | N
     ``free`` sets simulator fields that have no bridge counterpart, by dotted name (one of
     :data:`FREE_FIELDS`, e.g. ``{"train.lr": 5.0, "task.feature_dim": 800}``); the rest keep the
     simulator's defaults. Raises ``ValueError`` for a bridge setting the simulator cannot
-    represent (depth 1, spread-first decoding, a diversity the run does not use)."""
+    represent (depth 1, spread-first decoding after the first token, a diversity the run does
+    not use)."""
     free = dict(free or {})
     unknown = sorted(set(free) - set(FREE_FIELDS))
     if unknown:
@@ -98,8 +111,11 @@ def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | N
     if run.task.depth < 2:
         raise ValueError(f"the simulator needs a bridge depth >= 2 (depth - 1 look-ups after the fork), got {run.task.depth}")
     sampling = run.eval.sampling
-    if sampling.spread_first:
-        raise ValueError(f"the simulator has no spread-first decoding, got spread_first = {sampling.spread_first}")
+    if sampling.spread_first and sampling.spread_position:
+        raise ValueError(
+            f"the simulator spreads at a tree depth, and response position {sampling.spread_position} is no single "
+            f"depth (only spread_position = 0, the mode token, maps), got spread_first = {sampling.spread_first}"
+        )
     if run.sft.fork_format == "rationale":
         if diversity == "problem":
             raise ValueError("the simulator's rationale mix is data-level only, got fork_format 'rationale' with diversity 'problem'")
@@ -121,6 +137,7 @@ def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | N
         ks=tuple(run.eval.ks),
         n_samples=run.eval.n_samples,
         decoding=Decoding(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, min_p=sampling.min_p),
+        spread=Spread(sampling.spread_first, 0, sampling.spread_min_p) if sampling.spread_first else Spread(),
         **{k.split(".", 1)[1]: free.pop(k) for k in list(free) if k.startswith("train.")},
     )
     return SimulationConfig(task=task, train=train, rho=float(rho), diversity=sim_diversity, seed=run.seed, **free)

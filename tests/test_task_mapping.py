@@ -11,6 +11,7 @@ from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.tasks import TaskSpec, generate_problems, response_text, sft_mix
 from markovfork.sft.config import TrainSettings
 from markovfork.sft.simulate import simulate
+from markovfork.spread import Spread
 from markovfork.task_mapping import (
     BASE_MODE_PRIOR, RATIONALE_MODE_PRIOR, distinct_problems, sft_arms, simulation_config, simulation_configs,
 )
@@ -27,7 +28,7 @@ def test_default_bridge_run_maps_field_by_field():
         assert t.mode_prior == BASE_MODE_PRIOR
         assert s.epochs == 12 and s.evaluation_epochs == (0, 1, 3, 6, 12)
         assert s.ks == (1, 2, 4, 8, 16, 32) and s.n_samples == 32
-        assert s.decoding == TrainSettings().decoding
+        assert s.decoding == TrainSettings().decoding and not s.spread.active
         assert c.engine == "analytic" and c.seed == 0
         # free fields keep the simulator's defaults
         assert (s.lr, t.feature_dim, t.base_step_accuracy) == (20.0, 500, 0.8)
@@ -83,6 +84,23 @@ def test_variations_map():
     assert sft_arms(only_problem) == [(0.0, "problem"), (1.0, "problem")]
 
 
+def test_spread_first_at_the_first_token_maps_to_a_spread_at_the_root():
+    """Position 0 is the mode token: the simulator spreads the same rule over the root's modes."""
+    run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 30, "epochs": 1, "rhos": [1.0]},
+                            "eval": {"n_test": 20, "n_samples": 8, "epochs": [1],
+                                     "sampling": {"spread_first": 3, "spread_min_p": 0.05}}})
+    (cfg,) = simulation_configs(run, {"task.feature_dim": 20})
+    assert cfg.train.spread == Spread(3, 0, 0.05)
+    base = simulate(cfg).records[0].evaluation
+    # base modes (1/2, 1/2, 0): the rationale mode (probability 0) is no candidate, the samples
+    # alternate forward / reverse: pass@1 is the mean of the two modes' success
+    a, d, arms = cfg.task.base_step_accuracy, cfg.task.depth, cfg.task.arms
+    forward, reverse = a**d / arms, a ** (d + 1)
+    assert base.pass_at_k[0] == pytest.approx(0.5 * (forward + reverse), abs=1e-9)
+    # at k = n: four samples in each mode (without the spread: 1 - (1 - mean)^8)
+    assert base.pass_at_k[-1] == pytest.approx(1 - (1 - forward) ** 4 * (1 - reverse) ** 4, abs=1e-9)
+
+
 def test_rationale_format_maps_to_the_rationale_mix():
     run = config_from_dict({"sft": {"fork_format": "rationale", "rhos": [0.5]}})
     (cfg,) = simulation_configs(run)
@@ -100,7 +118,7 @@ def test_mapped_configs_run_in_the_simulator():
 
 @pytest.mark.parametrize("change,free,message", [
     ({"task": {"depth": 1}}, None, "depth >= 2"),
-    ({"eval": {"sampling": {"spread_first": 4}}}, None, "spread_first = 4"),
+    ({"eval": {"sampling": {"spread_first": 4, "spread_position": 2}}}, None, "position 2 is no single depth"),
     ({"sft": {"fork_format": "rationale", "diversities": ["problem"]}}, None, "rationale"),
     ({}, {"train.epochs": 3}, "'train.epochs'"),
     ({}, {"task.feature_dim": -1}, "feature_dim must be"),

@@ -142,3 +142,49 @@ def test_sweep_json_rows():
     assert data["grid"]["rho"] == [0.0, 1.0] and data["grid"]["epochs"] == [1, 3]
     assert [(r["rho"], r["epochs"]) for r in data["runs"]] == [(0.0, 1), (0.0, 3), (1.0, 1), (1.0, 3)]
     assert all(r["k"] == 64 for r in data["runs"])
+
+
+def test_evaluation_options_reach_the_config():
+    args = ["--temperature", "0.7", "--top-k", "2", "--top-p", "0.9", "--min-p", "0.05", "--spread", "2",
+            "--spread-at", "fork", "--spread-min-p", "0"]
+    result = run(["simulate", *SMALL, *args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    train = json.loads(result.stdout)["config"]["train"]
+    assert train["decoding"] == {"temperature": 0.7, "top_k": 2, "top_p": 0.9, "min_p": 0.05}
+    assert train["spread"] == {"m": 2, "at": "fork", "min_p": 0.0, "depth": 0}
+    result = run(["simulate", *SMALL, "--spread", "3", "--spread-at", "2", "--json"])
+    assert json.loads(result.stdout)["config"]["train"]["spread"] == {"m": 3, "at": "depth", "min_p": 0.01, "depth": 2}
+    expect = simulate(load_config(None, **SMALL_OVERRIDES, **{"spread.m": 3, "spread.at": "depth", "spread.depth": 2}))
+    assert json.loads(result.stdout)["summary"]["passk_post"] == pytest.approx(expect.summary.passk_post, abs=0)
+
+
+def test_sweep_temperature_is_a_grid_dimension(tmp_path):
+    result = run(["sweep", *SMALL, "--rho", "1", "--temperature", "0.5,2", "--spread", "2", "--workers", "1",
+                  "--out", str(tmp_path / "t"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["grid"]["temperature"] == [0.5, 2.0] and data["config"]["train"]["spread"]["m"] == 2
+    assert [r["temperature"] for r in data["runs"]] == [0.5, 2.0]
+    table = pl.read_parquet(tmp_path / "t.parquet")
+    assert sorted(table["temperature"].unique().to_list()) == [0.5, 2.0] and (table["spread"] == 2).all()
+    cold, hot = data["runs"]
+    assert cold["pass1_base"] > hot["pass1_base"]  # a colder base is greedier at the decipherable steps
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["simulate", "--temperature", "0"], "temperature"),
+        (["simulate", "--top-p", "1.5"], "top_p"),
+        (["simulate", "--spread", "-1"], "spread m"),
+        (["simulate", "--spread-at", "root"], "root"),
+        (["simulate", "--spread-min-p", "2"], "spread min_p"),
+        (["sweep", "--temperature", "1,0"], "temperatures must be > 0"),
+    ],
+)
+def test_bad_evaluation_options_one_line(tmp_path, args, named):
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and named in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
