@@ -1,6 +1,7 @@
 """Where each command lives: ``markovfork.cli.main`` imports a module the first time its command is used."""
 
 COMMAND_MODULES = {
+    "branching": "markovfork.cli.branching_cmd",
     "bridge": "markovfork.cli.bridge",
     "coverage": "markovfork.cli.coverage",
     "fit": "markovfork.cli.fit_cmd",

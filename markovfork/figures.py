@@ -18,6 +18,7 @@ import polars as pl
 __all__ = [
     "RUN_KEYS", "FIGURES", "results_figures", "plot_pass_at_k", "plot_shrinkage_vs_rho", "plot_shrinkage_vs_epochs",
     "plot_fork_confidence", "tmc_pass_at_k_figure", "tmc_paths_figure", "posttrain_pass_at_k_figure",
+    "branching_figure",
 ]
 
 RUN_KEYS = ("engine", "rho", "diversity", "lr", "epochs")  # what tells runs apart (seeds are averaged)
@@ -382,4 +383,24 @@ def posttrain_pass_at_k_figure(table: pl.DataFrame):
     for color, run in zip(_colors(len(groups)), groups):
         ax.plot(run["k"], run["pass_at_k"], marker="o", ms=3, color=color, label="RL " + _label(run.row(0, named=True), keys))
     _pass_at_k_axes(ax)
+    return fig
+
+
+def branching_figure(table: pl.DataFrame):
+    """``markovfork branching``: training loss per token and success within the budget against
+    the epoch, one line per (teacher, filtered share)."""
+    _check(table)
+    budget = int(table["budget"][0])
+    fig, (loss_ax, ok_ax) = _new_figure(["SFT loss per token", f"success within {budget} tokens"])
+    runs = table.partition_by(["teacher", "filtered_share"], maintain_order=True)
+    for color, run in zip(_colors(len(runs)), runs):
+        share = run["filtered_share"][0]
+        label = run["teacher"][0] + (f", {share:.0%} most-branching dropped" if share > 0 else "")
+        run = _seed_mean(run, ["epoch"], ["train_loss", "success"])
+        loss_ax.plot(run["epoch"], run["train_loss"], "-o", ms=3, color=color, label=label)
+        ok_ax.plot(run["epoch"], run["success"], "-o", ms=3, color=color, label=label)
+    for ax in (loss_ax, ok_ax):
+        _epoch_axis(ax)
+    ok_ax.set_ylim(0, 1.02)
+    ok_ax.legend(fontsize=8)
     return fig
