@@ -82,7 +82,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     table = run_branching(config)
     paths = []
     if prefix is not None:
-        from markovfork.figures import branching_figure
+        from markovfork.comparison_figures import branching_figure
 
         writers = {**table_writers(table, prefix), _figure_path(prefix, "curves"): figure_writer(branching_figure(table))}
         paths = [str(p) for p in write_outputs(writers)]

@@ -5,6 +5,7 @@ COMMAND_MODULES = {
     "bridge": "markovfork.cli.bridge",
     "coverage": "markovfork.cli.coverage",
     "fit": "markovfork.cli.fit_cmd",
+    "mitigations": "markovfork.cli.mitigations_cmd",
     "posttrain": "markovfork.cli.posttrain_cmd",
     "predict": "markovfork.cli.predict_cmd",
     "simulate": "markovfork.cli.simulate_cmd",

@@ -104,7 +104,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
 
 def _write(prefix, table) -> list[str]:
     """The table and the pass@k figure, written as one output set."""
-    from markovfork.figures import posttrain_pass_at_k_figure
+    from markovfork.comparison_figures import posttrain_pass_at_k_figure
 
     writers = {**table_writers(table, prefix),
                _figure_path(prefix, "pass_at_k"): figure_writer(posttrain_pass_at_k_figure(table))}

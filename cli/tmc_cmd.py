@@ -102,7 +102,7 @@ def summary_lines(config, table) -> list[str]:
 
 def _write(prefix, table) -> list[str]:
     """Draw both figures, then write them and the table as one output set."""
-    from markovfork.figures import tmc_pass_at_k_figure, tmc_paths_figure
+    from markovfork.comparison_figures import tmc_pass_at_k_figure, tmc_paths_figure
 
     figures = {"pass_at_k": tmc_pass_at_k_figure(table), "paths": tmc_paths_figure(table)}
     writers = {**table_writers(table, prefix), **{_figure_path(prefix, n): figure_writer(figures[n]) for n in FIGURES}}

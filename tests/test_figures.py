@@ -128,7 +128,7 @@ def _tmc_column(table, task, column):
 
 
 def test_tmc_pass_at_k_figure_bars_are_the_table(tmc_table):
-    from markovfork.figures import tmc_pass_at_k_figure
+    from markovfork.comparison_figures import tmc_pass_at_k_figure
 
     (ax,) = tmc_pass_at_k_figure(tmc_table).axes
     methods = ["chain", "base", "reinforce", "kl"]
@@ -149,7 +149,7 @@ def test_tmc_pass_at_k_figure_bars_are_the_table(tmc_table):
 
 
 def test_tmc_paths_figure_stacks_the_shares_per_task(tmc_table):
-    from markovfork.figures import tmc_paths_figure
+    from markovfork.comparison_figures import tmc_paths_figure
 
     axes = tmc_paths_figure(tmc_table).axes
     assert [ax.get_title().split(":")[0] for ax in axes] == ["task 1", "task 2"]
@@ -166,7 +166,7 @@ def test_tmc_paths_figure_stacks_the_shares_per_task(tmc_table):
 
 
 def test_tmc_figures_refuse_tables_they_cannot_draw(tmc_table):
-    from markovfork.figures import tmc_pass_at_k_figure, tmc_paths_figure
+    from markovfork.comparison_figures import tmc_pass_at_k_figure, tmc_paths_figure
 
     for draw in (tmc_pass_at_k_figure, tmc_paths_figure):
         with pytest.raises(ValueError, match="empty"):
