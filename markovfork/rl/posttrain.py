@@ -150,9 +150,10 @@ def _result(config: PosttrainConfig, model, test, stages, seeds, reward) -> Post
         epoch (the start: the last SFT epoch; RL snapshot i: that epoch plus i)."""
         probs = transition_probs(tree, step_logits(model, test, theta, skill, fork), settings.decoding)
         if sim.engine == "analytic":
-            return evaluate_exact(tree, probs, test, settings.ks)
+            return evaluate_exact(tree, probs, test, settings.ks, settings.spread, settings.n_samples)
         offset = 0 if stage == "base" else sft_epochs + it
-        return evaluate_sampled(tree, probs, test, settings.ks, settings.n_samples, seeds["rollouts"] + offset)
+        return evaluate_sampled(tree, probs, test, settings.ks, settings.n_samples, seeds["rollouts"] + offset,
+                                settings.spread)
 
     stages = [(stage, it, evaluate(stage, it, *params)) for stage, it, params in stages]
     rows = []
