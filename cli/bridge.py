@@ -68,11 +68,13 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 @click.option("--min-p", type=float, default=None, help="Drop tokens below min-p x the top probability (0 = off).")
 @click.option("--spread-first", type=int, default=None, help="Spread the first decision over this many candidates.")
 @click.option("--spread-position", type=int, default=None, help="Response position of that decision (0 = first).")
+@click.option("--max-new-tokens", type=int, default=None,
+              help="Length budget: tokens sampled per response, [EOS] included (default: the config's).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=None, help="Seed of the test set and the samples. Overrides the config.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Write OUT/eval_results.{parquet,csv}.")
 def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_k, top_p, min_p, spread_first,
-             spread_position, device, seed, out) -> None:
+             spread_position, max_new_tokens, device, seed, out) -> None:
     """Evaluate a local CHECKPOINT (a save_pretrained directory) and print pass@k."""
     from markovfork.llm_bridge.run import evaluate_checkpoint, find_run_config
     from markovfork.llm_bridge.tasks import Problem, read_jsonl
@@ -81,7 +83,7 @@ def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature,
         raise ValueError(f"no model checkpoint (config.json) in {checkpoint}")
     cfg = _load(config, seed, device, None, saved=find_run_config(checkpoint) if config is None else None)
     sampling = _given(cfg.eval.sampling, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                      spread_first=spread_first, spread_position=spread_position)
+                      spread_first=spread_first, spread_position=spread_position, max_new_tokens=max_new_tokens)
     cfg = dataclasses.replace(cfg, eval=_given(cfg.eval, sampling=sampling, n_samples=n_samples, n_test=n_test))
     probs = None
     if problems is not None:

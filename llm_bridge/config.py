@@ -114,9 +114,16 @@ class SFTConfig(OptimizerConfig):
     rhos: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # fork-format shares to train
     diversities: list[str] = field(default_factory=lambda: ["data"])  # "data" and/or "problem"
     fork_format: str = "forward"  # format of the fork share: "forward" or "rationale"
+    branch_rate: float = 0.0  # chance a forward trajectory first enters a wrong arm and backtracks (backtrack.py)
+    filter_share: float = 0.0  # share of the trajectories dropped, the most-branching first
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _checks.real("branch_rate", self.branch_rate, 0.0, 1.0)
+        _checks.real("filter_share", self.filter_share, 0.0, 1.0, high_open=True)
+        if self.branch_rate > 0 and self.fork_format != "forward":
+            raise ValueError(f"branch_rate > 0 needs fork_format 'forward' (backtracking enters a forward arm), "
+                             f"got {self.fork_format!r}")
         if self.n_problems < 1:
             raise ValueError(f"n_problems must be >= 1, got {self.n_problems}")
         if not self.rhos or not self.diversities:
@@ -218,7 +225,10 @@ class RunConfig:
         bad = [e for e in self.eval.epochs if e > self.sft.epochs]
         if bad:
             raise ValueError(f"[eval] epochs must be <= [sft] epochs = {self.sft.epochs}, got {bad[0]}")
-        need = positions_needed(self.task, self.eval.sampling)
+        if self.sft.branch_rate > 0 and self.eval.sampling.max_new_tokens is None:
+            raise ValueError("[eval.sampling] max_new_tokens must be set when [sft] branch_rate > 0 (a backtracking "
+                             "response is longer than the forward one; give every compared run the same budget)")
+        need = positions_needed(self.task, self.eval.sampling, backtrack=self.sft.branch_rate > 0)
         if self.model.checkpoint is None and self.model.max_len < need:
             raise ValueError(
                 f"[model] max_len must be >= {need} (the longest prompt plus response or generation of this "
@@ -229,15 +239,20 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def positions_needed(task: TaskSpec, sampling: SamplingConfig) -> int:
+def positions_needed(task: TaskSpec, sampling: SamplingConfig, backtrack: bool = False) -> int:
     """Positions a model must support for ``task``: a prompt of T tokens followed by either the
     longest correct response and [EOS] (training: T + R + 1) or ``max_new_tokens`` generated
     tokens, of which all but the last are fed back (evaluation: T + max_new - 1; by default
-    max_new = R + 4). Every problem of a task has the same word counts (one token per word)."""
+    max_new = R + 4, R over forward, reverse and rationale). ``backtrack``: training responses
+    include the longest backtrack response. Every problem of a task has the same word counts."""
+    from markovfork.llm_bridge.backtrack import longest_backtrack
+
     p = sample_problem(task, np.random.default_rng(0))
     prompt = len(prompt_text(p).split())
     longest = max(len(response_text(p, f).split()) for f in ("forward", "reverse", "rationale"))
     max_new = sampling.max_new_tokens or longest + 4
+    if backtrack:
+        longest = max(longest, longest_backtrack(task))
     return prompt + max(longest + 1, max_new - 1)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import markovfork
+from markovfork.llm_bridge.backtrack import branch_count
 from markovfork.llm_bridge.config import SamplingConfig
 from markovfork.llm_bridge.model import autocast
 from markovfork.llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
@@ -45,7 +46,7 @@ from transformers import (
 __all__ = [
     "encode_by_length", "response_words",
     "EvalResult", "sampling_processors", "process_logits", "SpreadFirst", "sample_responses", "fork_probabilities",
-    "evaluate_model",
+    "length_budget", "evaluate_model",
 ]
 
 
@@ -60,6 +61,8 @@ class EvalResult:
     arm_mass: np.ndarray  # (P,) probability mass on arm tokens before renormalising
     forward_share: float  # share of samples whose first token is the forward mode ">"
     sampled_fork_accuracy: float  # among samples with a forward segment, share taking the target arm
+    backtrack_share: float = float("nan")  # share of samples holding a backtrack token (nan: not recorded)
+    mean_response_words: float = float("nan")  # mean sampled response length in words, [EOS] excluded
     responses: list[list[str]] | None = field(default=None, repr=False)  # (P, n) texts, if kept
 
     def pass_at_k(self, ks: Sequence[int]) -> np.ndarray:
@@ -102,6 +105,8 @@ class EvalResult:
             "arm_mass": self.arm_mass.tolist(),
             "forward_share": self.forward_share,
             "sampled_fork_accuracy": self.sampled_fork_accuracy,
+            "backtrack_share": self.backtrack_share,
+            "mean_response_words": self.mean_response_words,
         }
 
     @staticmethod
@@ -114,6 +119,8 @@ class EvalResult:
             arm_mass=np.asarray(d["arm_mass"], dtype=np.float64),
             forward_share=float(d["forward_share"]),
             sampled_fork_accuracy=float(d["sampled_fork_accuracy"]),
+            backtrack_share=float(d.get("backtrack_share", float("nan"))),  # absent in older caches
+            mean_response_words=float(d.get("mean_response_words", float("nan"))),
         )
 
 
@@ -252,6 +259,14 @@ def _fork_prefix(p: Problem) -> str:
     return " ".join(words[:2] if p.answer == "path" else words[:5])
 
 
+def length_budget(problems: Sequence[Problem], sampling: SamplingConfig) -> int:
+    """Tokens sampled per response ([EOS] included): ``sampling.max_new_tokens``, or by default the
+    longest correct forward / reverse / rationale response + 4 (a backtracking response is longer:
+    give such runs an explicit budget, the same for every compared run)."""
+    longest = max(len(response_text(p, f).split()) for p in problems for f in ("forward", "reverse", "rationale"))
+    return sampling.max_new_tokens or longest + 4
+
+
 @torch.no_grad()
 def fork_probabilities(model: torch.nn.Module, tok: PreTrainedTokenizerFast, problems: Sequence[Problem],
                        *, device: torch.device, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
@@ -289,8 +304,7 @@ def evaluate_model(
     """Sample ``n`` responses per problem, grade them, and read the fork probabilities."""
     if not problems:
         raise ValueError("need at least one test problem")
-    longest = max(len(response_text(p, f).split()) for p in problems for f in ("forward", "reverse", "rationale"))
-    max_new = sampling.max_new_tokens or longest + 4
+    max_new = length_budget(problems, sampling)
     responses = sample_responses(model, tok, [prompt_text(p) for p in problems], n, sampling,
                                  max_new_tokens=max_new, seed=seed, device=device, batch_sequences=batch_sequences)
     correct = np.array([sum(grade(p, r) for r in rs) for p, rs in zip(problems, responses)], dtype=np.int64)
@@ -299,6 +313,7 @@ def evaluate_model(
     choices = [(forward_arm_choice(p, r), p.target_arm) for p, rs in zip(problems, responses) for r in rs]
     taken = [c == t for c, t in choices if c is not None]
     sampled_acc = float(np.mean(taken)) if taken else float("nan")
+    flat = [r for rs in responses for r in rs]
     q, mass = fork_probabilities(model, tok, problems, device=device)
     return EvalResult(
         n_samples=n,
@@ -308,5 +323,7 @@ def evaluate_model(
         arm_mass=mass,
         forward_share=float(forward_share),
         sampled_fork_accuracy=sampled_acc,
+        backtrack_share=float(np.mean([branch_count(r) > 0 for r in flat])),
+        mean_response_words=float(np.mean([len(r.split()) for r in flat])),
         responses=responses if keep_responses else None,
     )

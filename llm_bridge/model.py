@@ -14,7 +14,7 @@ from transformers.utils import logging as hf_logging
 
 from markovfork.llm_bridge.config import ModelConfig
 
-__all__ = ["resolve_device", "autocast", "build_model", "load_checkpoint", "save_checkpoint"]
+__all__ = ["resolve_device", "autocast", "build_model", "extend_vocabulary", "load_checkpoint", "save_checkpoint"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -62,6 +62,27 @@ def build_model(cfg: ModelConfig, tok: PreTrainedTokenizerFast, seed: int) -> to
                          max_position_embeddings=cfg.max_len, attention_dropout=cfg.dropout,
                          tie_word_embeddings=True, **common)
     return LlamaForCausalLM(config)
+
+
+@torch.no_grad()
+def extend_vocabulary(model: torch.nn.Module, size: int) -> torch.nn.Module:
+    """Grow ``model``'s token embeddings (and an untied output layer) to ``size`` rows, in place;
+    each new row is the mean of the old rows, so the result is deterministic. A model that
+    already has ``size`` rows is returned unchanged; one with more is an error."""
+    old = model.get_input_embeddings().num_embeddings
+    if old > size:
+        raise ValueError(f"the model has {old} token embeddings, more than the tokenizer's {size}")
+    if old == size:
+        return model
+    with torch.random.fork_rng():  # resize initialises the new rows from torch's RNG; ours overwrite them
+        model.resize_token_embeddings(size, mean_resizing=False)
+    for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+        if layer is not None and layer.weight.shape[0] == size:
+            layer.weight[old:] = layer.weight[:old].mean(dim=0)
+            bias = getattr(layer, "bias", None)
+            if bias is not None:
+                bias[old:] = bias[:old].mean()
+    return model
 
 
 @contextlib.contextmanager

@@ -32,10 +32,11 @@ import torch
 
 from markovfork.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
 from markovfork.results import results_frame
+from markovfork.llm_bridge.backtrack import backtrack_vocabulary, branch_count, branch_mix, filter_most_branching
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.counts import eval_file, run_name, sft_settings
-from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model
-from markovfork.llm_bridge.model import build_model, load_checkpoint, resolve_device
+from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model, length_budget
+from markovfork.llm_bridge.model import build_model, extend_vocabulary, load_checkpoint, resolve_device
 from markovfork.llm_bridge.tasks import (
     Problem,
     _derive_seed,
@@ -126,6 +127,8 @@ def result_rows(base: EvalResult, post: EvalResult, ks: list[int], *, rho: float
             "sampled_fork_accuracy": post.sampled_fork_accuracy,
             "n_samples": post.n_samples,
             "n_test": len(post.correct),
+            "backtrack_share": post.backtrack_share,
+            "response_words": post.mean_response_words,
             **(extra or {}),
         })
     return rows
@@ -153,7 +156,8 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    tok = build_tokenizer(vocabulary(cfg.task))
+    tok = build_tokenizer(vocabulary(cfg.task))  # the base's; SFT adds the backtrack token when it branches
+    sft_tok = build_tokenizer(backtrack_vocabulary(cfg.task)) if cfg.sft.branch_rate > 0 else tok
     test = test_problems(cfg)
     pool = sft_problems(cfg, test)
     model = build_model(cfg.model, tok, seed=_derive_seed(cfg.seed, "init"))
@@ -184,7 +188,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     base_ckpt = epoch_dir(out / "base", cfg.base.epochs)
     log(f"bridge: base trained, loss per epoch {[round(x, 3) for x in base_res.epoch_losses]}")
     t0 = time.perf_counter()
-    base_eval = evaluate_cached(base_ckpt, eval_file(out), cfg, tok, test, device)
+    base_eval = evaluate_cached(base_ckpt, eval_file(out), cfg, sft_tok, test, device)
     timings["eval_s"] = time.perf_counter() - t0
     log(f"bridge: base pass@1 {base_eval.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {base_eval.pass_at_k([ks[-1]])[0]:.3f} "
         f"fork accuracy {base_eval.fork_accuracy:.3f}")
@@ -198,12 +202,23 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
         name = run_name(diversity, rho)
         mix_seed = _derive_seed(cfg.seed, f"mix-{name}")
         examples = sft_mix(pool, rho, diversity, seed=mix_seed, fork_format=cfg.sft.fork_format)
+        if cfg.sft.branch_rate > 0:
+            examples = branch_mix(examples, cfg.sft.branch_rate, seed=_derive_seed(mix_seed, "branch"))
+        n_before = len(examples)
+        if cfg.sft.filter_share > 0:
+            examples = filter_most_branching(examples, cfg.sft.filter_share, seed=_derive_seed(mix_seed, "filter"))
+        if not examples:
+            raise ValueError(f"[sft] filter_share {cfg.sft.filter_share} leaves no trajectory of {n_before}")
         write_jsonl(examples, out / "data" / f"sft-{name}.jsonl")
-        encoded = [encode_example(tok, e.prompt, e.response) for e in examples]
+        branches = np.array([branch_count(e.response) for e in examples])
+        mix_stats = {"branch_rate": cfg.sft.branch_rate, "filter_share": cfg.sft.filter_share,
+                     "train_examples": len(examples), "train_branch_share": float((branches > 0).mean()),
+                     "train_response_words": float(np.mean([len(e.response.split()) for e in examples]))}
+        encoded = [encode_example(sft_tok, e.prompt, e.response) for e in examples]
         steps = math.ceil(len(encoded) / cfg.sft.batch_size)
         t0 = time.perf_counter()
-        model = load_checkpoint(base_ckpt)
-        res = train_phase(model, tok, sft_batch_fn(encoded, cfg.sft.batch_size, mix_seed), steps, cfg.sft,
+        model = extend_vocabulary(load_checkpoint(base_ckpt), len(sft_tok))
+        res = train_phase(model, sft_tok, sft_batch_fn(encoded, cfg.sft.batch_size, mix_seed), steps, cfg.sft,
                           out / "sft" / name, seed=cfg.seed, device=device, resume=True, desc=f"sft {name}",
                           progress=progress)
         timings["sft_train_s"] += time.perf_counter() - t0
@@ -211,19 +226,20 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
         sft_seconds += res.seconds
         del model
         extra = {"fork_format": cfg.sft.fork_format, "answer": cfg.task.answer, "arms": cfg.task.arms,
-                 "depth": cfg.task.depth}
+                 "depth": cfg.task.depth, **mix_stats}
         rows += result_rows(base_eval, base_eval, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=0,
                             train_loss=float("nan"), extra=extra)
         for e in sorted(set(cfg.eval.epochs)):
             t0 = time.perf_counter()
-            post = evaluate_cached(epoch_dir(out / "sft" / name, e), eval_file(out, name, e), cfg, tok, test, device)
+            post = evaluate_cached(epoch_dir(out / "sft" / name, e), eval_file(out, name, e), cfg, sft_tok, test, device)
             timings["eval_s"] += time.perf_counter() - t0
             rows += result_rows(base_eval, post, ks, rho=rho, diversity=diversity, seed=cfg.seed, epoch=e,
                                 train_loss=res.epoch_losses[e - 1], extra=extra)
             log(f"bridge: {name} epoch {e}: loss {res.epoch_losses[e - 1]:.3f} "
                 f"pass@1 {post.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {post.pass_at_k([ks[-1]])[0]:.3f} "
                 f"fork acc {post.fork_accuracy:.3f} conf {post.fork_confidence(True):.3f}/"
-                f"{post.fork_confidence(False):.3f} forward share {post.forward_share:.2f}")
+                f"{post.fork_confidence(False):.3f} forward share {post.forward_share:.2f} "
+                f"backtrack share {post.backtrack_share:.2f} response words {post.mean_response_words:.2f}")
 
     table = results_frame(rows)
     write_outputs({**table_writers(table, out / "bridge_results"), **_figures(table, out)})  # one output set
@@ -304,5 +320,6 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: lis
     if out is not None:
         write_table(table, Path(out) / "eval_results")
     log(f"bridge eval: {checkpoint}: " + ", ".join(f"pass@{k} {v:.3f}" for k, v in zip(ks, post.pass_at_k(ks)))
-        + f"; fork accuracy {post.fork_accuracy:.3f}")
+        + f"; fork accuracy {post.fork_accuracy:.3f}; backtrack share {post.backtrack_share:.3f}, "
+        f"response words {post.mean_response_words:.2f} (budget {length_budget(problems, cfg.eval.sampling)} tokens)")
     return table

@@ -109,8 +109,12 @@ class PhaseResult:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
 
 
+_LATER_KEYS = ("branch_rate", "filter_share")  # SFT keys added later: left out at 0, so older runs still resume
+
+
 def _fingerprint(cfg: OptimizerConfig, steps_per_epoch: int, seed: int) -> dict:
-    return {"phase": asdict(cfg) | {"betas": list(cfg.betas)}, "steps_per_epoch": steps_per_epoch, "seed": seed}
+    phase = {k: v for k, v in asdict(cfg).items() if not (k in _LATER_KEYS and v == 0)}
+    return {"phase": phase | {"betas": list(cfg.betas)}, "steps_per_epoch": steps_per_epoch, "seed": seed}
 
 
 def make_optimizer(model: torch.nn.Module, cfg: OptimizerConfig) -> torch.optim.AdamW:
