@@ -44,6 +44,12 @@ BAD_FILES = [
     ("device = 3\n", ["device", "3"]),
     ("model = 3\n", ["model", "3"]),
     ("[sft]\nrhos = [0.5, true]\n", ["[sft]", "rhos[1]", "True"]),
+    ("[sft]\nbranch_rate = 1.5\n", ["[sft]", "branch_rate", "1.5"]),
+    ('[sft]\nbranch_rate = "0.5"\n', ["[sft]", "branch_rate", "'0.5'"]),
+    ("[sft]\nfilter_share = 1.0\n", ["[sft]", "filter_share", "1.0"]),
+    ("[sft]\nbranch_rate = 0.5\n", ["[eval.sampling]", "max_new_tokens", "branch_rate > 0"]),
+    ('[sft]\nbranch_rate = 0.5\nfork_format = "rationale"\n[eval.sampling]\nmax_new_tokens = 16\n',
+     ["[sft]", "branch_rate", "'rationale'"]),
 ]
 
 
