@@ -54,6 +54,8 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
 @click.option("--depth", type=int, default=None, help="Tokens h of a wrong branch.  [default: 10]")
 @click.option("--correct", "n_correct", type=int, default=None, help="Correct children m per point.  [default: 1]")
 @click.option("--budget", type=int, default=None, help="Tokens T allowed at evaluation.  [default: 16]")
+@click.option("--indecipherable", "freeze_a", flag_value=True, default=None,
+              help="The decisions are forks the policy cannot read: its decision logit a is not trained.")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="analytic: expected data, exact success; sampled: N trajectories, minibatch SGD, rollouts.")
 @click.option("--epochs", type=int, default=None, help="SFT epochs.  [default: 50]")
@@ -65,7 +67,7 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None, metavar="PREFIX",
               help="Write PREFIX.parquet, PREFIX.csv and PREFIX_curves.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print the configuration and the last epoch's rows as JSON.")
-def branching_command(betas, retries, shares, points, children, depth, n_correct, budget, engine, epochs, lr, n_train,
+def branching_command(betas, retries, shares, points, children, depth, n_correct, budget, freeze_a, engine, epochs, lr, n_train,
                       seed, config_file, out, as_json):
     """SFT on convergent vs branch-heavy trajectories: loss per token and success within a budget.
 
@@ -77,7 +79,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
         config_file, betas=betas, retries=retries,
         task=dict(points=points, children=children, depth=depth, n_correct=n_correct),
         filtered_shares=None if shares is None else tuple(shares), budget=budget, engine=engine, epochs=epochs, lr=lr,
-        n_train=n_train, seed=seed,
+        n_train=n_train, seed=seed, freeze_a=freeze_a,
     )
     table = run_branching(config)
     paths = []

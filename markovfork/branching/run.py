@@ -66,6 +66,7 @@ class BranchingConfig:
     budget: int = 16  # T: tokens allowed at evaluation (the answer included)
     n_rollouts: int = 10_000  # sampled engine: rollouts per evaluation
     eval_epochs: tuple[int, ...] | None = None  # None: 0, 1, 2, 4, ..., epochs
+    freeze_a: bool = False  # indecipherable decisions: the decision logit a is not trained
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,7 +118,8 @@ def run_branching(config: BranchingConfig = BranchingConfig()) -> "pl.DataFrame"
         for share in config.filtered_shares:
             data, mean_len, mean_b, kept = _data(config, teacher, share)
             result = train_sft(task, data, config.engine, epochs=config.epochs, lr=config.lr,
-                               steps_per_epoch=config.steps_per_epoch, batch_size=config.batch_size, seed=config.seed)
+                               steps_per_epoch=config.steps_per_epoch, batch_size=config.batch_size, seed=config.seed,
+                               freeze_a=config.freeze_a)
             for e in config.evaluation_epochs:
                 params = result.at(e)
                 row = dict(

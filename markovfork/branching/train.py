@@ -81,10 +81,13 @@ def _settings(epochs, lr, steps_per_epoch, batch_size):
 
 def train_sft(task: BranchingTask, data: Counts | Trajectories, engine: str = "analytic", *, epochs: int = 50,
               lr: float = 1.0, steps_per_epoch: int = 8, batch_size: int = 64, seed: int = 0,
-              start: Params | None = None) -> TrainResult:
+              start: Params | None = None, freeze_a: bool = False) -> TrainResult:
     """Fine-tune from ``start`` (default: the task's base policy). ``engine="analytic"`` takes
     expected counts (:func:`~markovfork.branching.data.expected_counts`), ``"sampled"`` a dataset
-    (:class:`~markovfork.branching.data.Trajectories`; minibatch order from ``(seed, "order")``)."""
+    (:class:`~markovfork.branching.data.Trajectories`; minibatch order from ``(seed, "order")``).
+    ``freeze_a``: the decision logit a stays at its start (an *indecipherable* decision: the
+    policy cannot see which child is correct, so no data moves it); only c is trained."""
+    mask = np.array([0.0 if freeze_a else 1.0, 1.0])
     epochs, lr, steps_per_epoch, batch_size = _settings(epochs, lr, steps_per_epoch, batch_size)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -103,7 +106,7 @@ def train_sft(task: BranchingTask, data: Counts | Trajectories, engine: str = "a
                 if s == 0:
                     losses[e], thetas[e] = loss, theta
                 if e < epochs:
-                    theta = theta - (lr / steps_per_epoch) * grad
+                    theta = theta - (lr / steps_per_epoch) * grad * mask
         return TrainResult(np.arange(epochs + 1), losses, thetas)
     counts = data.counts()
     total = float(counts.tokens.sum())
@@ -117,6 +120,6 @@ def train_sft(task: BranchingTask, data: Counts | Trajectories, engine: str = "a
             loss, grad = loss_and_gradient(task, Params(*theta), batch)
             share = float(counts.tokens[idx].sum()) / total  # per-token mean over the batch -> dataset scale
             acc += loss * share
-            theta = theta - lr * share * grad
+            theta = theta - lr * share * grad * mask
         losses[e], thetas[e] = acc, theta
     return TrainResult(np.arange(epochs + 1), losses, thetas)

@@ -86,3 +86,20 @@ def test_engine_and_data_checks():
         train_sft(task, data, "sampled", lr=0.0)
     again = train_sft(task, data, "sampled", epochs=3, batch_size=3, seed=1)
     assert np.array_equal(again.params, train_sft(task, data, "sampled", epochs=3, batch_size=3, seed=1).params)
+
+
+def test_freezing_a_keeps_it_and_leaves_c_on_its_own_path():
+    """The loss is a sum of an a-part and a c-part, so with a frozen (an indecipherable decision)
+    c follows exactly the path it follows when a trains, in both engines."""
+    from markovfork.branching.data import expected_counts, teacher_trajectories
+    from markovfork.branching.task import BranchingTask, Teacher
+    from markovfork.branching.train import train_sft
+
+    task = BranchingTask(points=2, children=2)
+    teacher = Teacher(0.5)
+    for engine, data in (("analytic", expected_counts(task, teacher, 0.0)),
+                         ("sampled", teacher_trajectories(task, teacher, 300, 0))):
+        free = train_sft(task, data, engine, epochs=5)
+        frozen = train_sft(task, data, engine, epochs=5, freeze_a=True)
+        assert np.all(frozen.params[:, 0] == task.base_a)
+        np.testing.assert_allclose(frozen.params[:, 1], free.params[:, 1], rtol=0, atol=1e-12)

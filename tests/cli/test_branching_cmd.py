@@ -67,3 +67,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     bad.write_text("[[teachers]]\nbeta = 0.1\nrate = 2\n")
     assert_one_error_line(run(["--config", str(bad), "--out", prefix]), "rate")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_indecipherable_keeps_the_decision_logit():
+    result = run([*SMALL, "--beta", "0.4", "--indecipherable", "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["config"]["freeze_a"] is True
+    assert out["rows"][0]["a"] == out["config"]["task"]["base_a"]
