@@ -248,9 +248,9 @@ def test_extend_vocabulary_keeps_old_logits_and_adds_the_mean_row(arch):
         extend_vocabulary(model, 38)
 
 
-def test_tiny_branch_heavy_run(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_branch_run(tmp_path_factory):
     from markovfork.llm_bridge.run import run_bridge
-    from transformers import AutoTokenizer
 
     cfg = RunConfig(
         threads=1, task=TaskSpec(depth=2), model=ModelConfig(n_layer=1, n_embd=16, n_head=2, max_len=32),
@@ -258,8 +258,14 @@ def test_tiny_branch_heavy_run(tmp_path):
         eval=EvalConfig(n_test=4, n_samples=4, epochs=[1], sampling=SamplingConfig(max_new_tokens=9)),
     )
     cfg = dataclasses.replace(cfg, base=dataclasses.replace(cfg.base, epochs=1, steps_per_epoch=2))
-    res = run_bridge(cfg, tmp_path / "out", log=lambda m: None)
-    out = tmp_path / "out"
+    out = tmp_path_factory.mktemp("branch") / "out"
+    return run_bridge(cfg, out, log=lambda m: None)
+
+
+def test_tiny_branch_heavy_run(tiny_branch_run):
+    from transformers import AutoTokenizer
+
+    res, out = tiny_branch_run, tiny_branch_run.out
     assert len(AutoTokenizer.from_pretrained(out / "base" / "epoch-001")) == 38
     assert AutoTokenizer.from_pretrained(out / "sft" / "data-rho1" / "epoch-001").convert_tokens_to_ids("!") == 38
     data = [json.loads(line) for line in (out / "data" / "sft-data-rho1.jsonl").read_text().splitlines()]
@@ -285,3 +291,20 @@ def test_the_length_budget_bounds_every_sampled_response():
         out = sample_responses(model, tok, [prompt_text(p) for p in problems], 8, sampling, max_new_tokens=budget,
                                seed=0, device=torch.device("cpu"))
         assert max(len(r.split()) for rs in out for r in rs) <= budget
+
+
+def test_bridge_eval_takes_another_budget(tiny_branch_run, tmp_path):
+    from click.testing import CliRunner
+
+    from markovfork.cli import main
+
+    ckpt = tiny_branch_run.out / "sft" / "data-rho1" / "epoch-001"
+    r = CliRunner().invoke(main, ["bridge", "eval", str(ckpt), "--max-new-tokens", "3", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "budget 3 tokens" in r.output
+    import polars as pl
+
+    got = pl.read_parquet(tmp_path / "eval_results.parquet")
+    assert (got["response_words"] <= 3).all() and got["response_words"][0] > 0
+    r = CliRunner().invoke(main, ["bridge", "eval", str(ckpt), "--max-new-tokens", "0"])
+    assert r.exit_code == 2 and "max_new_tokens must be >= 1, got 0" in r.output
