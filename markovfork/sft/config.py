@@ -10,7 +10,6 @@ number that would have been needed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, replace
 from itertools import product
 from pathlib import Path
@@ -131,11 +130,10 @@ class SimulationConfig:
 
 
 def memory_limit() -> int:
-    """Bytes of physical memory of this machine (the limit a run's arrays are checked against)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not reported: no limit
-        return 2**63
+    """Bytes of memory a run's arrays are checked against: :func:`markovfork._checks.physical_memory`
+    (the machine's, or the cgroup's limit when lower; no limit where the platform does not tell)."""
+    memory = _checks.physical_memory()
+    return 2**63 if memory is None else memory
 
 
 def memory_estimate(t: PathStarTask, s: TrainSettings, engine: str = "analytic", diversity: str = "data") -> int:
