@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
+from markovfork.sampled.kernel_tree import hard_edges
 from markovfork.tree import DECIPHERABLE, FORK, KIND_NAMES, LEAF, Tree
 
 __all__ = ["TreeSummary", "summarize_tree", "node_table"]
@@ -33,12 +34,11 @@ class TreeSummary:
 
 def summarize_tree(tree: Tree) -> TreeSummary:
     """Node counts, depth, path counts and forks per path of ``tree``."""
-    hard = np.zeros(tree.n_nodes, dtype=np.int64)  # hard edges on the root -> v path
+    hard = hard_edges(tree)  # hard edges on the root -> v path
     forks_above = np.zeros(tree.n_nodes, dtype=np.int64)  # forks strictly above v
     is_fork = tree.kind == FORK
     for v in range(1, tree.n_nodes):  # breadth-first: parents first
         u = tree.parent[v]
-        hard[v] = hard[u] + (not tree.edge_easy[v])
         forks_above[v] = forks_above[u] + is_fork[u]
     leaves = tree.leaves
     return TreeSummary(
