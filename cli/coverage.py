@@ -7,6 +7,7 @@ import json
 import click
 
 from markovfork.cli import main
+from markovfork.cli.simulate_cmd import _parse_k  # one parser of k lists (also START:STOP:STEP)
 from markovfork.cli.tree_cmd import build_tree, split_tree_options, tree_options
 from markovfork.coverage import base_coverage, plot_coverage
 from markovfork.generators import fork_problems, tmc_problems
@@ -14,16 +15,6 @@ from markovfork.io import check_outputs, figure_writer, output_prefix, table_pat
 from markovfork.policy import Decoding
 
 DEFAULT_K = "1,2,4,8,16,32,64"
-
-
-def _parse_k(ctx, param, text: str) -> list[int]:
-    try:
-        k = [int(x) for x in text.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"expected a comma-separated list of integers such as 1,2,4, got {text!r}") from None
-    if any(x < 1 for x in k):
-        raise click.BadParameter(f"every k must be >= 1, got {text!r}")
-    return sorted(set(k))
 
 
 @main.command("coverage")
