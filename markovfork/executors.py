@@ -47,8 +47,9 @@ def parse_scheduler(text: str | None) -> tuple[str, object]:
 
 
 def run_tasks(fn: Callable, items: Sequence, scheduler: str | None = None, workers: int | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list:
-    """``[fn(item) for item in items]``, computed in parallel (module docstring)."""
+              progress: Callable[[int, int], None] | None = None, resources: dict | None = None) -> list:
+    """``[fn(item) for item in items]``, computed in parallel (module docstring). ``resources``:
+    Dask worker resources each task asks for (e.g. ``{"GPU": 1}``); the local pool ignores it."""
     items = list(items)
     kind, value = parse_scheduler(scheduler)
     if not items:
@@ -56,7 +57,7 @@ def run_tasks(fn: Callable, items: Sequence, scheduler: str | None = None, worke
     if kind != "pool":
         from markovfork.dask_executor import run_on_dask
 
-        return run_on_dask(fn, items, kind, value, progress)
+        return run_on_dask(fn, items, kind, value, progress, **({"resources": resources} if resources else {}))
     workers = (os.cpu_count() or 1) if workers is None else _checks.integer("workers", workers, 1)
     from markovfork._pool import process_pool
 
