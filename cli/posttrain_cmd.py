@@ -12,6 +12,7 @@ import click
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import (
     MAX_RUNS, _common_options, _figure_path, _finite, _overrides, _planned_outputs, choice_list, list_option,
+    scheduler_option,
 )
 from markovfork.io import figure_writer, table_writers, write_outputs
 from markovfork.rl.config import METHODS, REJECT_REFERENCES
@@ -51,10 +52,11 @@ POSTTRAIN_FIGURES = ("pass_at_k",)
               help="Seeds (a list runs a sweep; each run is seeded by its own seed).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="The seed when --seeds is not given.  [default: 0]")
 @click.option("--workers", type=int, default=None, help="Sweep worker processes.  [default: all cores]")
+@scheduler_option
 @_common_options
 def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_instances, kls, rejects, reject_reference, clip,
                      ppo_epochs, passk_k, unlikeliness, evaluations, rho, epochs, sft_lr, diversity, seeds, seed, workers,
-                     engine, n_train, n_test, feature_dim, k, n_samples, config_file, out, as_json, no_progress):
+                     scheduler, engine, n_train, n_test, feature_dim, k, n_samples, config_file, out, as_json, no_progress):
     """RL post-training on the fork task: pass@k of base, start (SFT) and RL model.
 
     Prints pass@1 and pass@k at the largest k for the base, the start of RL and its end. With
@@ -85,12 +87,13 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
     base = load_posttrain_config(config_file, rl=rl, start=start, evaluations=evaluations, tree=tree,
                                  **overrides, **{"train.n_samples": n_samples})
     configs = posttrain_grid(base, methods, kls, seeds, rejects)
-    if len(configs) == 1:
+    if len(configs) == 1 and scheduler is None:  # one run: in this process, with its own progress bar
         table = posttrain(configs[0], progress=not no_progress).table
     else:
         from markovfork.sft.simulate import sweep
 
-        table = sweep(configs, workers=workers, progress=not no_progress, run=posttrain_table)
+        table = sweep(configs, workers=workers, progress=not no_progress, run=posttrain_table,
+                      scheduler=scheduler)
     runs = _summaries(table)
     paths = _write(prefix, table) if prefix is not None else []
     if as_json:

@@ -135,6 +135,22 @@ def _evaluation_overrides(temperature, top_k, top_p, min_p, spread, spread_at, s
     }
 
 
+def _parse_scheduler(ctx, param, text):
+    from markovfork.executors import parse_scheduler
+
+    try:
+        parse_scheduler(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--scheduler'") from None
+    return text
+
+
+scheduler_option = click.option(
+    "--scheduler", callback=_parse_scheduler, default=None, metavar="local:N|tcp://HOST:PORT",
+    help="Run the runs on Dask: local:N starts a LocalCluster of N workers, tcp://HOST:PORT uses a running "
+         "scheduler (needs markovfork[dask]; docs/scaling.md).  [default: the local process pool]")
+
+
 # ----------------------------------------------------------------------------- shared options
 def _common_options(func):
     options = [
@@ -288,9 +304,10 @@ def sweep_summary(table):
 @click.option("--diversity", "diversities", callback=_parse_diversity, default=None, metavar="LIST",
               help="Diversity modes: any of data,problem,rationale.  [default: data]")
 @click.option("--workers", type=int, default=None, help="Worker processes.  [default: all cores]")
+@scheduler_option
 @_evaluation_options(temperature_list=True)
 @_common_options
-def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, temperatures, top_k, top_p, min_p, spread,
+def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, scheduler, temperatures, top_k, top_p, min_p, spread,
                   spread_at, spread_min_p, engine, n_train, n_test, feature_dim, k, n_samples, config_file, out,
                   as_json, no_progress):
     """Run the grid rho x epochs x lr x seeds x diversity x temperature in parallel and tabulate shrinkage.
@@ -316,7 +333,7 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, temperat
     base = _load(config_file, _overrides(engine, n_train, n_test, feature_dim, k, seed=seed, **evaluation), k, n_samples)
     configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities,
                           temperatures=temperatures)
-    table = sweep(configs, workers=workers, progress=not no_progress)
+    table = sweep(configs, workers=workers, progress=not no_progress, scheduler=scheduler)
     runs = sweep_summary(table)
     paths = _write(prefix, table, SWEEP_FIGURES) if prefix is not None else []
     if as_json:

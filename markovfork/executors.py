@@ -47,9 +47,13 @@ def parse_scheduler(text: str | None) -> tuple[str, object]:
 
 
 def run_tasks(fn: Callable, items: Sequence, scheduler: str | None = None, workers: int | None = None,
-              progress: Callable[[int, int], None] | None = None, resources: dict | None = None) -> list:
+              progress: Callable[[int, int], None] | None = None, resources: dict | None = None,
+              batch_size: int | None = None) -> list:
     """``[fn(item) for item in items]``, computed in parallel (module docstring). ``resources``:
-    Dask worker resources each task asks for (e.g. ``{"GPU": 1}``); the local pool ignores it."""
+    Dask worker resources each task asks for (e.g. ``{"GPU": 1}``; ignored by the local pool and
+    by a cluster where no worker has them). ``batch_size``: items per Dask task (default: sized
+    so a task runs about a second, see :mod:`markovfork.dask_executor`; the local pool sends one
+    item per task)."""
     items = list(items)
     kind, value = parse_scheduler(scheduler)
     if not items:
@@ -57,7 +61,9 @@ def run_tasks(fn: Callable, items: Sequence, scheduler: str | None = None, worke
     if kind != "pool":
         from markovfork.dask_executor import run_on_dask
 
-        return run_on_dask(fn, items, kind, value, progress, **({"resources": resources} if resources else {}))
+        if batch_size is not None:
+            batch_size = _checks.integer("batch_size", batch_size, 1)
+        return run_on_dask(fn, items, kind, value, progress, batch_size=batch_size, resources=resources)
     workers = (os.cpu_count() or 1) if workers is None else _checks.integer("workers", workers, 1)
     from markovfork._pool import process_pool
 

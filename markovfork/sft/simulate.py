@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from concurrent.futures import as_completed
 from dataclasses import dataclass
 
 from markovfork.estimators import crossover_k
@@ -187,12 +186,15 @@ def _run_table(config: SimulationConfig) -> "pl.DataFrame":
     return simulate(config).table
 
 
-def sweep(configs: list, workers: int | None = None, progress: bool = False, run=_run_table) -> "pl.DataFrame":
+def sweep(configs: list, workers: int | None = None, progress: bool = False, run=_run_table,
+          scheduler: str | None = None) -> "pl.DataFrame":
     """Run every configuration in ``workers`` processes (default: one per core) and stack the tables
     (``run(config)`` gives a run's table: by default :func:`simulate`'s; a module-level function).
+    ``scheduler``: ``None`` (the local process pool), ``"local:N"`` (a Dask ``LocalCluster``) or
+    ``"tcp://HOST:PORT"`` (a running Dask scheduler); see :func:`markovfork.executors.run_tasks`.
 
-    Each run is seeded by its own config and runs in a fresh process, so the result does not
-    depend on ``workers``."""
+    Each run is seeded by its own config and runs in a worker process with one BLAS thread, so
+    the table does not depend on the executor, on ``workers`` or on the order runs finish."""
     if not configs:
         raise ValueError("a sweep needs at least one configuration")
     workers = (os.cpu_count() or 1) if workers is None else workers
@@ -203,17 +205,14 @@ def sweep(configs: list, workers: int | None = None, progress: bool = False, run
     bar = tqdm(total=len(configs), desc="sweep", disable=not (progress and sys.stderr.isatty()), file=sys.stderr)
     import polars as pl
 
-    from markovfork._pool import process_pool
+    from markovfork.executors import run_tasks
 
-    tables: list = [None] * len(configs)
-    # Every run happens in a spawned worker with one BLAS thread. Running even a single worker
-    # out of process keeps the numbers independent of the worker count and of the caller's BLAS
-    # threading (GEMM results can differ in the last bits between thread counts). The workers
-    # end with the sweep, however it ends (an error, Ctrl-C, SIGTERM): see markovfork._pool.
-    with bar, _one_blas_thread_for_children(), process_pool(min(workers, len(configs))) as (pool, spawning):
-        with spawning:
-            futures = {pool.submit(run, c): i for i, c in enumerate(configs)}
-        for fut in as_completed(futures):
-            tables[futures[fut]] = fut.result()
-            bar.update(1)
+    # Every run happens in a spawned worker with one BLAS thread (Dask's nanny sets the same
+    # variables in its workers). Running even a single worker out of process keeps the numbers
+    # independent of the worker count and of the caller's BLAS threading (GEMM results can
+    # differ in the last bits between thread counts). The workers end with the sweep, however it
+    # ends (an error, Ctrl-C, SIGTERM): see markovfork._pool and markovfork.dask_executor.
+    with bar, _one_blas_thread_for_children():
+        tables = run_tasks(run, configs, scheduler=scheduler, workers=workers,
+                           progress=lambda done, total: bar.update(done - bar.n))
     return pl.concat(tables, how="vertical")
