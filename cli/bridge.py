@@ -53,6 +53,36 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
                f"in {res.summary['timings_s']['total_s']:.0f} s")
 
 
+@bridge.command("sweep")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file overriding the CPU default, as for bridge run.")
+@click.option("--rho", "rhos", default=None, metavar="LIST", help="Fork-format shares, e.g. 0,0.5,1.  [default: the config's rhos]")
+@click.option("--seeds", default=None, metavar="LIST", help="Seeds, e.g. 0,1.  [default: the config's seed]")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/bridge-sweep", show_default=True,
+              help="Output directory: one bridge run folder per (rho, seed) and the gathered table.")
+@click.option("--device", default=None, help="auto (CUDA if present), cpu, cuda or cuda:N. Overrides the config.")
+@click.option("--threads", type=int, default=None,
+              help="torch CPU threads per run. Overrides the config.  [default: cores / workers]")
+@click.option("--resume", is_flag=True, help="Continue an interrupted sweep in --out (finished runs are read back).")
+@click.option("--scheduler", default=None, metavar="local:N|tcp://HOST:PORT",
+              help="Run on Dask: a LocalCluster of N workers or a running scheduler.  [default: local process pool]")
+@click.option("--workers", type=int, default=None,
+              help="Local pool processes.  [default: all cores; 1 when the device is CUDA]")
+@click.option("--gpus-per-task", type=int, default=None,
+              help="Dask GPU resource each run asks for (0 = none).  [default: 1 if the scheduler's workers advertise GPU]")
+def sweep_cmd(config, rhos, seeds, out, device, threads, resume, scheduler, workers, gpus_per_task) -> None:
+    """One bridge run per (rho, seed), each in OUT/rho<r>-seed<s>/; writes OUT/bridge_results.{parquet,csv}."""
+    from markovfork.llm_bridge.sweep import parse_rhos, parse_seeds, run_sweep
+
+    cfg = _load(config, None, device, threads)
+    rho_list = parse_rhos(rhos) if rhos is not None else list(cfg.sft.rhos)
+    seed_list = parse_seeds(seeds) if seeds is not None else [cfg.seed]
+    table = run_sweep(cfg, rho_list, seed_list, out, resume=resume, scheduler=scheduler, workers=workers,
+                      gpus_per_task=gpus_per_task)
+    click.echo(f"wrote {Path(out) / 'bridge_results.parquet'} and .csv ({table.height} rows, "
+               f"{len(rho_list) * len(seed_list)} runs)")
+
+
 @bridge.command("eval")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--config", type=click.Path(dir_okay=False), default=None,

@@ -140,8 +140,10 @@ def _peak_rss_gib() -> float:
 
 
 def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool | None = None,
-               log=None) -> RunResult:
-    """Run the whole pipeline into ``out``. ``resume`` continues an interrupted run (same config)."""
+               log=None, base_only: bool = False) -> RunResult:
+    """Run the whole pipeline into ``out``. ``resume`` continues an interrupted run (same config).
+    ``base_only`` stops after the base model's training and evaluation (an empty table, no
+    figures): a base that several runs share (:mod:`markovfork.llm_bridge.sweep`)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     out = Path(out)
     cfg_dict = json.loads(json.dumps(cfg.to_dict()))
@@ -193,6 +195,11 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     log(f"bridge: base pass@1 {base_eval.pass_at_k([1])[0]:.3f} pass@{ks[-1]} {base_eval.pass_at_k([ks[-1]])[0]:.3f} "
         f"fork accuracy {base_eval.fork_accuracy:.3f}")
     del model
+    if base_only:
+        timings["total_s"] = time.perf_counter() - t_start
+        summary = _summary(timings, throughput, n_params, device, base_res)
+        write_json(summary, out / "summary.json")
+        return RunResult(results_frame([]), out, summary)
 
     # --- SFT per (diversity, rho) ---
     rows: list[dict] = []
@@ -245,12 +252,17 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     write_outputs({**table_writers(table, out / "bridge_results"), **_figures(table, out)})  # one output set
     throughput["sft_tokens_per_s"] = sft_tokens / sft_seconds if sft_seconds > 0 else float("nan")
     timings["total_s"] = time.perf_counter() - t_start
-    summary = {"timings_s": timings, "throughput_tokens_per_s": throughput, "peak_rss_gib": _peak_rss_gib(),
-               "n_params": n_params, "device": str(device), "threads": torch.get_num_threads(),
-               "base_epoch_losses": base_res.epoch_losses}
+    summary = _summary(timings, throughput, n_params, device, base_res)
     write_json(summary, out / "summary.json")
     log(f"bridge: done in {timings['total_s']:.0f} s, peak RSS {summary['peak_rss_gib']:.2f} GiB; table {out}/bridge_results.csv")
     return RunResult(table, out, summary)
+
+
+def _summary(timings: dict, throughput: dict, n_params: int, device, base_res: PhaseResult) -> dict:
+    """``summary.json``: wall times, throughput, peak memory of this invocation."""
+    return {"timings_s": timings, "throughput_tokens_per_s": throughput, "peak_rss_gib": _peak_rss_gib(),
+            "n_params": n_params, "device": str(device), "threads": torch.get_num_threads(),
+            "base_epoch_losses": base_res.epoch_losses}
 
 
 def _figures(table: pl.DataFrame, out: Path) -> dict:

@@ -1,0 +1,233 @@
+"""A bridge sweep: one bridge run per (rho, seed), each in its own folder, gathered into one table.
+
+Layout of ``out``::
+
+    base-seed<s>/                  the base of seed s, trained once and shared by that seed's runs
+                                   (a ``run_bridge(base_only=True)`` folder; only when there are
+                                   several rhos; its config.json is the sweep's at seed s, [sft]
+                                   rhos [0], unused)
+    rho<r>-seed<s>/                one ``bridge run`` folder (config.json with ``rhos = [r]``,
+                                   ``seed = s``); ``base`` links to ``../base-seed<s>/base`` and
+                                   ``eval/base.json`` is a copy of the shared base's evaluation
+    bridge_results.{parquet,csv}   the runs' tables concatenated in (seed, rho) order
+
+Every random stream of a bridge run derives from its seed and the SFT run's name (diversity and
+rho), never from the list of rhos, so a sweep's rows for (rho, seed) are the rows that
+``bridge run --seed s`` with that rho among its rhos writes, whichever executor ran them. The base
+depends on the seed, the task, the model, ``[base]`` and the test set, none of which a sweep
+varies per rho: training it once per seed saves (rhos - 1) base trainings per seed, at the price
+of one barrier (all bases before any SFT).
+
+Tasks go through :func:`markovfork.executors.run_tasks`: the local process pool (the device is
+the configuration's, CUDA when present under ``auto``) or Dask, where each task asks for
+``{"GPU": gpus_per_task}`` worker resources when the scheduler's workers advertise ``GPU``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from markovfork import _checks
+from markovfork.executors import parse_scheduler, run_tasks
+from markovfork.io import check_outputs, table_paths, table_writers, write_outputs
+from markovfork.llm_bridge.config import RunConfig, config_from_dict
+from markovfork.llm_bridge.counts import eval_file, rho_label
+
+__all__ = ["SweepTask", "parse_rhos", "parse_seeds", "task_name", "sweep_tasks", "run_task", "gpu_request", "run_sweep"]
+
+TABLE = "bridge_results"
+
+
+@dataclass(frozen=True)
+class SweepTask:
+    """One task: a bridge run (or a shared base) in folder ``out``."""
+
+    cfg: RunConfig
+    out: Path
+    base: Path | None = None  # folder of the shared base (None: the run trains its own)
+    threads: int | None = None  # torch threads when the config sets none
+    base_only: bool = False
+
+
+def _parse_list(text: str, kind: type, option: str) -> list:
+    """``"0,0.5,1"`` as a list of ``kind``; a bad or repeated value is a one-line ValueError."""
+    try:
+        values = [kind(x) for x in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"{option} must be a comma-separated list such as {'0,0.5,1' if kind is float else '0,1'}, "
+                         f"got {text!r}") from None
+    dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if dup is not None:
+        raise ValueError(f"{option} lists {dup} twice, got {text!r}")
+    return values
+
+
+def parse_rhos(text: str) -> list[float]:
+    """``--rho``: distinct fork-format shares in [0, 1]."""
+    rhos = _parse_list(text, float, "--rho")
+    for r in rhos:
+        if not (math.isfinite(r) and 0.0 <= r <= 1.0):
+            raise ValueError(f"--rho values must be in [0, 1], got {r} in {text!r}")
+    return rhos
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: distinct non-negative integer seeds."""
+    return [_checks.seed(s, "--seeds value") for s in _parse_list(text, int, "--seeds")]
+
+
+def task_name(rho: float, seed: int) -> str:
+    """Folder of the (rho, seed) run: ``rho0.5-seed1``."""
+    return f"rho{rho_label(rho)}-seed{seed}"
+
+
+def sweep_tasks(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Path,
+                threads: int | None = None) -> tuple[list[SweepTask], list[SweepTask]]:
+    """(shared bases, runs): one run per (seed, rho), seed-major; a shared base per seed when
+    there are several rhos. Building the configurations checks them all."""
+    out = Path(out)
+    bases, runs = [], []
+    for s in seeds:
+        seeded = dataclasses.replace(cfg, seed=s)
+        base = None
+        if len(rhos) > 1:
+            base = out / f"base-seed{s}"
+            bases.append(SweepTask(dataclasses.replace(seeded, sft=dataclasses.replace(cfg.sft, rhos=[0.0])), base,
+                                   threads=threads, base_only=True))
+        for r in rhos:
+            runs.append(SweepTask(dataclasses.replace(seeded, sft=dataclasses.replace(cfg.sft, rhos=[float(r)])),
+                                  out / task_name(r, s), base=base, threads=threads))
+    return bases, runs
+
+
+def _saved_config(task: SweepTask) -> RunConfig | None:
+    saved = task.out / "config.json"
+    return config_from_dict(json.loads(saved.read_text())) if saved.is_file() else None
+
+
+def _finished(task: SweepTask) -> bool:
+    """A run whose table exists was finished with its config.json (the table is written last)."""
+    return (task.out / f"{TABLE}.parquet").is_file() and _saved_config(task) == task.cfg
+
+
+def run_task(task: SweepTask) -> pl.DataFrame:
+    """Run one task (resuming whatever its folder holds) and return its table; a finished run's
+    table is read back without loading any model."""
+    if not task.base_only and _finished(task):
+        return pl.read_parquet(task.out / f"{TABLE}.parquet")
+    import torch
+
+    from markovfork.llm_bridge.run import run_bridge
+
+    if task.cfg.threads is None and task.threads is not None:
+        torch.set_num_threads(task.threads)
+    if task.base is not None:
+        task.out.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(task.out / "base"):
+            os.symlink(os.path.relpath(task.base / "base", task.out), task.out / "base")
+        shared, own = eval_file(task.base), eval_file(task.out)
+        if not own.is_file():
+            own.parent.mkdir(exist_ok=True)
+            shutil.copyfile(shared, own)
+    name = task.out.name
+
+    def log(msg: str) -> None:
+        print(f"[{name}] {msg}", file=sys.stderr, flush=True)
+
+    return run_bridge(task.cfg, task.out, resume=True, progress=False, log=log, base_only=task.base_only).table
+
+
+def _worker_gpus(address: str) -> list[float]:
+    """The ``GPU`` resource each worker of the Dask scheduler at ``address`` advertises."""
+    from distributed import Client
+
+    try:
+        with Client(address, timeout="10s") as client:
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+    except OSError as exc:
+        raise ValueError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    return [float(w.get("resources", {}).get("GPU", 0)) for w in workers.values()]
+
+
+def gpu_request(scheduler: str | None, gpus_per_task: int | None = None) -> dict | None:
+    """The Dask worker resources each run asks for: ``{"GPU": n}`` or None (CPU, or the local
+    pool, whose device is the configuration's). ``gpus_per_task`` None: 1 when some worker of a
+    ``tcp://`` scheduler advertises a GPU, else none; a positive value no worker can satisfy is
+    an error (its tasks would wait forever)."""
+    kind, address = parse_scheduler(scheduler)
+    if gpus_per_task is not None:
+        gpus_per_task = _checks.integer("--gpus-per-task", gpus_per_task, 0)
+    if kind == "pool" or gpus_per_task == 0:
+        return None
+    if kind == "local":
+        if gpus_per_task:
+            raise ValueError(f"--gpus-per-task needs a tcp:// scheduler whose workers advertise GPU "
+                             f"(dask worker --resources GPU=1); {scheduler} workers advertise none")
+        return None
+    gpus = _worker_gpus(address)
+    need = gpus_per_task or 1
+    if any(g >= need for g in gpus):
+        return {"GPU": need}
+    if gpus_per_task:
+        raise ValueError(f"no worker of {address} advertises GPU >= {need} (workers: {len(gpus)}); "
+                         f"start them with dask worker --resources GPU={need}")
+    return None
+
+
+def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Path, *, resume: bool = False,
+              scheduler: str | None = None, workers: int | None = None, gpus_per_task: int | None = None,
+              log=None) -> pl.DataFrame:
+    """One bridge run per (rho, seed) under ``out`` (module docstring), then the gathered table
+    ``out/bridge_results.{parquet,csv}``, written at the end as one output set."""
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = Path(out)
+    kind, n_dask = parse_scheduler(scheduler)
+    if workers is not None:
+        workers = _checks.integer("--workers", workers, 1)
+    if not rhos or not seeds:
+        raise ValueError(f"a sweep needs at least one rho and one seed, got rhos {rhos} and seeds {seeds}")
+    # everything that can reject the sweep runs before the first file is written
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ValueError(f"output directory {out} is not empty; pass --resume to continue it or choose another")
+    check_outputs(table_paths(out / TABLE))
+    if kind == "pool":
+        from markovfork.llm_bridge.model import resolve_device
+
+        device = resolve_device(cfg.device)  # the local machine runs the tasks: refuse a missing device now
+        if workers is None:
+            workers = 1 if device.type == "cuda" else (os.cpu_count() or 1)
+        threads = max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else None
+    else:
+        threads = max(1, (os.cpu_count() or 1) // n_dask) if kind == "local" else None
+    resources = gpu_request(scheduler, gpus_per_task)
+    bases, runs = sweep_tasks(cfg, rhos, seeds, out, threads)
+    for t in bases + runs:
+        if _saved_config(t) not in (None, t.cfg):
+            raise ValueError(f"{t.out / 'config.json'} differs from this sweep's configuration; cannot resume {out}")
+    log(f"bridge sweep: {len(runs)} runs ({len(rhos)} rhos x {len(seeds)} seeds), {len(bases)} shared bases, "
+        f"{'local pool' if kind == 'pool' else scheduler}, resources {resources or 'none (CPU or the local device)'}")
+
+    def progress(what: str):
+        return lambda done, total: log(f"bridge sweep: {what} {done}/{total} done")
+
+    out.mkdir(parents=True, exist_ok=True)
+    finished = [_finished(t) for t in runs]  # read back here, not sent to a worker
+    todo = [t for t, f in zip(runs, finished) if not f]
+    shared = {t.base for t in todo}
+    run_tasks(run_task, [b for b in bases if b.out in shared], scheduler=scheduler, workers=workers,
+              progress=progress("bases"), resources=resources)
+    fresh = iter(run_tasks(run_task, todo, scheduler=scheduler, workers=workers, progress=progress("runs"),
+                           resources=resources))
+    table = pl.concat([run_task(t) if f else next(fresh) for t, f in zip(runs, finished)])
+    written = write_outputs(table_writers(table, out / TABLE))
+    log(f"bridge sweep: wrote {', '.join(map(str, written))} ({table.height} rows)")
+    return table
