@@ -32,10 +32,11 @@ import contextlib
 import importlib
 import logging
 import math
+import threading
 import time
 from typing import Callable, Iterator, Sequence
 
-__all__ = ["run_on_dask", "TARGET_SECONDS", "CONNECT_TIMEOUT", "RETRIES"]
+__all__ = ["run_on_dask", "batch_items", "TARGET_SECONDS", "CONNECT_TIMEOUT", "RETRIES"]
 
 TARGET_SECONDS = 1.0  # the least run time of one task (batch), when items are short
 CONNECT_TIMEOUT = 3  # seconds to reach a scheduler given by address
@@ -45,15 +46,33 @@ _LOGGERS = ("distributed", "tornado", "bokeh")
 
 def _import(module: str) -> None:
     """Warm-up, run once on every worker: import the task's module (and with it the package)."""
+    _worker_setup()
     importlib.import_module(module)
 
 
+def _worker_setup() -> None:
+    """Once per worker process (also one the nanny restarted): tqdm's default lock is a
+    multiprocessing semaphore that a killed worker leaves behind ("leaked semaphore" warnings);
+    a worker draws no bars, a thread lock does."""
+    global _SET_UP
+    if not _SET_UP:
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
+        _SET_UP = True
+
+
+_SET_UP = False
+
+
 def _run_batch(fn: Callable, batch: Sequence) -> list:
+    _worker_setup()
     return [fn(item) for item in batch]
 
 
 def _probe(fn: Callable, item, repeat_below: float) -> tuple:
     """``(fn(item), seconds)``: the time of a warm call (a fast first call is repeated)."""
+    _worker_setup()
     start = time.perf_counter()
     result = fn(item)
     seconds = time.perf_counter() - start
@@ -62,6 +81,12 @@ def _probe(fn: Callable, item, repeat_below: float) -> tuple:
         fn(item)
         seconds = time.perf_counter() - start
     return result, seconds
+
+
+def batch_items(seconds: float, remaining: int, workers: int) -> int:
+    """Items per task, ``clip(ceil(TARGET_SECONDS / seconds), 1, ceil(remaining / workers))``: a
+    task runs about ``TARGET_SECONDS`` and each of the ``workers`` task slots still gets one."""
+    return max(1, min(math.ceil(TARGET_SECONDS / max(seconds, 1e-6)), math.ceil(remaining / workers)))
 
 
 @contextlib.contextmanager
@@ -87,7 +112,9 @@ def dask_client(kind: str, value) -> Iterator["distributed.Client"]:
         if kind == "local":
             cluster = stack.enter_context(distributed.LocalCluster(
                 n_workers=value, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.WARNING))
+                dashboard_address=None, silence_logs=logging.WARNING,
+                # no dashboard; the scheduler's small HTTP server (health checks) on a free loopback port
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}))
             client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
         elif kind == "address":
             try:
@@ -159,8 +186,7 @@ def _run(client, fn, items: list, progress, batch_size: int | None, resources: d
                 value, seconds = value
                 value = [value]
                 if unsent < total:  # the first probe back sizes the batches of the rest
-                    size = min(math.ceil(TARGET_SECONDS / max(seconds, 1e-6)), math.ceil((total - unsent) / workers))
-                    queue.update(batches(unsent, max(1, size)))
+                    queue.update(batches(unsent, batch_items(seconds, total - unsent, workers)))
                     unsent = total
             results[start:stop] = value
             done += stop - start

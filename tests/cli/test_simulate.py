@@ -98,6 +98,10 @@ def test_samples_default_follows_largest_k():
         (["sweep", "--diversity", "data,mixed"], "mixed"),
         (["sweep", "--seeds", "0,x"], "0,x"),
         (["sweep", "--workers", "0"], "got 0"),
+        (["sweep", "--scheduler", "local:0"], "local:0"),
+        (["sweep", "--scheduler", "tcp://host"], "tcp://host"),
+        (["sweep", "--scheduler", "dask"], "dask"),
+        (["posttrain", "--scheduler", "local:x"], "local:x"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, args, named):
@@ -134,6 +138,36 @@ def test_sweep_tables_do_not_depend_on_workers(tmp_path):
         assert (tmp_path / f"one_{name}.png").stat().st_size > 0
     lines = one.stdout.splitlines()
     assert lines[0] == "8 runs, analytic engine, last epoch, k = 64" and len(lines) == 2 + 8 + 1
+
+
+@pytest.mark.slow
+def test_sweep_on_a_local_dask_cluster_writes_the_pool_table(tmp_path):
+    """--scheduler local:2 (a LocalCluster, closed at the end) writes the table of --workers 2."""
+    pytest.importorskip("distributed")
+    args = ["sweep", *SMALL, "--rho", "0.2,1", "--seeds", "0,1"]
+    pool = run([*args, "--workers", "2", "--out", str(tmp_path / "pool")])
+    dask = run([*args, "--scheduler", "local:2", "--out", str(tmp_path / "dask")])
+    assert pool.exit_code == 0 and dask.exit_code == 0, (pool.stderr, dask.stderr)
+    assert pool.stdout.splitlines()[:-1] == dask.stdout.splitlines()[:-1] and dask.stderr == ""
+    assert pl.read_parquet(tmp_path / "dask.parquet").equals(pl.read_parquet(tmp_path / "pool.parquet"))
+
+
+def test_sweep_unreachable_scheduler_one_line_exit_2(tmp_path):
+    pytest.importorskip("distributed")
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"  # closed: nobody listens there
+    start = time.perf_counter()
+    result = CliRunner().invoke(main, ["sweep", *SMALL, "--rho", "0,1", "--scheduler", address,
+                                       "--out", str(tmp_path / "x")])
+    assert time.perf_counter() - start < 10
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot reach the Dask scheduler at " + address), result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sweep_json_rows():
