@@ -71,12 +71,16 @@ class OptimizerConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
+    micro_batch_size: int = 0  # sequences per forward/backward (gradient accumulation); 0: auto (CPU whole batch, CUDA by memory)
+    tokens_per_step: int = 0  # > 0: sequences per optimizer step chosen to reach this many tokens (replaces batch_size)
 
     def __post_init__(self) -> None:
         check_fields(self)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _checks.integer("micro_batch_size", self.micro_batch_size, 0)
+        _checks.integer("tokens_per_step", self.tokens_per_step, 0)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.warmup_steps < 0:

@@ -3,7 +3,11 @@ cache), graded exactly; the unbiased pass@k; and the model's distribution over a
 
 Fork metrics are read off the model, not off samples: the prompt is followed by the forward
 prefix up to the source (``> s`` for path, ``> s = v0 ,`` for arith), and the next-token
-probabilities of the arms' first nodes, renormalised over the arms, give ``q`` (P, arms). With
+probabilities of the arms' first tokens, renormalised over the arms, give ``q`` (P, arms). Under
+any tokenizer the fork position is found by encoding the forward response along each arm
+(:func:`fork_tokens`): it is the first token at which the arms' encodings differ, the shared
+tokens before it (a separate space token, say) are the teacher-forced prefix, and arm a's token
+there is its first token (its whole name when the name is one token). With
 target arm t_p, and the same meaning as the simulator's (``markovfork/sft/evaluate.py``, every
 problem reaching the fork with probability 1):
 
@@ -20,7 +24,8 @@ prefix measures the fork even for models that mostly answer in the reverse forma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -31,6 +36,7 @@ from markovfork.llm_bridge.backtrack import branch_count
 from markovfork.llm_bridge.config import SamplingConfig
 from markovfork.llm_bridge.model import autocast
 from markovfork.llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
+from markovfork.llm_bridge.tokenizer import encode_example, is_word_level
 from transformers import (
     DynamicCache,
     GenerationConfig,
@@ -44,7 +50,7 @@ from transformers import (
 )
 
 __all__ = [
-    "encode_by_length", "response_words",
+    "encode_by_length", "response_words", "decode_response", "fork_tokens",
     "EvalResult", "sampling_processors", "process_logits", "SpreadFirst", "sample_responses", "fork_probabilities",
     "length_budget", "evaluate_model",
 ]
@@ -63,6 +69,8 @@ class EvalResult:
     sampled_fork_accuracy: float  # among samples with a forward segment, share taking the target arm
     backtrack_share: float = float("nan")  # share of samples holding a backtrack token (nan: not recorded)
     mean_response_words: float = float("nan")  # mean sampled response length in words, [EOS] excluded
+    sampling_seconds: float = float("nan")  # wall time of sampling (nan: not recorded)
+    generated_tokens: int = 0  # tokens sampled, each response up to and including its end token
     responses: list[list[str]] | None = field(default=None, repr=False)  # (P, n) texts, if kept
 
     def pass_at_k(self, ks: Sequence[int]) -> np.ndarray:
@@ -107,6 +115,8 @@ class EvalResult:
             "sampled_fork_accuracy": self.sampled_fork_accuracy,
             "backtrack_share": self.backtrack_share,
             "mean_response_words": self.mean_response_words,
+            "sampling_seconds": self.sampling_seconds,
+            "generated_tokens": self.generated_tokens,
         }
 
     @staticmethod
@@ -121,6 +131,8 @@ class EvalResult:
             sampled_fork_accuracy=float(d["sampled_fork_accuracy"]),
             backtrack_share=float(d.get("backtrack_share", float("nan"))),  # absent in older caches
             mean_response_words=float(d.get("mean_response_words", float("nan"))),
+            sampling_seconds=float(d.get("sampling_seconds", float("nan"))),
+            generated_tokens=int(d.get("generated_tokens", 0)),
         )
 
 
@@ -178,10 +190,14 @@ def sample_responses(
     seed: int,
     device: torch.device,
     batch_sequences: int = 512,
+    stats: dict | None = None,
 ) -> list[list[str]]:
-    """``n`` completions of each prompt (texts without [EOS]); (P, n) nested list.
+    """``n`` completions of each prompt (texts without [EOS]); (P, n) nested list. ``stats``, if
+    given, gets ``tokens`` (tokens sampled, each response up to its end token) and ``seconds``.
 
-    Prompts of equal token length are batched together (no padding). Each batch prefills its
+    Prompts of equal token length are batched together (no padding). A response is decoded up to
+    its first end or padding token; under a subword tokenizer its whitespace is made single spaces
+    (:func:`decode_response`), so grading reads words as at the word level. Each batch prefills its
     prompts once into a ``DynamicCache``, draws each sample's first token from the prompt's
     processed logits, copies the cache to the n samples of each prompt, and hands it to
     ``model.generate`` with the sampling warpers (and :class:`SpreadFirst`) as logits processors
@@ -194,8 +210,12 @@ def sample_responses(
         raise ValueError(f"n must be >= 1, got {n}")
     model.eval().to(device)
     encoded, by_len = encode_by_length(tok, prompts)
-    id_to_word = tok.convert_ids_to_tokens(list(range(len(tok))))
     eos, pad = tok.eos_token_id, tok.pad_token_id
+    if is_word_level(tok):
+        id_to_word = tok.convert_ids_to_tokens(list(range(len(tok))))
+        decode = lambda seq: response_words(seq, eos, pad, id_to_word)  # noqa: E731
+    else:
+        decode = lambda seq: decode_response(tok, seq)  # noqa: E731
     # the warpers come from us; finished samples are filled with [EOS], not [PAD]: generate feeds
     # them back without an attention mask (nothing is padded), and a [PAD] fed there makes
     # transformers warn that the input may be padded
@@ -203,7 +223,8 @@ def sample_responses(
                               top_p=1.0, pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
     out: list[list[str]] = [[] for _ in prompts]
     per_batch = max(batch_sequences // n, 1)
-    batch_no = 0
+    batch_no, n_tokens, t_start = 0, 0, time.perf_counter()
+    stop = {eos, pad}
     for length in sorted(by_len):
         members = by_len[length]
         processors = sampling_processors(sampling)
@@ -229,7 +250,10 @@ def sample_responses(
                     seqs = model.generate(seqs, attention_mask=torch.ones_like(seqs), cache=cache,
                                           generation_config=config, logits_processor=processors)
             for row, seq in enumerate(seqs[:, length:].tolist()):
-                out[chunk[row // n]].append(response_words(seq, eos, pad, id_to_word))
+                out[chunk[row // n]].append(decode(seq))
+                n_tokens += next((i + 1 for i, t in enumerate(seq) if t in stop), len(seq))
+    if stats is not None:
+        stats.update(tokens=n_tokens, seconds=time.perf_counter() - t_start)
     return out
 
 
@@ -253,29 +277,63 @@ def response_words(token_ids: list[int], eos: int, pad: int, id_to_word: dict[in
     return " ".join(words)
 
 
-def _fork_prefix(p: Problem) -> str:
-    """The forward response up to and including the source (and its value for arith)."""
-    words = response_text(p, "forward").split()
-    return " ".join(words[:2] if p.answer == "path" else words[:5])
+def decode_response(tok: PreTrainedTokenizerFast, token_ids: list[int]) -> str:
+    """A sampled response under any tokenizer: its tokens up to the first end or padding token,
+    decoded, with runs of whitespace made single spaces (and none at either end)."""
+    stop = {tok.eos_token_id, tok.pad_token_id}
+    end = next((i for i, t in enumerate(token_ids) if t in stop), len(token_ids))
+    return " ".join(tok.decode(token_ids[:end], skip_special_tokens=True).split())
 
 
-def length_budget(problems: Sequence[Problem], sampling: SamplingConfig) -> int:
+def fork_tokens(tok: PreTrainedTokenizerFast, p: Problem) -> tuple[list[int], list[int]]:
+    """The teacher-forced input at the fork and each arm's token there, under ``tok``.
+
+    The forward response along arm a (``> s a1 ...``, or ``> s = v0 , a1 = ...``) is encoded after
+    the prompt as in training (:func:`~markovfork.llm_bridge.tokenizer.encode_example`) for every
+    arm; the fork position is the first token at which these encodings differ. Returns the ids up
+    to it (prompt, mode token, source and whatever tokens the arms share, e.g. a separate space)
+    and arm a's id at it. Arms whose tokens there coincide are a ``ValueError``."""
+    prompt = prompt_text(p)
+    seqs = [encode_example(tok, prompt, response_text(replace(p, target_arm=a), "forward")).input_ids
+            for a in range(len(p.arms))]
+    at = 0
+    shortest = min(len(s) for s in seqs)
+    while at < shortest and len({s[at] for s in seqs}) == 1:
+        at += 1
+    arm_ids = [s[at] for s in seqs] if at < shortest else []
+    if len(set(arm_ids)) != len(p.arms):
+        raise ValueError(f"the tokenizer does not tell the arms {[a[0] for a in p.arms]} apart by one token")
+    return seqs[0][:at], arm_ids
+
+
+def length_budget(problems: Sequence[Problem], sampling: SamplingConfig, tok: PreTrainedTokenizerFast | None = None) -> int:
     """Tokens sampled per response ([EOS] included): ``sampling.max_new_tokens``, or by default the
-    longest correct forward / reverse / rationale response + 4 (a backtracking response is longer:
-    give such runs an explicit budget, the same for every compared run)."""
-    longest = max(len(response_text(p, f).split()) for p in problems for f in ("forward", "reverse", "rationale"))
-    return sampling.max_new_tokens or longest + 4
+    longest correct forward / reverse / rationale response + 4, in words (word-level, or no
+    ``tok``) or in ``tok``'s tokens (a backtracking response is longer: give such runs an
+    explicit budget, the same for every compared run)."""
+    if sampling.max_new_tokens:
+        return sampling.max_new_tokens
+    if tok is None or is_word_level(tok):
+        longest = max(len(response_text(p, f).split()) for p in problems for f in ("forward", "reverse", "rationale"))
+    else:
+        longest = max(len(e.input_ids) - e.prompt_len - 1 for e in (
+            encode_example(tok, prompt_text(p), response_text(p, f)) for p in problems
+            for f in ("forward", "reverse", "rationale")))
+    return longest + 4
 
 
 @torch.no_grad()
 def fork_probabilities(model: torch.nn.Module, tok: PreTrainedTokenizerFast, problems: Sequence[Problem],
                        *, device: torch.device, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Teacher-forced next-token probabilities of each arm's first node after the forward
-    prefix: renormalised (P, arms), and the raw mass on the arm tokens (P,)."""
+    """Teacher-forced next-token probabilities of each arm's first token at the fork position
+    (:func:`fork_tokens`): renormalised (P, arms), and the raw mass on the arm tokens (P,)."""
     model.eval().to(device)
-    texts = [prompt_text(p) + " " + _fork_prefix(p) for p in problems]
-    encoded, by_len = encode_by_length(tok, texts)
-    arm_ids = np.array([tok.convert_tokens_to_ids([a[0] for a in p.arms]) for p in problems])  # (P, arms)
+    forks = [fork_tokens(tok, p) for p in problems]
+    encoded = [ids for ids, _ in forks]
+    arm_ids = np.array([arms for _, arms in forks])  # (P, arms)
+    by_len: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        by_len.setdefault(len(ids), []).append(i)
     raw = np.zeros(arm_ids.shape, dtype=np.float64)
     for members in by_len.values():
         for start in range(0, len(members), batch_size):
@@ -304,9 +362,11 @@ def evaluate_model(
     """Sample ``n`` responses per problem, grade them, and read the fork probabilities."""
     if not problems:
         raise ValueError("need at least one test problem")
-    max_new = length_budget(problems, sampling)
+    max_new = length_budget(problems, sampling, tok)
+    stats: dict = {}
     responses = sample_responses(model, tok, [prompt_text(p) for p in problems], n, sampling,
-                                 max_new_tokens=max_new, seed=seed, device=device, batch_sequences=batch_sequences)
+                                 max_new_tokens=max_new, seed=seed, device=device, batch_sequences=batch_sequences,
+                                 stats=stats)
     correct = np.array([sum(grade(p, r) for r in rs) for p, rs in zip(problems, responses)], dtype=np.int64)
     first = [r.split()[:1] for rs in responses for r in rs]
     forward_share = sum(f == [">"] for f in first) / len(first)
@@ -325,5 +385,7 @@ def evaluate_model(
         sampled_fork_accuracy=sampled_acc,
         backtrack_share=float(np.mean([branch_count(r) > 0 for r in flat])),
         mean_response_words=float(np.mean([len(r.split()) for r in flat])),
+        sampling_seconds=stats["seconds"],
+        generated_tokens=stats["tokens"],
         responses=responses if keep_responses else None,
     )

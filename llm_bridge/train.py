@@ -1,6 +1,13 @@
 """The training loop (no HF Trainer): response-only loss, AdamW with warm-up and cosine decay,
 a checkpoint per epoch, and exact resume.
 
+One optimizer step takes the step's batch in micro-batches of ``micro_batch_size`` sequences
+(gradient accumulation): micro-batch j contributes ``sum of its response-token cross-entropies /
+N`` with N the response tokens of the whole step, so the accumulated gradient is the gradient of
+the step's mean loss, the same as one big batch. Nothing in a step reads a value back from the
+device (no ``.item()``, token counts come from the host-side batch): the step losses are summed
+on the device and read once per epoch and every ``LOG_EVERY`` steps for the progress bar.
+
 Resume is exact because nothing in a step depends on hidden state that is not checkpointed: the
 batch of (epoch, step) is a pure function of the seed (see ``run.py``), and each epoch directory
 holds the weights (``save_pretrained``), the optimizer and scheduler state and the torch RNG
@@ -27,10 +34,11 @@ from markovfork.llm_bridge.config import OptimizerConfig
 from markovfork.llm_bridge.model import autocast, load_checkpoint, save_checkpoint
 from markovfork.llm_bridge.tokenizer import EncodedExample
 
-__all__ = ["Batch", "collate", "response_loss", "lr_at", "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch"]
+__all__ = ["Batch", "collate", "response_loss", "response_loss_sum", "accumulate_step", "micro_batches", "lr_at", "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch"]
 
 BatchFn = Callable[[int, int], Sequence[EncodedExample]]  # (epoch from 0, step in epoch) -> examples
 STATE_FILE = "trainer_state.pt"
+LOG_EVERY = 25  # steps between the progress bar's reads of the running loss
 
 
 @dataclass
@@ -38,9 +46,11 @@ class Batch:
     input_ids: torch.Tensor  # (B, T) token ids, right-padded
     attention_mask: torch.Tensor  # (B, T) 1 on real tokens
     loss_mask: torch.Tensor  # (B, T) 1 on response tokens (the targets the loss is taken on)
+    first_target: int = 1  # no loss before this position (the shortest prompt): logits are kept from one before
 
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device))
+        return Batch(self.input_ids.to(device, non_blocking=True), self.attention_mask.to(device, non_blocking=True),
+                     self.loss_mask.to(device, non_blocking=True), self.first_target)
 
 
 def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
@@ -54,23 +64,55 @@ def collate(examples: Sequence[EncodedExample], pad_id: int) -> Batch:
         ids[i, :n] = torch.tensor(e.input_ids)
         attn[i, :n] = 1
         lmask[i, :n] = torch.tensor(e.loss_mask)
-    return Batch(ids, attn, lmask)
+    return Batch(ids, attn, lmask, max(min(e.prompt_len for e in examples), 1))
+
+
+def response_loss_sum(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    """Sum of the cross-entropies on the response tokens of ``batch`` (a 0-d tensor, fp32).
+
+    Position t predicts token t+1, so the target mask is ``loss_mask[:, 1:]``. Only the logits
+    from position ``first_target - 1`` on are computed (``logits_to_keep``): no prompt token is a
+    target, and a large vocabulary's logits are most of a step's memory."""
+    T, start = batch.input_ids.shape[1], batch.first_target
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   logits_to_keep=T - start + 1).logits  # (B, T - start + 1, V): positions start-1 .. T-1
+    logits = logits[:, :-1].float()  # (B, T - start, V)
+    targets = batch.input_ids[:, start:]  # (B, T - start)
+    mask = batch.loss_mask[:, start:]
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return (ce.view_as(targets) * mask).sum()
 
 
 def response_loss(model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy over response tokens only, and how many there were.
-
-    Position t predicts token t+1, so the target mask is ``loss_mask[:, 1:]``.
-    """
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
-    logits = logits[:, :-1].float()  # (B, T-1, V)
-    targets = batch.input_ids[:, 1:]  # (B, T-1)
-    mask = batch.loss_mask[:, 1:]  # (B, T-1)
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    n = int(mask.sum())
+    """Mean cross-entropy over response tokens only, and how many there were."""
+    n = int(batch.loss_mask[:, 1:].sum())
     if n == 0:
         raise ValueError("batch has no response tokens to train on")
-    return (ce.view_as(targets) * mask).sum() / n, n
+    return response_loss_sum(model, batch) / n, n
+
+
+def micro_batches(examples: Sequence[EncodedExample], size: int) -> list[Sequence[EncodedExample]]:
+    """``examples`` in consecutive chunks of ``size`` (0: one chunk)."""
+    size = size or len(examples)
+    return [examples[i:i + size] for i in range(0, len(examples), size)]
+
+
+def accumulate_step(model: torch.nn.Module, chunks: Sequence[Batch], device: torch.device) -> torch.Tensor:
+    """Forward and backward over the micro-batches (collated, on the host) of one optimizer step,
+    gradients accumulated: micro-batch j adds the gradient of ``S_j / N`` (``S_j`` its summed
+    response cross-entropy, N the step's response tokens, counted on the host), so the result is
+    the gradient of the step's mean loss. Returns that mean loss, a detached device tensor that
+    this function does not read."""
+    n = sum(int(c.loss_mask[:, 1:].sum()) for c in chunks)
+    if n == 0:
+        raise ValueError("batch has no response tokens to train on")
+    total = torch.zeros((), device=device)
+    for chunk in chunks:
+        with autocast(device):
+            loss = response_loss_sum(model, chunk.to(device)) / n
+        loss.backward()
+        total += loss.detach()
+    return total
 
 
 def lr_at(step: int, total: int, cfg: OptimizerConfig) -> float:
@@ -101,19 +143,27 @@ class PhaseResult:
 
     epoch_losses: list[float] = field(default_factory=list)  # mean response loss per epoch (all epochs)
     tokens: int = 0  # tokens (prompt + response, no padding) processed in this call
-    seconds: float = 0.0  # wall time of the optimizer steps in this call
+    sequences: int = 0  # sequences trained on in this call
+    seconds: float = 0.0  # wall time of the optimizer steps in this call (CUDA: of the epochs, batching included)
     resumed_from: int = 0  # epoch the call resumed from (0 = fresh start)
+    micro_batch_size: int = 0  # sequences per forward/backward pass (0: the whole step)
 
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else float("nan")
 
+    @property
+    def samples_per_s(self) -> float:
+        return self.sequences / self.seconds if self.seconds > 0 else float("nan")
 
-_LATER_KEYS = ("branch_rate", "filter_share")  # SFT keys added later: left out at 0, so older runs still resume
+
+_LATER_KEYS = ("branch_rate", "filter_share", "tokens_per_step")  # added later: left out at 0, so older runs resume
+_NOT_FINGERPRINTED = ("micro_batch_size",)  # how a step is split does not change the step (up to float rounding)
 
 
 def _fingerprint(cfg: OptimizerConfig, steps_per_epoch: int, seed: int) -> dict:
-    phase = {k: v for k, v in asdict(cfg).items() if not (k in _LATER_KEYS and v == 0)}
+    phase = {k: v for k, v in asdict(cfg).items()
+             if not (k in _LATER_KEYS and v == 0) and k not in _NOT_FINGERPRINTED}
     return {"phase": phase | {"betas": list(cfg.betas)}, "steps_per_epoch": steps_per_epoch, "seed": seed}
 
 
@@ -182,27 +232,40 @@ def train_phase(
     last = cfg.epochs if stop_after is None else min(stop_after, cfg.epochs)
 
     model.train()
+    micro = cfg.micro_batch_size
+    if micro == 0 and device.type == "cuda" and last > start:
+        from markovfork.llm_bridge.scale import auto_micro_batch
+
+        micro = auto_micro_batch(model, max(len(e.input_ids) for e in batch_fn(start, 0)), device)
+    result.micro_batch_size = micro
     bar = tqdm(total=(last - start) * steps_per_epoch, desc=desc, file=sys.stderr, leave=False,
                disable=(not progress) if progress is not None else None, dynamic_ncols=True)
     for epoch in range(start, last):
-        losses = []
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)  # the epoch's step losses, summed on the device
+        t_epoch = time.perf_counter()
         for step in range(steps_per_epoch):
-            batch = collate(batch_fn(epoch, step), tok.pad_token_id).to(device)
+            examples = batch_fn(epoch, step)
+            chunks = [collate(c, tok.pad_token_id) for c in micro_batches(examples, micro)]
             t0 = time.perf_counter()
-            with autocast(device):
-                loss, _ = response_loss(model, batch)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = accumulate_step(model, chunks, device)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             sched.step()
-            losses.append(loss.item())
-            result.seconds += time.perf_counter() - t0
-            result.tokens += int(batch.attention_mask.sum())
+            loss_sum += loss
+            if device.type != "cuda":  # on CUDA the step is still running: the epoch's wall time is used
+                result.seconds += time.perf_counter() - t0
+            result.tokens += sum(int(c.attention_mask.sum()) for c in chunks)
+            result.sequences += len(examples)
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.3f}", tok_s=f"{result.tokens_per_s:,.0f}")
-        result.epoch_losses.append(sum(losses) / len(losses))
+            if (step + 1) % LOG_EVERY == 0 or step + 1 == steps_per_epoch:
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum.item() / (step + 1):.3f}",
+                                tok_s=f"{result.tokens_per_s:,.0f}")
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            result.seconds += time.perf_counter() - t_epoch
+        result.epoch_losses.append(loss_sum.item() / steps_per_epoch)
         _save_epoch(model, tok, opt, sched, out_dir, epoch + 1, result.epoch_losses, fingerprint, device)
     bar.close()
     model.eval()
