@@ -69,7 +69,7 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 @click.option("--workers", type=int, default=None,
               help="Local pool processes.  [default: all cores; 1 when the device is CUDA]")
 @click.option("--gpus-per-task", type=int, default=None,
-              help="Dask GPU resource each run asks for (0 = none).  [default: 1 if the scheduler's workers advertise GPU]")
+              help="Dask GPU resource each run asks for where workers advertise GPU (0 = none).  [default: 1]")
 def sweep_cmd(config, rhos, seeds, out, device, threads, resume, scheduler, workers, gpus_per_task) -> None:
     """One bridge run per (rho, seed), each in OUT/rho<r>-seed<s>/; writes OUT/bridge_results.{parquet,csv}."""
     from markovfork.llm_bridge.sweep import parse_rhos, parse_seeds, run_sweep

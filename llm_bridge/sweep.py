@@ -19,8 +19,9 @@ varies per rho: training it once per seed saves (rhos - 1) base trainings per se
 of one barrier (all bases before any SFT).
 
 Tasks go through :func:`markovfork.executors.run_tasks`: the local process pool (the device is
-the configuration's, CUDA when present under ``auto``) or Dask, where each task asks for
-``{"GPU": gpus_per_task}`` worker resources when the scheduler's workers advertise ``GPU``.
+the configuration's, CUDA when present under ``auto``; one worker by default on CUDA) or Dask,
+where each run asks for ``{"GPU": gpus_per_task}`` worker resources when the scheduler's workers
+advertise ``GPU`` (:func:`gpu_request`), and runs on any worker otherwise.
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ def _finished(task: SweepTask) -> bool:
     return (task.out / f"{TABLE}.parquet").is_file() and _saved_config(task) == task.cfg
 
 
+def _base_ready(task: SweepTask) -> bool:
+    """A shared base whose evaluation exists is trained (the evaluation is written after it)."""
+    return eval_file(task.out).is_file() and _saved_config(task) == task.cfg
+
+
 def run_task(task: SweepTask) -> pl.DataFrame:
     """Run one task (resuming whatever its folder holds) and return its table; a finished run's
     table is read back without loading any model."""
@@ -146,41 +152,15 @@ def run_task(task: SweepTask) -> pl.DataFrame:
     return run_bridge(task.cfg, task.out, resume=True, progress=False, log=log, base_only=task.base_only).table
 
 
-def _worker_gpus(address: str) -> list[float]:
-    """The ``GPU`` resource each worker of the Dask scheduler at ``address`` advertises."""
-    from distributed import Client
-
-    try:
-        with Client(address, timeout="10s") as client:
-            workers = client.scheduler_info(n_workers=-1)["workers"]
-    except OSError as exc:
-        raise ValueError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-    return [float(w.get("resources", {}).get("GPU", 0)) for w in workers.values()]
-
-
 def gpu_request(scheduler: str | None, gpus_per_task: int | None = None) -> dict | None:
-    """The Dask worker resources each run asks for: ``{"GPU": n}`` or None (CPU, or the local
-    pool, whose device is the configuration's). ``gpus_per_task`` None: 1 when some worker of a
-    ``tcp://`` scheduler advertises a GPU, else none; a positive value no worker can satisfy is
-    an error (its tasks would wait forever)."""
-    kind, address = parse_scheduler(scheduler)
-    if gpus_per_task is not None:
-        gpus_per_task = _checks.integer("--gpus-per-task", gpus_per_task, 0)
-    if kind == "pool" or gpus_per_task == 0:
-        return None
-    if kind == "local":
-        if gpus_per_task:
-            raise ValueError(f"--gpus-per-task needs a tcp:// scheduler whose workers advertise GPU "
-                             f"(dask worker --resources GPU=1); {scheduler} workers advertise none")
-        return None
-    gpus = _worker_gpus(address)
-    need = gpus_per_task or 1
-    if any(g >= need for g in gpus):
-        return {"GPU": need}
-    if gpus_per_task:
-        raise ValueError(f"no worker of {address} advertises GPU >= {need} (workers: {len(gpus)}); "
-                         f"start them with dask worker --resources GPU={need}")
-    return None
+    """The Dask worker resources each run asks for: ``{"GPU": gpus_per_task}`` (default 1) on a
+    Dask scheduler, None on the local pool (its device is the configuration's) or with 0.
+    :func:`markovfork.dask_executor.run_on_dask` asks for it only when some worker advertises
+    it (``dask worker --resources GPU=1``), and then sends one run per GPU; otherwise the runs
+    go to any worker (CPU)."""
+    kind, _ = parse_scheduler(scheduler)
+    n = 1 if gpus_per_task is None else _checks.integer("--gpus-per-task", gpus_per_task, 0)
+    return None if kind == "pool" or n == 0 else {"GPU": n}
 
 
 def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Path, *, resume: bool = False,
@@ -223,7 +203,7 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
     finished = [_finished(t) for t in runs]  # read back here, not sent to a worker
     todo = [t for t, f in zip(runs, finished) if not f]
     shared = {t.base for t in todo}
-    run_tasks(run_task, [b for b in bases if b.out in shared], scheduler=scheduler, workers=workers,
+    run_tasks(run_task, [b for b in bases if b.out in shared and not _base_ready(b)], scheduler=scheduler, workers=workers,
               progress=progress("bases"), resources=resources)
     fresh = iter(run_tasks(run_task, todo, scheduler=scheduler, workers=workers, progress=progress("runs"),
                            resources=resources))

@@ -85,6 +85,9 @@ def test_a_missing_base_is_reported_before_any_evaluation(tiny, monkeypatch):
         (["bridge", "run", "--config", "{tmp}/missing.toml"], "config file not found"),
         (["bridge", "run", "--config", "{tmp}/decay.toml", "--out", "{tmp}/z"],
          "[base] weight_decay must be >= 0, got -1.0"),
+        (["bridge", "sweep", "--rho", "0,1.5", "--out", "{tmp}/x"], "--rho values must be in [0, 1], got 1.5"),
+        (["bridge", "sweep", "--config", "{tmp}/bad.toml", "--seeds", "0,1", "--out", "{tmp}/y"],
+         "unknown key 'dpeth' in [task]"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
