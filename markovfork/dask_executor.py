@@ -134,7 +134,7 @@ def run_on_dask(fn: Callable, items: Sequence, kind: str, value, progress: Calla
     if not items:
         return []
     with _quiet_logs(), dask_client(kind, value) as client:
-        return _run(client, fn, items, progress, batch_size, resources)
+        return _run(client, fn, items, progress, batch_size, resources, local=kind == "local")
 
 
 def _workers(client, resources: dict | None) -> tuple[int, dict | None]:
@@ -149,7 +149,7 @@ def _workers(client, resources: dict | None) -> tuple[int, dict | None]:
     return max(1, sum(w.get("nthreads", 1) for w in workers)), resources
 
 
-def _run(client, fn, items: list, progress, batch_size: int | None, resources: dict | None) -> list:
+def _run(client, fn, items: list, progress, batch_size: int | None, resources: dict | None, local: bool) -> list:
     from distributed import as_completed
 
     total = len(items)
@@ -192,7 +192,10 @@ def _run(client, fn, items: list, progress, batch_size: int | None, resources: d
             done += stop - start
             if progress is not None:
                 progress(done, total)
-    except BaseException:
-        client.cancel(submitted)
+    except BaseException:  # an error in a task, Ctrl-C, SIGTERM: stop the rest quietly
+        for name in _LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        if not local:  # a LocalCluster is closed whole; a running scheduler is told to drop our tasks
+            client.cancel(submitted)
         raise
     return results
