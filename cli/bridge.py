@@ -56,7 +56,8 @@ def run_cmd(config, device, out, seed, threads, resume) -> None:
 @bridge.command("sweep")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file overriding the CPU default, as for bridge run.")
-@click.option("--rho", "rhos", default=None, metavar="LIST", help="Fork-format shares, e.g. 0,0.5,1.  [default: the config's rhos]")
+@click.option("--rho", "rhos", default=None, metavar="LIST",
+              help="Fork-format shares, e.g. 0,0.5,1.  [default: the config's rhos]")
 @click.option("--seeds", default=None, metavar="LIST", help="Seeds, e.g. 0,1.  [default: the config's seed]")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/bridge-sweep", show_default=True,
               help="Output directory: one bridge run folder per (rho, seed) and the gathered table.")

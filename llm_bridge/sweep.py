@@ -193,21 +193,23 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
     for t in bases + runs:
         if _saved_config(t) not in (None, t.cfg):
             raise ValueError(f"{t.out / 'config.json'} differs from this sweep's configuration; cannot resume {out}")
+    where = "local pool" if kind == "pool" else scheduler
+    ask = f"each run asks for {resources} where workers advertise it" if resources else "the config's device"
     log(f"bridge sweep: {len(runs)} runs ({len(rhos)} rhos x {len(seeds)} seeds), {len(bases)} shared bases, "
-        f"{'local pool' if kind == 'pool' else scheduler}, resources {resources or 'none (CPU or the local device)'}")
+        f"{where}; {ask}")
 
     def progress(what: str):
         return lambda done, total: log(f"bridge sweep: {what} {done}/{total} done")
 
-    out.mkdir(parents=True, exist_ok=True)
     finished = [_finished(t) for t in runs]  # read back here, not sent to a worker
     todo = [t for t, f in zip(runs, finished) if not f]
     shared = {t.base for t in todo}
-    run_tasks(run_task, [b for b in bases if b.out in shared and not _base_ready(b)], scheduler=scheduler, workers=workers,
-              progress=progress("bases"), resources=resources)
+    run_tasks(run_task, [b for b in bases if b.out in shared and not _base_ready(b)], scheduler=scheduler,
+              workers=workers, progress=progress("bases"), resources=resources)
     fresh = iter(run_tasks(run_task, todo, scheduler=scheduler, workers=workers, progress=progress("runs"),
                            resources=resources))
     table = pl.concat([run_task(t) if f else next(fresh) for t, f in zip(runs, finished)])
+    out.mkdir(parents=True, exist_ok=True)  # the runs made it unless every one was read back
     written = write_outputs(table_writers(table, out / TABLE))
     log(f"bridge sweep: wrote {', '.join(map(str, written))} ({table.height} rows)")
     return table
