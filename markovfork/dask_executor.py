@@ -1,7 +1,7 @@
 """The Dask half of :func:`markovfork.executors.run_tasks` (needs the extra ``markovfork[dask]``).
 
-``run_on_dask(fn, items, kind, value, progress, batch_size=None)`` computes ``[fn(x) for x in
-items]`` on a Dask cluster and returns the results in item order:
+``run_on_dask(fn, items, kind, value, progress, batch_size=None, resources=None)`` computes
+``[fn(x) for x in items]`` on a Dask cluster and returns the results in item order:
 
 - ``kind="local"``: a ``LocalCluster`` of ``value`` single-threaded worker processes on the
   loopback address, no dashboard, closed when the call ends however it ends;
@@ -12,14 +12,18 @@ items]`` on a Dask cluster and returns the results in item order:
 - Batching: the first ``min(workers, len(items))`` items go out one per task (probes). The first
   probe back gives the warm time ``t`` of one item (a probe faster than ``TARGET_SECONDS / 4``
   runs its item a second time and reports that warm call, so Numba's one-off cache load is not
-  counted); the remaining items go out in contiguous batches of
-  ``b = clip(ceil(TARGET_SECONDS / t), 1, ceil(remaining / workers))`` items: a task runs for
-  about a second (Dask's per-task cost is milliseconds) and every worker still gets work.
-  ``batch_size`` given: every task holds that many items and there is no probing.
+  counted); the remaining items go out in contiguous batches of :func:`batch_items` items: a task
+  runs for about a second (Dask's cost per task is milliseconds), unless the sweep is too small to
+  give every worker ``TASKS_PER_WORKER`` such tasks, when the batches shrink so it does (load
+  balance beats amortisation there). ``batch_size`` given: every task holds that many items and
+  nothing is probed; with ``resources`` (one run per GPU, say) the default is 1.
 - Warm-up: every worker imports ``fn``'s module once (``client.run``) before any task; the
   package's Numba kernels are ``cache=True``, so a worker loads the compiled kernels from the
   on-disk cache (shared by the workers of one machine; on a cluster point ``NUMBA_CACHE_DIR`` at a
   shared directory) instead of compiling them (docs/scaling.md has the timings).
+- ``resources`` (e.g. ``{"GPU": 1}``): every task asks for them, so a worker runs as many at once
+  as it holds (``dask worker --resources GPU=1``); on a cluster where no worker holds them the
+  tasks run on any worker (CPU).
 - One BLAS thread per worker: Dask's nanny sets ``OMP/MKL/OPENBLAS_NUM_THREADS=1`` in every worker
   it starts (``distributed.nanny.pre-spawn-environ``).
 - ``progress(done, total)`` counts items, called in the caller's process as batches finish
@@ -36,9 +40,10 @@ import threading
 import time
 from typing import Callable, Iterator, Sequence
 
-__all__ = ["run_on_dask", "batch_items", "TARGET_SECONDS", "CONNECT_TIMEOUT", "RETRIES"]
+__all__ = ["run_on_dask", "batch_items", "TARGET_SECONDS", "TASKS_PER_WORKER", "CONNECT_TIMEOUT", "RETRIES"]
 
 TARGET_SECONDS = 1.0  # the least run time of one task (batch), when items are short
+TASKS_PER_WORKER = 4  # ... and the fewest tasks per worker slot, for load balance
 CONNECT_TIMEOUT = 3  # seconds to reach a scheduler given by address
 RETRIES = 2  # reruns of a task that raised (a lost worker's tasks are rescheduled regardless)
 _LOGGERS = ("distributed", "tornado", "bokeh")
@@ -84,9 +89,11 @@ def _probe(fn: Callable, item, repeat_below: float) -> tuple:
 
 
 def batch_items(seconds: float, remaining: int, workers: int) -> int:
-    """Items per task, ``clip(ceil(TARGET_SECONDS / seconds), 1, ceil(remaining / workers))``: a
-    task runs about ``TARGET_SECONDS`` and each of the ``workers`` task slots still gets one."""
-    return max(1, min(math.ceil(TARGET_SECONDS / max(seconds, 1e-6)), math.ceil(remaining / workers)))
+    """Items per task, ``clip(ceil(TARGET_SECONDS / seconds), 1, ceil(remaining / (TASKS_PER_WORKER *
+    workers)))``: a task runs about ``TARGET_SECONDS``, unless that would leave a worker fewer than
+    ``TASKS_PER_WORKER`` tasks (a slow or lost worker's share is then small enough to rebalance)."""
+    per_task = math.ceil(TARGET_SECONDS / max(seconds, 1e-6))
+    return max(1, min(per_task, math.ceil(remaining / (TASKS_PER_WORKER * workers))))
 
 
 @contextlib.contextmanager

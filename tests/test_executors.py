@@ -10,7 +10,7 @@ import signal
 import polars as pl
 import pytest
 
-from markovfork.dask_executor import TARGET_SECONDS, batch_items
+from markovfork.dask_executor import TARGET_SECONDS, TASKS_PER_WORKER, batch_items
 from markovfork.executors import parse_scheduler, run_tasks
 from markovfork.sft.simulate import _run_table, config_grid, load_config, sweep
 
@@ -55,7 +55,7 @@ def test_parse_scheduler_rejects_with_one_line(text):
 
 def test_batch_items_target_a_second_and_feed_every_worker():
     assert batch_items(0.01, 1000, 2) == math.ceil(TARGET_SECONDS / 0.01)  # 10 ms items: ~1 s tasks
-    assert batch_items(0.01, 30, 2) == 15  # but never fewer tasks than workers
+    assert batch_items(0.01, 30, 2) == math.ceil(30 / (TASKS_PER_WORKER * 2))  # small sweep: 4 tasks a worker
     assert batch_items(5.0, 1000, 2) == 1 and batch_items(0.0, 1, 4) == 1
 
 
