@@ -204,10 +204,11 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
     finished = [_finished(t) for t in runs]  # read back here, not sent to a worker
     todo = [t for t, f in zip(runs, finished) if not f]
     shared = {t.base for t in todo}
-    run_tasks(run_task, [b for b in bases if b.out in shared and not _base_ready(b)], scheduler=scheduler,
-              workers=workers, progress=progress("bases"), resources=resources)
-    fresh = iter(run_tasks(run_task, todo, scheduler=scheduler, workers=workers, progress=progress("runs"),
-                           resources=resources))
+    # one training per Dask task: never batched with another, never probed twice
+    each = dict(scheduler=scheduler, workers=workers, resources=resources, batch_size=1 if kind != "pool" else None)
+    run_tasks(run_task, [b for b in bases if b.out in shared and not _base_ready(b)], progress=progress("bases"),
+              **each)
+    fresh = iter(run_tasks(run_task, todo, progress=progress("runs"), **each))
     table = pl.concat([run_task(t) if f else next(fresh) for t, f in zip(runs, finished)])
     out.mkdir(parents=True, exist_ok=True)  # the runs made it unless every one was read back
     written = write_outputs(table_writers(table, out / TABLE))

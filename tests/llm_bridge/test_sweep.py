@@ -109,11 +109,12 @@ def test_a_rerun_resumes(swept, tiny_config, tmp_path, monkeypatch):
 
 def test_runs_ask_dask_for_one_gpu(swept, tiny_config, tmp_path, monkeypatch):
     """On a Dask scheduler every run asks for {"GPU": 1} (run_on_dask drops it when no worker
-    advertises GPU); here a stand-in for run_on_dask runs the tasks in this process."""
+    advertises GPU), one run per task; here a stand-in for run_on_dask runs the tasks in this
+    process."""
     seen = []
 
     def fake(fn, items, kind, value, progress=None, batch_size=None, resources=None):
-        seen.append((kind, value, resources, len(items)))
+        seen.append((kind, value, resources, batch_size, len(items)))
         return [fn(x) for x in items]
 
     monkeypatch.setitem(sys.modules, "markovfork.dask_executor", types.SimpleNamespace(run_on_dask=fake))
@@ -123,7 +124,7 @@ def test_runs_ask_dask_for_one_gpu(swept, tiny_config, tmp_path, monkeypatch):
                                        scheduler="tcp://127.0.0.1:1", log=lambda msg: None)
     finally:
         torch.set_num_threads(threads)
-    assert seen == [("address", "tcp://127.0.0.1:1", {"GPU": 1}, 1)]  # one rho: no shared base
+    assert seen == [("address", "tcp://127.0.0.1:1", {"GPU": 1}, 1, 1)]  # one rho: no shared base
     assert not (tmp_path / "d" / "rho1-seed0" / "base").is_symlink()
     assert_frame_equal(table, _table(swept / "rho1-seed0"))
 
