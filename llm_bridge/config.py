@@ -120,9 +120,12 @@ class SFTConfig(OptimizerConfig):
     fork_format: str = "forward"  # format of the fork share: "forward" or "rationale"
     branch_rate: float = 0.0  # chance a forward trajectory first enters a wrong arm and backtracks (backtrack.py)
     filter_share: float = 0.0  # share of the trajectories dropped, the most-branching first
+    keep_checkpoints: str = "all"  # "all", or "evaluated": the [eval] epochs' weights and the last epoch's state
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.keep_checkpoints not in ("all", "evaluated"):
+            raise ValueError(f"keep_checkpoints must be 'all' or 'evaluated', got {self.keep_checkpoints!r}")
         _checks.real("branch_rate", self.branch_rate, 0.0, 1.0)
         _checks.real("filter_share", self.filter_share, 0.0, 1.0, high_open=True)
         if self.branch_rate > 0 and self.fork_format != "forward":

@@ -98,12 +98,14 @@ def _quiet_hf():
 
 
 def load_checkpoint(path: str | os.PathLike) -> torch.nn.Module:
-    """Load a causal LM from a local directory written by ``save_pretrained``."""
+    """Load a causal LM from a local directory written by ``save_pretrained``, in fp32 whatever
+    the stored dtype (transformers would keep a bf16 checkpoint in bf16, where AdamW updates of
+    lr 1e-5 fall below the weights' resolution; on CUDA the forward runs under bf16 autocast)."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"no model checkpoint (config.json) in {path}")
     with _quiet_hf():
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
 
 
 def save_checkpoint(model: torch.nn.Module, tok: PreTrainedTokenizerFast, path: str | os.PathLike) -> Path:

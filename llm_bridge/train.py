@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +34,7 @@ from markovfork.llm_bridge.config import OptimizerConfig
 from markovfork.llm_bridge.model import autocast, load_checkpoint, save_checkpoint
 from markovfork.llm_bridge.tokenizer import EncodedExample
 
-__all__ = ["Batch", "collate", "response_loss", "response_loss_sum", "accumulate_step", "micro_batches", "lr_at", "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch"]
+__all__ = ["Batch", "collate", "response_loss", "response_loss_sum", "accumulate_step", "micro_batches", "lr_at", "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch", "prune_epochs"]
 
 BatchFn = Callable[[int, int], Sequence[EncodedExample]]  # (epoch from 0, step in epoch) -> examples
 STATE_FILE = "trainer_state.pt"
@@ -158,7 +158,8 @@ class PhaseResult:
 
 
 _LATER_KEYS = ("branch_rate", "filter_share", "tokens_per_step")  # added later: left out at 0, so older runs resume
-_NOT_FINGERPRINTED = ("micro_batch_size",)  # how a step is split does not change the step (up to float rounding)
+# how a step is split (up to float rounding) and which checkpoints are kept do not change training
+_NOT_FINGERPRINTED = ("micro_batch_size", "keep_checkpoints")
 
 
 def _fingerprint(cfg: OptimizerConfig, steps_per_epoch: int, seed: int) -> dict:
@@ -195,6 +196,7 @@ def train_phase(
     stop_after: int | None = None,
     desc: str = "train",
     progress: bool | None = None,
+    keep_epochs: Collection[int] | None = None,
 ) -> PhaseResult:
     """Train ``model`` in place for ``cfg.epochs`` epochs of ``steps_per_epoch`` steps, saving
     ``out_dir/epoch-NNN`` (weights, tokenizer, optimizer/scheduler/RNG state) after each epoch.
@@ -203,6 +205,7 @@ def train_phase(
     continues from there (a finished phase just reloads its last epoch); without it, an
     ``out_dir`` holding checkpoints is an error. ``stop_after`` ends the call after that many
     epochs in total (to simulate an interruption). ``progress=None`` shows a bar on a TTY only.
+    ``keep_epochs``: after each save, :func:`prune_epochs` (None keeps every checkpoint whole).
     """
     out_dir = Path(out_dir)
     total = cfg.epochs * steps_per_epoch
@@ -267,9 +270,23 @@ def train_phase(
             result.seconds += time.perf_counter() - t_epoch
         result.epoch_losses.append(loss_sum.item() / steps_per_epoch)
         _save_epoch(model, tok, opt, sched, out_dir, epoch + 1, result.epoch_losses, fingerprint, device)
+        if keep_epochs is not None:
+            prune_epochs(out_dir, epoch + 1, keep_epochs)
     bar.close()
     model.eval()
     return result
+
+
+def prune_epochs(out_dir: str | os.PathLike, latest: int, keep: Collection[int]) -> None:
+    """Once epoch ``latest`` is saved: delete every earlier epoch not in ``keep``, and drop the
+    trainer state (optimizer, scheduler, RNG: twice the weights' size under AdamW) of the kept
+    ones; resuming needs only ``latest``'s."""
+    for e in range(1, latest):
+        d = epoch_dir(out_dir, e)
+        if d.is_dir() and e in keep:
+            (d / STATE_FILE).unlink(missing_ok=True)
+        elif d.is_dir():
+            shutil.rmtree(d)
 
 
 def _save_epoch(model, tok, opt, sched, out_dir: Path, epoch: int, losses, fingerprint, device) -> None:

@@ -67,6 +67,17 @@ def test_checkpoint_loads_locally_with_its_own_subword_tokenizer(qwen, llama):
         task_tokenizers(RunConfig(model=ModelConfig(checkpoint=str(qwen / "nope"))))
 
 
+def test_a_bf16_checkpoint_is_trained_in_fp32(qwen, tmp_path):
+    """Pretrained checkpoints ship in bf16; the bridge loads them in fp32 (master weights), with
+    the same values."""
+    stored = load_checkpoint(qwen).to(torch.bfloat16)
+    stored.save_pretrained(tmp_path)
+    loaded = load_checkpoint(tmp_path)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    for (name, a), b in zip(stored.named_parameters(), loaded.parameters()):
+        assert torch.equal(a.float(), b), name
+
+
 @pytest.mark.parametrize("which", ["qwen", "llama"])
 def test_loss_mask_covers_exactly_the_response_tokens(which, request):
     path = request.getfixturevalue(which)

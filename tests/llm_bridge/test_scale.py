@@ -108,6 +108,23 @@ def test_the_training_loop_reads_no_value_back_per_step(tmp_path, monkeypatch):
     assert len(calls) == 2 + 1 + 1  # bar at steps 25 and 50 and at the end, the epoch loss
 
 
+def test_pruned_checkpoints_keep_the_asked_epochs_and_still_resume(tmp_path):
+    """keep_epochs {1}: epoch 2 is deleted once 3 is saved, epoch 1 keeps its weights but not its
+    trainer state; a rerun resumes from epoch 3 and a longer run continues from it."""
+    from markovfork.llm_bridge.train import STATE_FILE, epoch_dir, latest_epoch
+
+    tok, enc = _data()
+    fn = lambda e, s: enc[s * 8:(s + 1) * 8]  # noqa: E731
+    model = build_model(ModelConfig(n_layer=1, n_embd=16, n_head=2, max_len=64), tok, seed=0)
+    cfg = PhaseConfig(epochs=3, steps_per_epoch=2, batch_size=8, warmup_steps=1)
+    train_phase(model, tok, fn, 2, cfg, tmp_path, seed=0, device=CPU, progress=False, keep_epochs={1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-001", "epoch-003"]
+    assert not (epoch_dir(tmp_path, 1) / STATE_FILE).exists() and (epoch_dir(tmp_path, 3) / STATE_FILE).is_file()
+    assert (epoch_dir(tmp_path, 1) / "config.json").is_file() and latest_epoch(tmp_path) == 3
+    again = train_phase(model, tok, fn, 2, cfg, tmp_path, seed=0, device=CPU, progress=False, keep_epochs={1})
+    assert again.resumed_from == 3 and again.tokens == 0
+
+
 def test_micro_batch_is_the_largest_that_fits_the_memory_model():
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -142,6 +159,7 @@ BAD = [
     ('[sft]\ntokens_per_step = "4096"\n', ["tokens_per_step", "'4096'"]),
     ("[base]\ntokens_per_step = -5\n", ["tokens_per_step", "-5"]),
     ("[model]\ncheckpoint = 3\n", ["[model]", "checkpoint", "3"]),
+    ('[sft]\nkeep_checkpoints = "last"\n', ["keep_checkpoints", "'last'"]),
 ]
 
 
