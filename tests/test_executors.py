@@ -96,6 +96,13 @@ def test_identical_items_are_not_merged(cluster, batch_size):
 
 
 @pytest.mark.slow
+def test_resources_no_worker_holds_run_anywhere(cluster):
+    """A GPU=1 request on a cluster without GPUs runs the tasks on its CPU workers (no hang)."""
+    address, _ = cluster
+    assert run_tasks(abs, [-3, -2, -1], scheduler=address, resources={"GPU": 1}) == [3, 2, 1]
+
+
+@pytest.mark.slow
 def test_results_in_item_order_with_streamed_progress(cluster):
     address, _ = cluster
     seen = []
