@@ -147,7 +147,7 @@ def _parse_scheduler(ctx, param, text):
 
 scheduler_option = click.option(
     "--scheduler", callback=_parse_scheduler, default=None, metavar="local:N|tcp://HOST:PORT",
-    help="Run the runs on Dask: local:N starts a LocalCluster of N workers, tcp://HOST:PORT uses a running "
+    help="Run on Dask: local:N starts a LocalCluster of N workers, tcp://HOST:PORT uses a running "
          "scheduler (needs markovfork[dask]; docs/scaling.md).  [default: the local process pool]")
 
 
