@@ -247,14 +247,26 @@ def sample_responses(
                 first = torch.multinomial(torch.softmax(processors(ids, logits), dim=-1), 1)  # (N, 1)
                 seqs = torch.cat([ids, first], dim=1)
                 if max_new_tokens > 1:
-                    seqs = model.generate(seqs, attention_mask=torch.ones_like(seqs), cache=cache,
-                                          generation_config=config, logits_processor=processors)
+                    seqs = _generate(model, seqs, cache, config, processors)
             for row, seq in enumerate(seqs[:, length:].tolist()):
                 out[chunk[row // n]].append(decode(seq))
                 n_tokens += next((i + 1 for i, t in enumerate(seq) if t in stop), len(seq))
     if stats is not None:
         stats.update(tokens=n_tokens, seconds=time.perf_counter() - t_start)
     return out
+
+
+def _generate(model, seqs: torch.Tensor, cache, config: GenerationConfig, processors) -> torch.Tensor:
+    """``model.generate`` with only our settings: generate fills every setting ours leaves unset
+    from the model's own ``generation_config`` (a pretrained checkpoint's may hold a repetition
+    penalty, min-p, suppressed tokens ...), so a neutral one stands in for it during the call."""
+    own = model.generation_config
+    model.generation_config = GenerationConfig(pad_token_id=config.pad_token_id, eos_token_id=config.eos_token_id)
+    try:
+        return model.generate(seqs, attention_mask=torch.ones_like(seqs), cache=cache, generation_config=config,
+                              logits_processor=processors)
+    finally:
+        model.generation_config = own
 
 
 def encode_by_length(tok: PreTrainedTokenizerFast, texts: Sequence[str]) -> tuple[list[list[int]], dict[int, list[int]]]:

@@ -13,7 +13,13 @@ import torch
 
 import markovfork
 from markovfork.llm_bridge.config import ModelConfig, RunConfig, SamplingConfig, SFTConfig
-from markovfork.llm_bridge.evaluate import decode_response, evaluate_model, fork_probabilities, fork_tokens
+from markovfork.llm_bridge.evaluate import (
+    decode_response,
+    evaluate_model,
+    fork_probabilities,
+    fork_tokens,
+    sample_responses,
+)
 from markovfork.llm_bridge.local_checkpoint import build_tiny_checkpoint, load_tokenizer, task_tokenizers
 from markovfork.llm_bridge.model import build_model, load_checkpoint
 from markovfork.llm_bridge.tasks import COT_FORMATS, TaskSpec, generate_problems, grade, prompt_text, response_text, sft_mix
@@ -107,6 +113,25 @@ def test_decoded_text_is_graded(qwen):
         wrong = response_text(p, "forward").rsplit(" ", 1)[0] + f" {p.target_value + 1}"
         ids = tok(" " + wrong, add_special_tokens=False)["input_ids"]
         assert decode_response(tok, ids) == wrong and not grade(p, wrong)
+
+
+def test_the_checkpoints_own_generation_settings_do_not_leak_into_sampling(qwen, tmp_path):
+    """A checkpoint whose generation_config.json asks for a repetition penalty, min-p, top-k 1
+    and no repeated tokens samples exactly as the same weights without it (same seed)."""
+    from transformers import GenerationConfig
+
+    tok, plain = load_tokenizer(qwen), load_checkpoint(qwen)
+    odd = load_checkpoint(qwen)
+    odd.generation_config = GenerationConfig(repetition_penalty=5.0, min_p=0.5, top_k=1, no_repeat_ngram_size=1,
+                                             suppress_tokens=[tok.eos_token_id], do_sample=True)
+    odd.save_pretrained(tmp_path)
+    odd = load_checkpoint(tmp_path)
+    assert odd.generation_config.repetition_penalty == 5.0
+    prompts = [prompt_text(p) for p in generate_problems(ARITH, 3, seed=6)]
+    kwargs = dict(max_new_tokens=12, seed=0, device=CPU)
+    want = sample_responses(plain, tok, prompts, 5, SamplingConfig(), **kwargs)
+    assert sample_responses(odd, tok, prompts, 5, SamplingConfig(), **kwargs) == want
+    assert odd.generation_config.repetition_penalty == 5.0  # restored after sampling
 
 
 def _sequence_logprob(model, tok, text_ids, start):
