@@ -49,10 +49,11 @@ RETRIES = 2  # reruns of a task that raised (a lost worker's tasks are reschedul
 _LOGGERS = ("distributed", "tornado", "bokeh")
 
 
-def _import(module: str) -> None:
+def _import(module: str | None) -> None:
     """Warm-up, run once on every worker: import the task's module (and with it the package)."""
     _worker_setup()
-    importlib.import_module(module)
+    if module and module != "__main__":
+        importlib.import_module(module)
 
 
 def _worker_setup() -> None:
@@ -160,7 +161,7 @@ def _run(client, fn, items: list, progress, batch_size: int | None, resources: d
     from distributed import as_completed
 
     total = len(items)
-    client.run(_import, fn.__module__)
+    client.run(_import, getattr(fn, "__module__", None))
     workers, resources = _workers(client, resources)
     if resources and batch_size is None:
         batch_size = 1  # one run per resource slot (e.g. one training per GPU)

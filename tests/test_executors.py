@@ -22,9 +22,14 @@ SMALL = {"task.n_train": 100, "task.n_test": 100, "task.feature_dim": 100, "trai
 
 def _children() -> set:
     """This process's live child processes (the spawn pool's resource tracker lives on by design)."""
-    return {p.pid for p in psutil.Process().children(recursive=True)
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-            and "resource_tracker" not in " ".join(p.cmdline())}
+    alive = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
+                alive.add(p.pid)
+        except psutil.Error:  # ended meanwhile
+            pass
+    return alive
 
 
 @pytest.fixture(scope="module")
