@@ -152,7 +152,7 @@ def _workers(client, resources: dict | None) -> tuple[int, dict | None]:
     if resources:
         holders = [w for w in workers if all(w.get("resources", {}).get(r, 0) >= n for r, n in resources.items())]
         if holders:
-            return sum(min(w.get("resources", {})[r] // n for r, n in resources.items()) for w in holders), resources
+            return int(sum(min(w["resources"][r] // n for r, n in resources.items()) for w in holders)), resources
         resources = None
     return max(1, sum(w.get("nthreads", 1) for w in workers)), resources
 
