@@ -240,8 +240,8 @@ def sample_responses(
                 torch.manual_seed(batch_seed)
                 # prefill each prompt once and draw every sample's first token from its logits, as
                 # generate would; then generate continues from the prompt's cache copied n times
-                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache,
-                               use_cache=True).logits[:, -1].float().repeat_interleave(n, dim=0)  # (N, V)
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache, use_cache=True,
+                               logits_to_keep=1).logits[:, -1].float().repeat_interleave(n, dim=0)  # (N, V)
                 cache.batch_repeat_interleave(n)
                 ids = ids.repeat_interleave(n, dim=0)  # (N, T), problem-major
                 first = torch.multinomial(torch.softmax(processors(ids, logits), dim=-1), 1)  # (N, 1)
@@ -352,7 +352,9 @@ def fork_probabilities(model: torch.nn.Module, tok: PreTrainedTokenizerFast, pro
             chunk = members[start:start + batch_size]
             ids = torch.tensor([encoded[i] for i in chunk], device=device)  # (B, T)
             with autocast(device):
-                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -1]  # (B, V)
+                # the last position's logits only: all of them would be B x T x V (25 GB in bf16 for 512
+                # prompts of 165 tokens under a 152k vocabulary)
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1).logits[:, -1]
             probs = torch.softmax(logits.float(), dim=-1).cpu().double().numpy()
             raw[chunk] = np.take_along_axis(probs, arm_ids[chunk], axis=1)
     mass = raw.sum(axis=1)
