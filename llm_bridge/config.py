@@ -71,7 +71,7 @@ class OptimizerConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
     grad_clip: float = 1.0  # max global gradient norm (0 = no clipping)
-    micro_batch_size: int = 0  # sequences per forward/backward (gradient accumulation); 0: auto (CPU whole batch, CUDA by memory)
+    micro_batch_size: int = 0  # sequences per forward/backward (accumulation); 0: CPU whole step, CUDA by memory
     tokens_per_step: int = 0  # > 0: sequences per optimizer step chosen to reach this many tokens (replaces batch_size)
 
     def __post_init__(self) -> None:

@@ -318,7 +318,8 @@ def fork_tokens(tok: PreTrainedTokenizerFast, p: Problem) -> tuple[list[int], li
     return seqs[0][:at], arm_ids
 
 
-def length_budget(problems: Sequence[Problem], sampling: SamplingConfig, tok: PreTrainedTokenizerFast | None = None) -> int:
+def length_budget(problems: Sequence[Problem], sampling: SamplingConfig,
+                  tok: PreTrainedTokenizerFast | None = None) -> int:
     """Tokens sampled per response ([EOS] included): ``sampling.max_new_tokens``, or by default the
     longest correct forward / reverse / rationale response + 4, in words (word-level, or no
     ``tok``) or in ``tok``'s tokens (a backtracking response is longer: give such runs an

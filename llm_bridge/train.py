@@ -34,7 +34,8 @@ from markovfork.llm_bridge.config import OptimizerConfig
 from markovfork.llm_bridge.model import autocast, load_checkpoint, save_checkpoint
 from markovfork.llm_bridge.tokenizer import EncodedExample
 
-__all__ = ["Batch", "collate", "response_loss", "response_loss_sum", "accumulate_step", "micro_batches", "lr_at", "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch", "prune_epochs"]
+__all__ = ["Batch", "collate", "response_loss", "response_loss_sum", "accumulate_step", "micro_batches", "lr_at",
+           "PhaseResult", "make_optimizer", "train_phase", "epoch_dir", "latest_epoch", "prune_epochs"]
 
 BatchFn = Callable[[int, int], Sequence[EncodedExample]]  # (epoch from 0, step in epoch) -> examples
 STATE_FILE = "trainer_state.pt"

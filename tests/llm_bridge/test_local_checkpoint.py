@@ -21,8 +21,16 @@ from markovfork.llm_bridge.evaluate import (
     sample_responses,
 )
 from markovfork.llm_bridge.local_checkpoint import build_tiny_checkpoint, load_tokenizer, task_tokenizers
-from markovfork.llm_bridge.model import build_model, load_checkpoint
-from markovfork.llm_bridge.tasks import COT_FORMATS, TaskSpec, generate_problems, grade, prompt_text, response_text, sft_mix
+from markovfork.llm_bridge.model import load_checkpoint
+from markovfork.llm_bridge.tasks import (
+    COT_FORMATS,
+    TaskSpec,
+    generate_problems,
+    grade,
+    prompt_text,
+    response_text,
+    sft_mix,
+)
 from markovfork.llm_bridge.tokenizer import encode_example, is_word_level
 from markovfork.llm_bridge.train import collate, response_loss, train_phase
 
