@@ -34,7 +34,7 @@ import torch
 import markovfork
 from markovfork.llm_bridge.backtrack import branch_count
 from markovfork.llm_bridge.config import SamplingConfig
-from markovfork.llm_bridge.model import autocast
+from markovfork.llm_bridge.model import autocast, keep_logits
 from markovfork.llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
 from markovfork.llm_bridge.tokenizer import encode_example, is_word_level
 from transformers import (
@@ -241,7 +241,7 @@ def sample_responses(
                 # prefill each prompt once and draw every sample's first token from its logits, as
                 # generate would; then generate continues from the prompt's cache copied n times
                 logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache, use_cache=True,
-                               logits_to_keep=1).logits[:, -1].float().repeat_interleave(n, dim=0)  # (N, V)
+                               **keep_logits(model, 1)).logits[:, -1].float().repeat_interleave(n, dim=0)  # (N, V)
                 cache.batch_repeat_interleave(n)
                 ids = ids.repeat_interleave(n, dim=0)  # (N, T), problem-major
                 first = torch.multinomial(torch.softmax(processors(ids, logits), dim=-1), 1)  # (N, 1)
@@ -355,7 +355,8 @@ def fork_probabilities(model: torch.nn.Module, tok: PreTrainedTokenizerFast, pro
             with autocast(device):
                 # the last position's logits only: all of them would be B x T x V (25 GB in bf16 for 512
                 # prompts of 165 tokens under a 152k vocabulary)
-                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1).logits[:, -1]
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids),
+                               **keep_logits(model, 1)).logits[:, -1]  # (B, V)
             probs = torch.softmax(logits.float(), dim=-1).cpu().double().numpy()
             raw[chunk] = np.take_along_axis(probs, arm_ids[chunk], axis=1)
     mass = raw.sum(axis=1)

@@ -4,6 +4,8 @@ from a local directory (never from a hub)."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from transformers.utils import logging as hf_logging
 
 from markovfork.llm_bridge.config import ModelConfig
 
-__all__ = ["resolve_device", "autocast", "build_model", "extend_vocabulary", "load_checkpoint", "save_checkpoint"]
+__all__ = ["resolve_device", "autocast", "keep_logits", "build_model", "extend_vocabulary", "load_checkpoint",
+           "save_checkpoint"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -37,6 +40,18 @@ def autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_logits_to_keep(cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
+
+
+def keep_logits(model: torch.nn.Module, n: int) -> dict:
+    """Forward keyword arguments that compute the logits of the last ``n`` positions only
+    (``logits_to_keep``), or none for a model class without that argument (all positions: the
+    caller takes the last n either way)."""
+    return {"logits_to_keep": n} if _takes_logits_to_keep(type(model)) else {}
 
 
 def build_model(cfg: ModelConfig, tok: PreTrainedTokenizerFast, seed: int) -> torch.nn.Module:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerFast
 
 from markovfork.llm_bridge.config import OptimizerConfig
-from markovfork.llm_bridge.model import autocast, load_checkpoint, save_checkpoint
+from markovfork.llm_bridge.model import autocast, keep_logits, load_checkpoint, save_checkpoint
 from markovfork.llm_bridge.tokenizer import EncodedExample
 
 __all__ = ["Batch", "collate", "response_loss", "response_loss_sum", "accumulate_step", "micro_batches", "lr_at",
@@ -76,8 +76,8 @@ def response_loss_sum(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
     target, and a large vocabulary's logits are most of a step's memory."""
     T, start = batch.input_ids.shape[1], batch.first_target
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   logits_to_keep=T - start + 1).logits  # (B, T - start + 1, V): positions start-1 .. T-1
-    logits = logits[:, :-1].float()  # (B, T - start, V)
+                   **keep_logits(model, T - start + 1)).logits[:, start - 1 - T:]  # (B, T - start + 1, V)
+    logits = logits[:, :-1].float()  # (B, T - start, V): positions start-1 .. T-2
     targets = batch.input_ids[:, start:]  # (B, T - start)
     mask = batch.loss_mask[:, start:]
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")

@@ -69,6 +69,27 @@ def test_accumulated_gradient_equals_the_big_batch_gradient(arch, micro):
         torch.testing.assert_close(p.grad, want[k].float(), rtol=1e-4, atol=1e-6)
 
 
+def test_a_model_without_logits_to_keep_gives_the_same_loss():
+    """The loss keeps only the logits from the shortest prompt on; a model class whose forward
+    lacks ``logits_to_keep`` computes all of them and must give the same loss."""
+    from transformers import GPT2LMHeadModel
+
+    from markovfork.llm_bridge.train import response_loss
+
+    class AllLogits(GPT2LMHeadModel):
+        def forward(self, input_ids=None, attention_mask=None):
+            return super().forward(input_ids=input_ids, attention_mask=attention_mask)
+
+    tok, enc = _data()
+    model = build_model(ModelConfig(n_layer=2, n_embd=32, n_head=2, max_len=64), tok, seed=0).eval()
+    other = AllLogits(model.config).eval()
+    other.load_state_dict(model.state_dict())
+    batch = collate(enc, tok.pad_token_id)
+    assert batch.first_target > 1
+    with torch.no_grad():
+        assert response_loss(other, batch)[0].item() == pytest.approx(response_loss(model, batch)[0].item(), rel=1e-6)
+
+
 def test_training_with_micro_batches_gives_the_same_weights(tmp_path):
     tok, enc = _data()
     results = []
