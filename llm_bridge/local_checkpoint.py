@@ -105,3 +105,26 @@ def build_tiny_checkpoint(path: str | os.PathLike, task: TaskSpec, *, arch: str 
     from markovfork.llm_bridge.model import save_checkpoint
 
     return save_checkpoint(model, tok, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m markovfork.llm_bridge.local_checkpoint DIR [--config TOML] [--arch qwen2|llama]
+    [--vocab-size N]``: write a tiny checkpoint for the task of a bridge config (default: the CPU
+    default's task), e.g. to dry-run a recipe on a new machine."""
+    import argparse
+
+    from markovfork.llm_bridge.config import load_config
+
+    ap = argparse.ArgumentParser(prog="python -m markovfork.llm_bridge.local_checkpoint",
+                                 description="Write a tiny random-weight checkpoint and BPE tokenizer for a task.")
+    ap.add_argument("out", help="directory to write (save_pretrained)")
+    ap.add_argument("--config", default=None, help="bridge TOML whose [task] the tokenizer is trained on")
+    ap.add_argument("--arch", default="qwen2", choices=["qwen2", "llama"])
+    ap.add_argument("--vocab-size", type=int, default=400)
+    args = ap.parse_args(argv)
+    path = build_tiny_checkpoint(args.out, load_config(args.config).task, arch=args.arch, vocab_size=args.vocab_size)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
