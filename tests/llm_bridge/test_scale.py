@@ -208,3 +208,18 @@ def test_eval_throughput_from_the_cached_evaluations(tmp_path):
     got = eval_throughput(tmp_path)
     assert got == pytest.approx({"eval_samples_per_s": (40 + 80) / 5.0, "eval_tokens_per_s": 1000 / 5.0})
     assert all(np.isnan(v) for v in eval_throughput(tmp_path / "none").values())
+
+
+def test_auto_micro_batch_reads_free_memory_and_the_models_shape(monkeypatch):
+    """On CUDA the free memory comes from torch.cuda.mem_get_info (faked here), the weights already
+    on the device count as free, and V, L, H come from the model's config."""
+    from markovfork.llm_bridge.scale import auto_micro_batch
+
+    tok = build_tokenizer(vocabulary(TaskSpec()))
+    model = build_model(ModelConfig(arch="llama", n_layer=3, n_embd=64, n_head=4, max_len=64), tok, seed=0)
+    n = sum(p.numel() for p in model.parameters())
+    free = 40 * n + 10**8
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))
+    got = auto_micro_batch(model, 50, torch.device("cuda"))
+    per_seq = 50 * (10 * len(tok) + 34 * 3 * 64)
+    assert got == int(MEMORY_SHARE * (free + 4 * n - 16 * n) // per_seq)
