@@ -37,8 +37,9 @@ def build_tokenizer(words: Sequence[str]) -> PreTrainedTokenizerFast:
 
 
 def is_word_level(tok) -> bool:
-    """Whether ``tok`` is a word-level tokenizer (one token per whitespace-separated word)."""
-    return isinstance(tok.backend_tokenizer.model, models.WordLevel)
+    """Whether ``tok`` is a word-level tokenizer (one token per whitespace-separated word); a
+    tokenizer without a ``tokenizers`` backend (sentencepiece-only) is not."""
+    return isinstance(getattr(getattr(tok, "backend_tokenizer", None), "model", None), models.WordLevel)
 
 
 @dataclass(frozen=True)
