@@ -32,10 +32,12 @@ import torch
 
 from markovfork.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
 from markovfork.results import results_frame
-from markovfork.llm_bridge.backtrack import backtrack_vocabulary, branch_count, branch_mix, filter_most_branching
+from markovfork.llm_bridge.backtrack import branch_count, branch_mix, filter_most_branching
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.counts import eval_file, run_name, sft_settings
 from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model, length_budget
+from markovfork.llm_bridge.local_checkpoint import load_tokenizer, task_tokenizers
+from markovfork.llm_bridge.scale import eval_throughput, resolve_batch_sizes, throughput_line
 from markovfork.llm_bridge.model import build_model, extend_vocabulary, load_checkpoint, resolve_device
 from markovfork.llm_bridge.tasks import (
     Problem,
@@ -43,10 +45,9 @@ from markovfork.llm_bridge.tasks import (
     generate_problems,
     sft_mix,
     undirected_derivation,
-    vocabulary,
     write_jsonl,
 )
-from markovfork.llm_bridge.tokenizer import build_tokenizer, encode_example
+from markovfork.llm_bridge.tokenizer import encode_example
 from markovfork.llm_bridge.train import PhaseResult, epoch_dir, make_optimizer, train_phase
 
 __all__ = ["RunResult", "run_bridge", "evaluate_checkpoint", "find_run_config", "base_batch_fn", "sft_batch_fn", "test_problems", "result_rows", "evaluate_cached"]
@@ -158,8 +159,8 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    tok = build_tokenizer(vocabulary(cfg.task))  # the base's; SFT adds the backtrack token when it branches
-    sft_tok = build_tokenizer(backtrack_vocabulary(cfg.task)) if cfg.sft.branch_rate > 0 else tok
+    tok, sft_tok = task_tokenizers(cfg)  # the checkpoint's own, or word-level (+ backtrack token for branching SFT)
+    cfg = resolve_batch_sizes(cfg, tok)  # [base] / [sft] tokens_per_step -> batch_size
     test = test_problems(cfg)
     pool = sft_problems(cfg, test)
     model = build_model(cfg.model, tok, seed=_derive_seed(cfg.seed, "init"))
@@ -203,7 +204,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
 
     # --- SFT per (diversity, rho) ---
     rows: list[dict] = []
-    sft_tokens, sft_seconds = 0, 0.0
+    sft_tokens, sft_seconds, sft_sequences = 0, 0.0, 0
     timings["sft_train_s"] = 0.0
     for diversity, rho in sft_settings(cfg.sft.diversities, cfg.sft.rhos):
         name = run_name(diversity, rho)
@@ -224,13 +225,16 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
         encoded = [encode_example(sft_tok, e.prompt, e.response) for e in examples]
         steps = math.ceil(len(encoded) / cfg.sft.batch_size)
         t0 = time.perf_counter()
-        model = extend_vocabulary(load_checkpoint(base_ckpt), len(sft_tok))
+        model = load_checkpoint(base_ckpt)
+        model = extend_vocabulary(model, len(sft_tok)) if sft_tok is not tok else model
         res = train_phase(model, sft_tok, sft_batch_fn(encoded, cfg.sft.batch_size, mix_seed), steps, cfg.sft,
                           out / "sft" / name, seed=cfg.seed, device=device, resume=True, desc=f"sft {name}",
-                          progress=progress)
+                          progress=progress,
+                          keep_epochs=set(cfg.eval.epochs) if cfg.sft.keep_checkpoints == "evaluated" else None)
         timings["sft_train_s"] += time.perf_counter() - t0
         sft_tokens += res.tokens
         sft_seconds += res.seconds
+        sft_sequences += res.sequences
         del model
         extra = {"fork_format": cfg.sft.fork_format, "answer": cfg.task.answer, "arms": cfg.task.arms,
                  "depth": cfg.task.depth, **mix_stats}
@@ -251,6 +255,10 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     table = results_frame(rows)
     write_outputs({**table_writers(table, out / "bridge_results"), **_figures(table, out)})  # one output set
     throughput["sft_tokens_per_s"] = sft_tokens / sft_seconds if sft_seconds > 0 else float("nan")
+    throughput |= {"base_samples_per_s": base_res.samples_per_s,
+                   "sft_samples_per_s": sft_sequences / sft_seconds if sft_seconds > 0 else float("nan"),
+                   **eval_throughput(out / "eval")}
+    log(f"bridge: throughput {throughput_line(throughput)}")
     timings["total_s"] = time.perf_counter() - t_start
     summary = _summary(timings, throughput, n_params, device, base_res)
     write_json(summary, out / "summary.json")
@@ -309,9 +317,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: lis
         raise ValueError("problems must hold at least one test problem, got none")
     model = load_checkpoint(checkpoint).to(device)
     base_model = load_checkpoint(base).to(device) if base is not None else None
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(checkpoint, local_files_only=True)
+    tok = load_tokenizer(checkpoint)
     problems = problems if problems is not None else test_problems(cfg)
     ks = cfg.eval.ks
     seed = _derive_seed(cfg.seed, "sample")
@@ -333,5 +339,6 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: lis
         write_table(table, Path(out) / "eval_results")
     log(f"bridge eval: {checkpoint}: " + ", ".join(f"pass@{k} {v:.3f}" for k, v in zip(ks, post.pass_at_k(ks)))
         + f"; fork accuracy {post.fork_accuracy:.3f}; backtrack share {post.backtrack_share:.3f}, "
-        f"response words {post.mean_response_words:.2f} (budget {length_budget(problems, cfg.eval.sampling)} tokens)")
+        f"response words {post.mean_response_words:.2f} "
+        f"(budget {length_budget(problems, cfg.eval.sampling, tok)} tokens)")
     return table
