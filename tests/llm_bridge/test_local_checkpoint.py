@@ -39,12 +39,7 @@ ARITH = TaskSpec(arms=2, depth=2, answer="arith", max_constant=9, max_source_val
 PATH = TaskSpec(arms=3, depth=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

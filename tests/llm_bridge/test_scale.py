@@ -24,16 +24,12 @@ from markovfork.llm_bridge.scale import (
 from markovfork.llm_bridge.tasks import TaskSpec, generate_problems, prompt_text, response_text, sft_mix, vocabulary
 from markovfork.llm_bridge.tokenizer import build_tokenizer, encode_example
 from markovfork.llm_bridge.train import accumulate_step, collate, micro_batches, train_phase
+from cli_checks import assert_one_error_line
 
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n=24):
@@ -190,11 +186,7 @@ def test_new_keys_give_one_line_errors_and_write_nothing(tmp_path, text, named):
     path.write_text(text)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["bridge", "run", "--config", str(path), "--out", str(out)])
-    assert result.exit_code == 2, (result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for word in named:
-        assert word in lines[0], lines[0]
+    assert_one_error_line(result, *named)
     assert not out.exists()
 
 
