@@ -88,7 +88,7 @@ def train_analytic_kernel(
     last), rejected[it] = the weight of the update the reject-easy rule removed."""
     n_prob, n = correct.shape[0], child_start.shape[0] - 1
     z, probs, grad = np.empty(n), np.empty(n), np.empty(n)
-    buf = np.empty((4, n))
+    buf = np.empty((3, n))
     dtheta, dskill, dfork = np.zeros(theta.shape[0]), np.zeros(1), np.zeros(fork.shape)
     rows = np.arange(n_prob)
     ppo = ints[I_METHOD] == M_PPO

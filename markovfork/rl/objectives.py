@@ -104,9 +104,9 @@ def _unlikely_values(child_start, reach, correct, inside, lam, leaf_value):
 def analytic_gradient(ints, floats, child_start, parent, probs, correct, start, ref_probs, p_reject, buf, grad):
     """grad += the method's expected gradient w.r.t. the step logits of one problem (see the
     module docstring); ``p_reject`` is the reject reference's success probability (-1: the
-    current policy's). Returns the success probability p. ``buf``: (4, N) scratch."""
+    current policy's). Returns the success probability p. ``buf``: (3, N) scratch."""
     n = child_start.shape[0] - 1
-    reach, value, leafv, inside_f = buf[0], buf[1], buf[2], buf[3]
+    reach, value, leafv = buf[0], buf[1], buf[2]
     inside = np.zeros(n, dtype=np.bool_)
     subtree_reach(parent, probs, start, reach, inside)
     for v in range(n):

@@ -5,7 +5,6 @@ it numerically (central differences). Slow; for tests on small trees."""
 from __future__ import annotations
 
 import itertools
-from math import comb
 
 import numpy as np
 
@@ -89,9 +88,3 @@ def numeric_gradient(f, z: np.ndarray, h: float = 1e-6) -> np.ndarray:
         g[v] = (f(zp) - f(zm)) / (2 * h)
     return g
 
-
-def passk_weight_reference(p: float, k: int) -> float:
-    """d/dp of 1 - (1 - p)^k, from the binomial sum 1 - sum_j C(k, j) ... (expanded by brute force)."""
-    f = lambda q: 1 - sum(comb(k, j) * q**j * (1 - q) ** (k - j) for j in range(0, 1))  # noqa: E731
-    h = 1e-6
-    return (f(p + h) - f(p - h)) / (2 * h)

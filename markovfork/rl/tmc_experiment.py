@@ -20,7 +20,7 @@ weighted by how often the base reaches them), applied to the shared rows.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -192,6 +192,3 @@ def config_dict(config: TMCConfig) -> dict:
     d["methods"] = list(config.methods)
     return d
 
-
-def with_(config: TMCConfig, **changes) -> TMCConfig:
-    return replace(config, **changes)

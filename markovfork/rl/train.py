@@ -135,11 +135,10 @@ def train_rl(
         raise ValueError(f"start.theta must be real numbers or -inf (a step never taken), got {bad}")
     _checks.real("start.skill", start.skill)
     fork = np.zeros((n_prob, model.n_fork)) if start.fork is None else np.array(start.fork, dtype=np.float64)
-    gram = np.zeros((n_prob, n_prob if model.n_fork else 0)) if start.gram is None else np.ascontiguousarray(start.gram, dtype=np.float64)
+    gram = np.zeros((0, 0)) if start.gram is None else np.ascontiguousarray(start.gram, dtype=np.float64)
     if fork.shape != (n_prob, model.n_fork) or (model.n_fork and gram.shape != (n_prob, n_prob)):
         raise ValueError(f"start.fork must be ({n_prob}, {model.n_fork}) and start.gram ({n_prob}, {n_prob})")
-    if model.n_fork == 0:
-        gram = np.zeros((n_prob, n_prob)) if n_prob * n_prob <= 10**6 else np.zeros((n_prob, 1))
+    # the kernels read the Gram matrix only to move fork logits: without fork columns it is never read
     skill = np.array([float(start.skill)])
     coef = np.zeros_like(fork)
     visible = np.ascontiguousarray(model.visible(problems))

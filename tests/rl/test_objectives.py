@@ -19,7 +19,7 @@ def _call(method, z, tree, correct, start, *, kl=0.0, ref=None, reject=0, p_reje
     ints, floats = RLConfig(method=method, kl=kl, reject_easy=reject, group_size=g, passk_k=k, unlikeliness=lam).packed()
     probs = softmax_probs(tree, z)
     grad = np.zeros(tree.n_nodes)
-    buf = np.empty((4, tree.n_nodes))
+    buf = np.empty((3, tree.n_nodes))
     ref = probs if ref is None else ref
     p = obj.analytic_gradient(ints, floats, tree.child_start, tree.parent, probs, correct, start, ref, p_reject, buf, grad)
     return p, grad, probs
