@@ -16,7 +16,9 @@ from markovfork.cli.simulate_cmd import (
 )
 from markovfork.io import figure_writer, table_writers, write_outputs
 from markovfork.rl.config import METHODS, REJECT_REFERENCES
-from markovfork.rl.posttrain import STARTS, load_posttrain_config, posttrain, posttrain_grid, posttrain_table
+from markovfork.rl.posttrain import (
+    RUN_KEYS, STARTS, at_end_of_rl, load_posttrain_config, posttrain, posttrain_grid, posttrain_table,
+)
 from markovfork.sft.data import DIVERSITY
 
 POSTTRAIN_FIGURES = ("pass_at_k",)
@@ -118,11 +120,9 @@ def _summaries(table):
     """One row per run: pass@1 and pass@k_max of base, start and the last RL snapshot."""
     import polars as pl
 
-    keys = ["method", "kl", "reject_easy", "seed"]
+    keys = list(RUN_KEYS)
     k_max = table["k"].max()
-    last = table.filter(pl.col("stage") == "rl").group_by(keys).agg(pl.col("iteration").max().alias("last"))
-    t = table.join(last, on=keys, how="left").filter(
-        (pl.col("stage") != "rl") | (pl.col("iteration") == pl.col("last")))
+    t = at_end_of_rl(table)
     out = None
     for stage in ("base", "start", "rl"):
         s = t.filter(pl.col("stage") == stage)

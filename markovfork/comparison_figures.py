@@ -94,9 +94,9 @@ def posttrain_pass_at_k_figure(table: pl.DataFrame):
     and each run's last RL snapshot (runs: method, kl, reject_easy; seeds averaged)."""
     _check(table)
     keys = [c for c in ("method", "kl", "reject_easy") if table[c].n_unique() > 1] or ["method"]
-    last = table.filter(pl.col("stage") == "rl").group_by(["method", "kl", "reject_easy", "seed"]).agg(
-        pl.col("iteration").max().alias("last"))
-    rl = table.join(last, on=["method", "kl", "reject_easy", "seed"]).filter(pl.col("iteration") == pl.col("last"))
+    from markovfork.rl.posttrain import at_end_of_rl
+
+    rl = at_end_of_rl(table).filter(pl.col("stage") == "rl")
     start = table["start"][0]
     fig, ax = _new_figure(f"RL after {'SFT' if start == 'sft' else 'the base'}: pass@k")
     for stage, style in (("base", dict(color="0.5", ls="--")), ("start", dict(color="0.2", ls=":"))):

@@ -27,7 +27,7 @@ from markovfork.sft.train import TRAINERS, derive_seeds
 
 __all__ = [
     "STARTS", "PosttrainConfig", "PosttrainResult", "posttrain", "load_posttrain_config", "posttrain_grid",
-    "posttrain_table",
+    "posttrain_table", "RUN_KEYS", "at_end_of_rl",
 ]
 
 STARTS = ("base", "sft")
@@ -229,3 +229,15 @@ def posttrain_grid(base: PosttrainConfig, methods=None, kls=None, seeds=None, re
 def posttrain_table(config: PosttrainConfig):
     """One run's table (a module-level function: sweeps send it to worker processes)."""
     return posttrain(config).table
+
+
+RUN_KEYS = ("method", "kl", "reject_easy", "seed")  # what tells the runs of a posttrain table apart
+
+
+def at_end_of_rl(table):
+    """The table's base and start rows, and each run's RL rows at its last snapshot only."""
+    import polars as pl
+
+    rl = pl.col("stage") == "rl"
+    last = pl.col("iteration").filter(rl).max().over(list(RUN_KEYS))
+    return table.filter(~rl | (pl.col("iteration") == last))
