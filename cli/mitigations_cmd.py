@@ -12,7 +12,7 @@ from markovfork.branching.task import Teacher
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import _figure_path, _finite, _load, _overrides, _planned_outputs, _parse_k, list_option
 from markovfork.io import figure_writer, table_writers, write_outputs
-from markovfork.mitigations import MitigationsConfig, run_mitigations
+from markovfork.mitigations import DEFAULT_RHO, MitigationsConfig, run_mitigations
 from markovfork.sft.simulate import ENGINES
 from markovfork.spread import AT_KINDS
 
@@ -51,7 +51,7 @@ def mitigations_command(rho, epochs, engine, temperatures, min_ps, spreads, spre
     markovfork.mitigations.run_mitigations.
     """
     prefix = _planned_outputs(out, ("pass_at_k",))
-    simulation = _load(config_file, _overrides(engine, None, None, None, k, rho=0.5 if rho is None and config_file is None
+    simulation = _load(config_file, _overrides(engine, None, None, None, k, rho=DEFAULT_RHO if rho is None and config_file is None
                                                    else rho, seed=seed, **{"train.epochs": epochs}), k, None)
     base = MitigationsConfig(simulation=simulation)
     branching = base.branching

@@ -29,9 +29,10 @@ from markovfork.sft.simulate import SimulationConfig, _evaluate, _progress, simu
 from markovfork.sft.train import TRAINERS, derive_seeds
 from markovfork.spread import AT_KINDS, Spread
 
-__all__ = ["MitigationsConfig", "run_mitigations", "GROUPS"]
+__all__ = ["MitigationsConfig", "run_mitigations", "GROUPS", "DEFAULT_RHO"]
 
 GROUPS = ("decoding", "data", "filtering")
+DEFAULT_RHO = 0.5  # the SFT run's fork prevalence when none is given (MitigationsConfig's docstring)
 
 
 def _branching_default() -> BranchingConfig:
@@ -44,7 +45,7 @@ class MitigationsConfig:
     half the training problems go through the fork, so the data mitigations have something to
     rebalance (at rho = 1 problem-level diversity is data-level diversity: every problem forward)."""
 
-    simulation: SimulationConfig = field(default_factory=lambda: SimulationConfig(rho=0.5))
+    simulation: SimulationConfig = field(default_factory=lambda: SimulationConfig(rho=DEFAULT_RHO))
     temperatures: tuple[float, ...] = (0.5, 0.8, 1.5, 2.0)
     min_ps: tuple[float, ...] = (0.1,)
     spreads: tuple[int, ...] = (2,)  # spread the samples over the top m children
