@@ -99,6 +99,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     predict held-out rhos or epochs, next to baselines."""
     from markovfork.plumbing import checks
     from markovfork.fit.heldout import fit_and_predict, read_results
+    from markovfork.llm_bridge.fit_runs import experiment_from_table
     from markovfork.plumbing.io import check_outputs, figure_writer, json_writer, output_prefix, table_paths, table_writers, \
         write_outputs
 
@@ -114,7 +115,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     counts = read_results_counts(counts_paths) if counts_paths else None
     bar = _progress(2 if predict_rho or train_until_epoch is not None else 1)
     try:
-        result = fit_and_predict(table, config=config, counts=counts, train_rhos=train_rho, predict_rhos=predict_rho,
+        result = fit_and_predict(table, experiment_from_table(table, config), counts=counts, train_rhos=train_rho, predict_rhos=predict_rho,
                                  train_until=train_until_epoch, no_fork=not skip_no_fork, seed=seed,
                                  progress=lambda: bar.update(1))
     finally:

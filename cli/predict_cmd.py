@@ -50,13 +50,14 @@ def predict_command(params, config_file, seed, out, as_json):
 
     Maps the planned run onto the simulator (markovfork.llm_bridge.task_mapping) and evaluates it at the
     fitted parameters; refuses settings outside what the fit covers. Python:
-    markovfork.fit.planned.predict_planned.
+    markovfork.llm_bridge.fit_runs.predict_run.
     """
     from dataclasses import replace
 
-    from markovfork.fit.planned import predict_planned, prediction_figure, prediction_table, read_fit
+    from markovfork.fit.planned import prediction_figure, prediction_table, read_fit
     from markovfork.fit.solve import _nan_to_null
     from markovfork.llm_bridge.config import load_config
+    from markovfork.llm_bridge.fit_runs import predict_run
 
     prefix = output_prefix(out) if out is not None else None
     if prefix is not None:
@@ -65,7 +66,7 @@ def predict_command(params, config_file, seed, out, as_json):
     planned = load_config(config_file)
     if seed is not None:
         planned = replace(planned, seed=seed)
-    pred = predict_planned(fit, planned)
+    pred = predict_run(fit, planned)
     table = prediction_table(pred)
     paths = []
     if prefix is not None:

@@ -37,6 +37,7 @@ from markovfork.llm_bridge.config import SamplingConfig
 from markovfork.llm_bridge.model import autocast, keep_logits
 from markovfork.llm_bridge.tasks import Problem, forward_arm_choice, grade, prompt_text, response_text
 from markovfork.llm_bridge.tokenizer import encode_example, is_word_level
+from markovfork.plumbing.seeds import child_seed
 from transformers import (
     DynamicCache,
     GenerationConfig,
@@ -232,7 +233,7 @@ def sample_responses(
             processors.append(SpreadFirst(length, n, sampling))
         for start in range(0, len(members), per_batch):
             chunk = members[start:start + per_batch]
-            batch_seed = int(np.random.SeedSequence([seed, batch_no]).generate_state(1)[0])
+            batch_seed = child_seed(seed, batch_no)
             batch_no += 1
             ids = torch.tensor([encoded[i] for i in chunk], device=device)  # (B, T)
             cache = DynamicCache(config=model.config)

@@ -12,7 +12,7 @@ Layout of ``out``::
     fig_*.png                      figures
     summary.json                   wall times, throughput, peak memory
 
-Every random stream is a child of ``seed`` (see :func:`markovfork.llm_bridge.tasks._derive_seed`): the test
+Every random stream is a child of ``seed`` (see :func:`markovfork.plumbing.seeds.child_seed`): the test
 set, the SFT problems, each base batch, each SFT epoch's order, initialisation and sampling.
 """
 
@@ -41,13 +41,13 @@ from markovfork.llm_bridge.scale import eval_throughput, resolve_batch_sizes, th
 from markovfork.llm_bridge.model import build_model, extend_vocabulary, load_checkpoint, resolve_device
 from markovfork.llm_bridge.tasks import (
     Problem,
-    _derive_seed,
     generate_problems,
     sft_mix,
     undirected_derivation,
     write_jsonl,
 )
 from markovfork.llm_bridge.tokenizer import encode_example
+from markovfork.plumbing.seeds import child_seed
 from markovfork.llm_bridge.train import PhaseResult, epoch_dir, make_optimizer, train_phase
 
 __all__ = ["RunResult", "run_bridge", "evaluate_checkpoint", "find_run_config", "base_batch_fn", "sft_batch_fn", "test_problems", "result_rows", "evaluate_cached"]
@@ -64,12 +64,12 @@ class RunResult:
 
 def test_problems(cfg: RunConfig) -> list[Problem]:
     """The run's test problems (a pure function of the task and the seed)."""
-    return generate_problems(cfg.task, cfg.eval.n_test, seed=_derive_seed(cfg.seed, "test"))
+    return generate_problems(cfg.task, cfg.eval.n_test, seed=child_seed(cfg.seed, "test"))
 
 
 def sft_problems(cfg: RunConfig, test: list[Problem]) -> list[Problem]:
     """The fixed SFT problems, disjoint from the test set."""
-    return generate_problems(cfg.task, cfg.sft.n_problems, seed=_derive_seed(cfg.seed, "sft"),
+    return generate_problems(cfg.task, cfg.sft.n_problems, seed=child_seed(cfg.seed, "sft"),
                              exclude={p.key() for p in test})
 
 
@@ -79,7 +79,7 @@ def base_batch_fn(cfg: RunConfig, tok, test: list[Problem]):
     exclude = {p.key() for p in test}
 
     def batch(epoch: int, step: int):
-        seed = _derive_seed(cfg.seed, f"base-{epoch}-{step}")
+        seed = child_seed(cfg.seed, f"base-{epoch}-{step}")
         problems = generate_problems(cfg.task, cfg.base.batch_size, seed=seed, exclude=exclude)
         rng = np.random.default_rng(seed)
         return [encode_example(tok, e.prompt, e.response) for e in (undirected_derivation(p, rng) for p in problems)]
@@ -91,7 +91,7 @@ def sft_batch_fn(encoded: list, batch_size: int, seed: int):
     """SFT batches: a fresh permutation of the fixed set each epoch (a function of seed and epoch)."""
 
     def batch(epoch: int, step: int):
-        order = np.random.default_rng(_derive_seed(seed, f"order-{epoch}")).permutation(len(encoded))
+        order = np.random.default_rng(child_seed(seed, f"order-{epoch}")).permutation(len(encoded))
         return [encoded[i] for i in order[step * batch_size:(step + 1) * batch_size]]
 
     return batch
@@ -102,7 +102,7 @@ def evaluate_cached(checkpoint: Path, cache: Path, cfg: RunConfig, tok, test: li
     if cache.is_file():
         return EvalResult.from_dict(json.loads(cache.read_text()))
     model = load_checkpoint(checkpoint).to(device)
-    res = evaluate_model(model, tok, test, cfg.eval.n_samples, cfg.eval.sampling, seed=_derive_seed(cfg.seed, "sample"),
+    res = evaluate_model(model, tok, test, cfg.eval.n_samples, cfg.eval.sampling, seed=child_seed(cfg.seed, "sample"),
                          device=device, batch_sequences=cfg.eval.batch_sequences)
     write_json(res.to_dict(), cache)
     return res
@@ -163,7 +163,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     cfg = resolve_batch_sizes(cfg, tok)  # [base] / [sft] tokens_per_step -> batch_size
     test = test_problems(cfg)
     pool = sft_problems(cfg, test)
-    model = build_model(cfg.model, tok, seed=_derive_seed(cfg.seed, "init"))
+    model = build_model(cfg.model, tok, seed=child_seed(cfg.seed, "init"))
     for section, phase in (("base", cfg.base), ("sft", cfg.sft)):
         try:
             make_optimizer(model, phase)
@@ -208,13 +208,13 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
     timings["sft_train_s"] = 0.0
     for diversity, rho in sft_settings(cfg.sft.diversities, cfg.sft.rhos):
         name = run_name(diversity, rho)
-        mix_seed = _derive_seed(cfg.seed, f"mix-{name}")
+        mix_seed = child_seed(cfg.seed, f"mix-{name}")
         examples = sft_mix(pool, rho, diversity, seed=mix_seed, fork_format=cfg.sft.fork_format)
         if cfg.sft.branch_rate > 0:
-            examples = branch_mix(examples, cfg.sft.branch_rate, seed=_derive_seed(mix_seed, "branch"))
+            examples = branch_mix(examples, cfg.sft.branch_rate, seed=child_seed(mix_seed, "branch"))
         n_before = len(examples)
         if cfg.sft.filter_share > 0:
-            examples = filter_most_branching(examples, cfg.sft.filter_share, seed=_derive_seed(mix_seed, "filter"))
+            examples = filter_most_branching(examples, cfg.sft.filter_share, seed=child_seed(mix_seed, "filter"))
         if not examples:
             raise ValueError(f"[sft] filter_share {cfg.sft.filter_share} leaves no trajectory of {n_before}")
         write_jsonl(examples, out / "data" / f"sft-{name}.jsonl")
@@ -320,7 +320,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cfg: RunConfig, *, problems: lis
     tok = load_tokenizer(checkpoint)
     problems = problems if problems is not None else test_problems(cfg)
     ks = cfg.eval.ks
-    seed = _derive_seed(cfg.seed, "sample")
+    seed = child_seed(cfg.seed, "sample")
     kwargs = dict(seed=seed, device=device, batch_sequences=cfg.eval.batch_sequences)
     post = evaluate_model(model, tok, problems, cfg.eval.n_samples, cfg.eval.sampling, **kwargs)
     if base is not None:

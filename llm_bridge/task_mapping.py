@@ -11,7 +11,8 @@ bridge                    simulator                              why
 ========================  =====================================  ==========================
 task.arms = A             task.arms = A                          branches of the fork
 task.depth = D            task.depth = D - 1                     forward: the arm choice, then
-                                                                 D - 1 look-ups (a2 .. aD)
+(nodes per arm)           (steps after the fork;                 D - 1 look-ups (a2 .. aD)
+                          path_star.steps_after_fork)
                           (reverse: D look-ups = depth + 1)      reverse: aD-1 .. a1, s
                           task.rationale_steps = D               rationale: t's chain back to s
 base: forward and reverse task.mode_prior = (1/2, 1/2, 0)        the base's undirected
@@ -61,12 +62,14 @@ from dataclasses import replace
 
 from markovfork.llm_bridge.config import RunConfig
 from markovfork.llm_bridge.run_files import sft_settings
+from markovfork.fit.experiment import Experiment
 from markovfork.model.policy import Decoding
 from markovfork.sft.config import SimulationConfig, TrainSettings
-from markovfork.tasks.path_star import PathStarTask
+from markovfork.tasks.path_star import PathStarTask, distinct_problems, steps_after_fork
 from markovfork.model.spread import Spread
 
-__all__ = ["BASE_MODE_PRIOR", "RATIONALE_MODE_PRIOR", "FREE_FIELDS", "sft_arms", "simulation_config", "simulation_configs", "distinct_problems"]
+__all__ = ["BASE_MODE_PRIOR", "RATIONALE_MODE_PRIOR", "FREE_FIELDS", "sft_arms", "simulation_config",
+           "simulation_configs", "distinct_problems", "experiment", "RESULT_LABELS"]
 
 BASE_MODE_PRIOR = (0.5, 0.5, 0.0)  # the bridge base: forward or reverse walks with equal odds, never "?"
 # with a rationale fork format the simulator needs some prior on "?": a zero prior is a -inf logit
@@ -83,15 +86,6 @@ def sft_arms(run: RunConfig) -> list[tuple[float, str]]:
     """The (rho, diversity) arms a bridge run trains, in its order (``counts.sft_settings``:
     problem-level arms at rho 0 and 1 are skipped when data-level ones exist, the same mix)."""
     return [(rho, diversity) for diversity, rho in sft_settings(run.sft.diversities, run.sft.rhos)]
-
-
-def distinct_problems(n: int, rho: float, diversity: str) -> int:
-    """Distinct problems of a bridge SFT set of ``n`` trajectories (``tasks.sft_mix``): n at
-    data-level diversity, n - min(F, n - F) with F = round(rho n) at problem level."""
-    if diversity == "data":
-        return n
-    n_fork = int(round(rho * n))
-    return n - min(n_fork, n - n_fork)
 
 
 def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | None = None) -> SimulationConfig:
@@ -124,7 +118,7 @@ def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | N
         sim_diversity = diversity
     task = PathStarTask(
         arms=run.task.arms,
-        depth=run.task.depth - 1,
+        depth=steps_after_fork(run.task.depth),
         rationale_steps=run.task.depth,
         mode_prior=free.pop("task.mode_prior", RATIONALE_MODE_PRIOR if sim_diversity == "rationale" else BASE_MODE_PRIOR),
         n_train=distinct_problems(run.sft.n_problems, rho, diversity),
@@ -147,3 +141,16 @@ def simulation_configs(run: RunConfig, free: dict | None = None) -> list[Simulat
     """One simulator configuration per SFT arm of ``run`` (:func:`sft_arms`), in the run's order."""
     return [simulation_config(run, rho, diversity, free) for rho, diversity in sft_arms(run)]
 
+
+
+RESULT_LABELS = ("seed", "arms", "depth", "n_samples", "n_test", "fork_format", "answer")  # shared by a run's rows
+
+
+def experiment(run: RunConfig, free: dict | None = None) -> Experiment:
+    """``run`` as the fit sees it: its SFT arms (:func:`sft_arms`), their simulator configurations
+    (:func:`simulation_configs`), the SFT set size, the results-table columns its rows share
+    (:data:`RESULT_LABELS`) and the run's configuration (saved with a fit)."""
+    columns = dict(seed=run.seed, arms=run.task.arms, depth=run.task.depth, n_samples=run.eval.n_samples,
+                   n_test=run.eval.n_test, fork_format=run.sft.fork_format, answer=run.task.answer)
+    return Experiment(arms=tuple(sft_arms(run)), configs=tuple(simulation_configs(run, free)),
+                      n_problems=run.sft.n_problems, columns=columns, run_config=run.to_dict())

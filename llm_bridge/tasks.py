@@ -46,6 +46,8 @@ import numpy as np
 
 from markovfork.plumbing.config_reader import check_fields
 from markovfork.plumbing.io import atomic_path
+from markovfork.plumbing.seeds import child_seed
+from markovfork.tasks.path_star import DIVERSITIES, MODES, check_arms, fork_count
 
 __all__ = [
     "ANSWER_FORMATS",
@@ -70,7 +72,7 @@ __all__ = [
 ]
 
 ANSWER_FORMATS = ("path", "arith")
-COT_FORMATS = ("forward", "reverse", "rationale")
+COT_FORMATS = MODES  # the core task's reasoning modes (markovfork.tasks.path_star), in its order
 LETTERS = tuple(string.ascii_lowercase)  # node names
 SYMBOLS = (",", "|", "?", ";", "=", "+", "#", ">", "<")  # punctuation tokens of the task language
 MODE_TOKENS = {"forward": ">", "reverse": "<", "rationale": "?"}  # first response token per format
@@ -80,16 +82,15 @@ MODE_TOKENS = {"forward": ">", "reverse": "<", "rationale": "?"}  # first respon
 class TaskSpec:
     """Shape of the task distribution."""
 
-    arms: int = 2  # arms hanging off the source (the fork's branching factor)
-    depth: int = 5  # nodes per arm; the target is the leaf of one arm
+    arms: int = 2  # arms hanging off the source (the fork's branching factor, as PathStarTask.arms)
+    depth: int = 5  # nodes per arm = path_star.arm_nodes(PathStarTask.depth); the target is the leaf of one arm
     answer: str = "path"  # "path" (plain path) or "arith" (ArithChain)
     max_constant: int = 20  # arith: edge constants are drawn from 1..max_constant
     max_source_value: int = 20  # arith: the source value is drawn from 0..max_source_value
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.arms < 2:
-            raise ValueError(f"arms must be >= 2, got {self.arms}")
+        check_arms(self.arms)
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
         if self.answer not in ANSWER_FORMATS:
@@ -223,14 +224,9 @@ def generate_problems(spec: TaskSpec, n: int, seed: int, exclude: Iterable[tuple
 
 def split_problems(spec: TaskSpec, n_train: int, n_test: int, seed: int) -> tuple[list[Problem], list[Problem]]:
     """Disjoint train and test sets: the test set is drawn first, then training problems avoid it."""
-    test = generate_problems(spec, n_test, seed=_derive_seed(seed, "test"))
-    train = generate_problems(spec, n_train, seed=_derive_seed(seed, "train"), exclude={p.key() for p in test})
+    test = generate_problems(spec, n_test, seed=child_seed(seed, "test"))
+    train = generate_problems(spec, n_train, seed=child_seed(seed, "train"), exclude={p.key() for p in test})
     return train, test
-
-
-def _derive_seed(seed: int, label: str) -> int:
-    """A child seed for a named stream; stable across runs and Python versions."""
-    return int(np.random.SeedSequence([seed, *label.encode()]).generate_state(1)[0])
 
 
 def prompt_text(p: Problem) -> str:
@@ -345,12 +341,12 @@ def sft_mix(problems: Sequence[Problem], rho: float, diversity: str, seed: int,
     """
     if not 0.0 <= rho <= 1.0:
         raise ValueError(f"rho must be in [0, 1], got {rho}")
-    if diversity not in ("data", "problem"):
+    if diversity not in DIVERSITIES:
         raise ValueError(f"diversity must be 'data' or 'problem', got {diversity!r}")
     if fork_format not in ("forward", "rationale"):
         raise ValueError(f"fork_format must be 'forward' or 'rationale', got {fork_format!r}")
     n = len(problems)
-    n_fork = int(round(rho * n))
+    n_fork = fork_count(n, rho)
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     if diversity == "data":

@@ -241,9 +241,6 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     return out
 
 
-TASK_COLUMNS = ("engine", "arms", "depth", "fork_format", "answer", "n_samples", "n_test")  # one value per table
-
-
 def read_results(paths) -> "pl.DataFrame":
     """The rows of one or more results tables (Parquet or CSV, by suffix), as one table."""
     import polars as pl
@@ -261,44 +258,16 @@ def read_results(paths) -> "pl.DataFrame":
     return pl.concat(frames, how="diagonal_relaxed")
 
 
-def run_from_table(table, config: str | None = None):
-    """The bridge RunConfig a results table describes: ``config`` (a TOML file, or the CPU
-    default) with the task (arms, depth, fork format, answer), the SFT arms, the evaluated epochs
-    and the evaluation size taken from the table. A table that mixes task settings is refused."""
-    import dataclasses
-
-    from markovfork.llm_bridge.config import load_config
-
-    for col in TASK_COLUMNS:
-        if col in table.columns:
-            values = table[col].unique().drop_nulls().to_list()
-            if len(values) > 1:
-                raise ValueError(f"the results mix task settings: {col} takes the values {sorted(values)} (fit one setting at a time)")
-    run = load_config(config)
-    first = table.row(0, named=True)
-    task = dataclasses.replace(run.task, arms=int(first["arms"]), depth=int(first["depth"]),
-                               **({"answer": first["answer"]} if first.get("answer") else {}))
-    sft_rows = table.filter(table["epoch"] > 0)
-    if sft_rows.height == 0:
-        raise ValueError("the results have no SFT rows (epoch >= 1) to fit")
-    epochs = sorted(int(e) for e in sft_rows["epoch"].unique())
-    sft = dataclasses.replace(run.sft, rhos=sorted(float(r) for r in sft_rows["rho"].unique()),
-                              diversities=sorted(sft_rows["diversity"].unique().to_list()),
-                              epochs=max(epochs), **({"fork_format": first["fork_format"]} if first.get("fork_format") else {}))
-    ev = dataclasses.replace(run.eval, epochs=epochs, n_samples=int(first["n_samples"]), n_test=int(first["n_test"]),
-                             batch_sequences=max(run.eval.batch_sequences, int(first["n_samples"])))
-    return dataclasses.replace(run, task=task, sft=sft, eval=ev)
-
-
-def fit_and_predict(table, *, config=None, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
+def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
                     no_fork: bool = True, seed: int = 0, progress=None) -> dict:
-    """What ``markovfork fit`` computes: the run a results table describes, the simulator fitted on
-    the training rows, the prediction on every cell and (when rhos or epochs are held out) the
+    """What ``markovfork fit`` computes: the simulator fitted on the training rows of ``table``
+    (the run it describes mapped onto the simulator as ``experiment``, an
+    :class:`~markovfork.fit.experiment.Experiment`; a bridge table's:
+    ``llm_bridge.fit_runs.experiment_from_table``), the prediction on every cell and (when rhos or epochs are held out) the
     held-out errors next to the baselines. Returns the long table of measured vs predicted
     (``rows``), the JSON summary, the fit document and a few text lines."""
     import polars as pl
 
-    run = run_from_table(table, config)
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
     for name, given in (("--predict-rho", predict_rhos), ("--train-rho", train_rhos)):
         for r in given or ():
@@ -315,7 +284,7 @@ def fit_and_predict(table, *, config=None, counts=None, train_rhos=None, predict
     settings = train.filter(pl.col("epoch") > 0).select("rho", "diversity", "epoch").unique().height
     if settings < 2:
         raise ValueError(f"too few settings to fit: {settings} SFT (rho, diversity, epoch) setting(s) in the training rows, need >= 2")
-    predictor = CurvePredictor(run, seed=seed)
+    predictor = CurvePredictor(experiment, seed=seed)
     if held_rhos:
         res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress)
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]

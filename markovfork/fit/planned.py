@@ -1,15 +1,17 @@
 """Predict the pass@k curves of a bridge run that has not been made, from fitted parameters.
 
 A fit (:func:`markovfork.fit.save_fit`) holds the free parameters' values and the bridge run
-configuration they were fitted to. :func:`predict_planned` maps a *planned* run configuration
-(new rho, diversity, evaluation epochs, k, seed) onto the simulator (``task_mapping``) and
-evaluates :class:`CurvePredictor` at the fitted values, with the fit's predictor settings:
+configuration they were fitted to. :func:`predict_planned` takes a *planned* run (new rho,
+diversity, evaluation epochs, k, seed) already mapped onto the simulator (an
+:class:`~markovfork.fit.experiment.Experiment`; a bridge run: ``llm_bridge.fit_runs.predict_run``
+checks it against the fit and maps it) and evaluates :class:`CurvePredictor` at the fitted
+values, with the fit's predictor settings:
 
     pass@k(arm, epoch, k) = CurvePredictor(planned, fixed=fit.fixed, **fit.predictor).predict(fit.values)
 
 The fitted parameters absorb what the simulator lacks (the bridge's model, optimiser, base
 schedule, task shape), so a prediction is only as good as its run resembles the fitted one.
-:func:`coverage_problems` lists the settings outside what the fit covers: any difference in
+``llm_bridge.fit_runs.coverage_problems`` lists the settings outside what the fit covers: any difference in
 ``[task]``, ``[model]``, ``[base]``, the SFT settings other than rhos, diversities and epochs
 (n_problems, lr, batch size, fork format, ...) and ``[eval.sampling]``; a rho outside the fitted
 range; SFT epochs beyond the fitted ones (the bridge's cosine schedule spans the run's epochs);
@@ -30,19 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
+from markovfork.fit.experiment import Experiment
 from markovfork.fit.parameters import from_unit, to_unit
 from markovfork.fit.predict import CurvePredictor
 from markovfork.fit.solve import FitResult, load_fit
 
 __all__ = [
-    "Prediction", "read_fit", "fitted_run", "coverage_problems", "predict_planned", "prediction_table",
-    "prediction_figure", "ENGINE",
+    "Prediction", "read_fit", "predict_planned", "prediction_table", "prediction_figure", "ENGINE",
 ]
 
 ENGINE = "predicted"  # the engine column of a prediction table
-FREE_SECTIONS = {"seed", "threads", "device"}  # run settings a prediction may change at will
-FREE_SFT = {"rhos", "diversities", "epochs"}  # checked separately (range, seen diversities, epochs)
-FREE_EVAL = {"epochs", "n_samples", "n_test"}  # ks follow n_samples
 _STEP = 1e-3  # central-difference step in the unit coordinates
 
 
@@ -55,7 +54,7 @@ class Prediction:
     ks: np.ndarray
     pass_at_k: np.ndarray  # (arms, epochs, ks)
     sd: np.ndarray  # (arms, epochs, ks) parameter-uncertainty standard deviation
-    run: object  # the planned RunConfig
+    experiment: Experiment  # the planned run, mapped onto the simulator
     fit: FitResult
 
 
@@ -75,54 +74,10 @@ def read_fit(path: str | Path) -> FitResult:
     return fit
 
 
-def fitted_run(fit: FitResult):
-    """The bridge RunConfig the fit was made on."""
-    from markovfork.llm_bridge.config import config_from_dict
-
-    try:
-        return config_from_dict(fit.run_config)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"the fit's run_config is not a valid bridge configuration: {exc}") from None
-
-
-def _differences(a: dict, b: dict, prefix: str, skip=()) -> list[str]:
-    return [f"{prefix}{k} = {b.get(k)!r} (fitted: {a.get(k)!r})"
-            for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
-
-
-def coverage_problems(fit: FitResult, planned) -> list[str]:
-    """The settings of ``planned`` (a RunConfig) outside what ``fit`` covers, one string each
-    (empty: the prediction is an interpolation of the fitted run)."""
-    from markovfork.llm_bridge.task_mapping import sft_arms
-
-    fitted = fitted_run(fit)
-    a, b = fitted.to_dict(), planned.to_dict()
-    problems = []
-    for section in ("task", "model", "base"):
-        problems += _differences(a[section], b[section], f"[{section}] ")
-    problems += _differences(a["sft"], b["sft"], "[sft] ", skip=FREE_SFT)
-    problems += _differences(a["eval"], b["eval"], "[eval] ", skip=FREE_EVAL | {"sampling"})
-    problems += _differences(a["eval"]["sampling"], b["eval"]["sampling"], "[eval.sampling] ")
-    fitted_arms = sft_arms(fitted)
-    rhos = [rho for rho, _ in fitted_arms]
-    low, high = min(rhos), max(rhos)
-    seen = {div for _, div in fitted_arms}
-    for rho, div in sft_arms(planned):
-        if not low <= rho <= high:
-            problems.append(f"rho {rho:g} outside the fitted range [{low:g}, {high:g}]")
-        if div not in seen:
-            problems.append(f"diversity {div!r} (fitted: {sorted(seen)})")
-    if planned.sft.epochs > fitted.sft.epochs:
-        problems.append(f"[sft] epochs = {planned.sft.epochs} beyond the fitted {fitted.sft.epochs}")
-    return problems
-
-
-def predict_planned(fit: FitResult, planned, *, uncertainty: bool = True) -> Prediction:
-    """The predicted pass@k table of every SFT arm of ``planned`` (module docstring); a
-    ValueError names every setting outside what the fit covers."""
-    problems = coverage_problems(fit, planned)
-    if problems:
-        raise ValueError("the planned run is outside what the fit covers: " + "; ".join(problems))
+def predict_planned(fit: FitResult, planned: Experiment, *, uncertainty: bool = True) -> Prediction:
+    """The predicted pass@k table of every SFT arm of ``planned`` (module docstring). Whether the
+    run is inside what the fit covers is the caller's check (a bridge run:
+    ``llm_bridge.fit_runs.predict_run``)."""
     predictor = CurvePredictor(planned, fixed=fit.fixed, **fit.predictor)
     values = dict(fit.values)
     curves = predictor.predict(values)
@@ -134,7 +89,7 @@ def predict_planned(fit: FitResult, planned, *, uncertainty: bool = True) -> Pre
                              f"parameter), got shape {cov.shape}")
         sd = _parameter_sd(predictor, values, cov, curves.shape)
     return Prediction(arms=list(predictor.arms), epochs=predictor.epochs, ks=predictor.ks, pass_at_k=curves,
-                      sd=sd, run=planned, fit=fit)
+                      sd=sd, experiment=planned, fit=fit)
 
 
 def _parameter_sd(predictor: CurvePredictor, values: dict, cov: np.ndarray, shape: tuple) -> np.ndarray:
@@ -164,19 +119,19 @@ def prediction_table(pred: Prediction):
 
     nan = float("nan")
     base = pred.pass_at_k[:, 0, :]
-    run = pred.run
+    cols = pred.experiment.columns
     rows = []
     for a, (rho, diversity) in enumerate(pred.arms):
         for e, epoch in enumerate(pred.epochs):
             for j, k in enumerate(pred.ks):
                 post = float(pred.pass_at_k[a, e, j])
                 rows.append(dict(
-                    engine=ENGINE, rho=float(rho), diversity=diversity, seed=int(run.seed), epoch=int(epoch), k=int(k),
+                    engine=ENGINE, rho=float(rho), diversity=diversity, seed=int(cols["seed"]), epoch=int(epoch), k=int(k),
                     pass_at_k_base=float(base[a, j]), pass_at_k_post=post, shrinkage=float(base[a, j]) - post,
                     fork_accuracy=nan, fork_confidence_correct=nan, fork_confidence_wrong=nan, fork_entropy=nan,
-                    train_loss=nan, pass_at_k_post_sd=float(pred.sd[a, e, j]), n_samples=int(run.eval.n_samples),
-                    n_test=int(run.eval.n_test), fork_format=run.sft.fork_format, answer=run.task.answer,
-                    arms=int(run.task.arms), depth=int(run.task.depth),
+                    train_loss=nan, pass_at_k_post_sd=float(pred.sd[a, e, j]), n_samples=int(cols["n_samples"]),
+                    n_test=int(cols["n_test"]), fork_format=cols["fork_format"], answer=cols["answer"],
+                    arms=int(cols["arms"]), depth=int(cols["depth"]),
                 ))
     return results_frame(rows)
 

@@ -1,7 +1,8 @@
 """Predicted pass@k curves of a bridge run's SFT arms as a function of the free parameters.
 
-For each arm (rho, diversity) of the run, the simulator configuration is the one
-:func:`markovfork.llm_bridge.task_mapping.simulation_config` gives, run with the analytic engine (exact
+For each arm (rho, diversity) of the run, the simulator configuration is the one its
+:class:`~markovfork.fit.experiment.Experiment` holds (a bridge run's: mapped by
+:func:`markovfork.llm_bridge.task_mapping.experiment`), run with the analytic engine (exact
 expectations; the measurement noise is the fit's business). Two devices make the prediction a
 cheap, smooth function of the parameters, evaluated in one process on compiled kernels:
 
@@ -36,8 +37,8 @@ import numpy as np
 from markovfork.engines.exact import exact_pass_at_k, success_probability
 from markovfork.fit.parameters import PARAMETERS, check_names
 from markovfork.model.policy import transition_probs
+from markovfork.fit.experiment import Experiment
 from markovfork.sft.train import derive_seeds, train_analytic
-from markovfork.llm_bridge.task_mapping import sft_arms, simulation_config
 
 __all__ = ["CurvePredictor", "pass_at_k_table"]
 
@@ -51,24 +52,27 @@ def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
 
 
 class CurvePredictor:
-    """pass@k of every SFT arm of the bridge run ``run`` for given free-parameter values.
+    """pass@k of every SFT arm of ``experiment`` (an :class:`Experiment`) for given free-parameter values.
 
     ``fixed`` sets parameters that are not passed to :meth:`predict` (default: each one's
     declared default). ``seed`` seeds the simulated task (features, arms, SFT subset);
     ``steps_per_epoch`` is the analytic engine's integration steps per epoch."""
 
-    def __init__(self, run, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
+    def __init__(self, experiment: Experiment, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
                  seed: int = 0, capacity_ramp: float = 0.1):
         fixed = dict(fixed or {})
         check_names(fixed, "fixed parameters")
         if not isinstance(max_train_problems, int) or max_train_problems < 1:
             raise ValueError(f"max_train_problems must be an integer >= 1, got {max_train_problems!r}")
-        self.run = run
+        if not isinstance(experiment, Experiment):
+            raise ValueError(f"CurvePredictor needs an Experiment (a bridge run: map it with "
+                             f"markovfork.llm_bridge.task_mapping.experiment), got {type(experiment).__name__}")
+        self.experiment = experiment
         self.fixed = {name: p.default for name, p in PARAMETERS.items()} | fixed
-        self.arms = sft_arms(run)
-        self.epochs = np.array(sorted({0, *run.eval.epochs}), dtype=np.int64)
-        self.ks = np.array(run.eval.ks, dtype=np.int64)
-        self.scale = min(1.0, max_train_problems / run.sft.n_problems)
+        self.arms = list(experiment.arms)
+        self.epochs = experiment.epochs
+        self.ks = experiment.ks
+        self.scale = min(1.0, max_train_problems / experiment.n_problems)
         if not (isinstance(capacity_ramp, (int, float)) and 0.0 <= capacity_ramp <= 1.0):
             raise ValueError(f"capacity_ramp must be in [0, 1], got {capacity_ramp!r}")
         self.capacity_ramp = float(capacity_ramp)
@@ -76,10 +80,10 @@ class CurvePredictor:
                               capacity_ramp=capacity_ramp)
         self.evaluations = 0  # calls of predict
         self.seconds = 0.0  # time spent in them
-        self._arms = [self._prepare(rho, div, steps_per_epoch, seed) for rho, div in self.arms]
+        self._arms = [self._prepare(cfg, steps_per_epoch, seed) for cfg in experiment.configs]
 
-    def _prepare(self, rho: float, diversity: str, steps_per_epoch: int, seed: int) -> dict:
-        cfg = simulation_config(self.run, rho, diversity, {"train.steps_per_epoch": steps_per_epoch})
+    def _prepare(self, cfg, steps_per_epoch: int, seed: int) -> dict:
+        cfg = replace(cfg, train=replace(cfg.train, steps_per_epoch=steps_per_epoch))
         n_train = max(1, round(cfg.task.n_train * self.scale))
         d_max = math.ceil((PARAMETERS["capacity"].high + 8 * self.capacity_ramp) * n_train)
         task = replace(cfg.task, n_train=n_train, feature_dim=d_max, feature_scale=1.0)

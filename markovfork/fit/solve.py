@@ -114,7 +114,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
         data_fingerprint=measured.fingerprint,
         engines=measured.engines,
         predictor=predictor.settings(),
-        run_config=predictor.run.to_dict(),
+        run_config=dict(predictor.experiment.run_config),
         status=str(sol.message),
         at_bound=tuple(n for n, hit in zip(free, at_bound) if hit),
     )

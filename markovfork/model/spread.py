@@ -6,7 +6,7 @@ kind strictly between the start and u (the first such node on every path; S_x is
 
 * ``"first"``: u has more than one child of non-zero (decoded) step probability; the path
   from the start to the first such node is deterministic, so every sample reaches the same u;
-* ``"fork"``: u is a decision fork (:func:`markovfork.sft.evaluate.decision_forks`);
+* ``"fork"``: u is a decision fork (:func:`decision_forks`);
 * ``"depth"`` (or an integer ``at = d``): u lies d steps below the start and has children.
 
 At u the children are ranked by decoded step probability (stable: ties keep child order); the
@@ -40,11 +40,12 @@ import numpy as np
 from markovfork.plumbing import checks
 from markovfork.plumbing.config_reader import check_fields
 from markovfork.engines.exact import reach_probability, success_probability
+from markovfork.model.tree import FORK
 
 __all__ = [
     "AT_KINDS", "Spread", "Strata", "spread_nodes", "spread_nodes_reference", "strata",
     "stratified_pass_at_k", "stratified_pass_at_k_reference", "spread_success", "spread_pass_at_k",
-    "spread_leaves",
+    "spread_leaves", "decision_forks",
 ]
 
 AT_KINDS = ("first", "fork", "depth")
@@ -99,12 +100,15 @@ def _first_on_path_kernel(parent, kind, out):
             out[p, v] = kind[p, v] and not blocked[v]
 
 
+def decision_forks(tree) -> np.ndarray:
+    """Forks where a wrong branch exists (valid_branches < number of children)."""
+    return np.flatnonzero((tree.kind == FORK) & (tree.valid_branches < tree.n_children))
+
+
 def _kind_mask(tree, probs: np.ndarray, start: np.ndarray, spread: Spread) -> np.ndarray:
     """(P, N) nodes of the kind ``spread.at`` reached from the start with positive probability."""
     reach = reach_probability(tree, probs, start) > 0
     if spread.at == "fork":
-        from markovfork.sft.evaluate import decision_forks
-
         kind = np.zeros(tree.n_nodes, dtype=bool)
         kind[decision_forks(tree)] = True
         return reach & kind[None, :]

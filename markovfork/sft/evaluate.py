@@ -26,8 +26,8 @@ import numpy as np
 from markovfork.metrics.estimators import pass_at_k
 from markovfork.engines.exact import exact_pass_at_k, node_entropy, reach_probability, success_probability
 from markovfork.model.problems import Problems
-from markovfork.model.spread import Spread, spread_leaves, spread_pass_at_k
-from markovfork.model.tree import FORK, Tree
+from markovfork.model.spread import Spread, decision_forks, spread_leaves, spread_pass_at_k
+from markovfork.model.tree import Tree
 
 __all__ = ["Evaluation", "decision_forks", "evaluate_exact", "evaluate_sampled"]
 
@@ -42,11 +42,6 @@ class Evaluation:
     fork_confidence_correct: float
     fork_confidence_wrong: float
     fork_entropy: float
-
-
-def decision_forks(tree: Tree) -> np.ndarray:
-    """Forks where a wrong branch exists (valid_branches < number of children)."""
-    return np.flatnonzero((tree.kind == FORK) & (tree.valid_branches < tree.n_children))
 
 
 def _ratio(num: float, den: float) -> float:

@@ -12,6 +12,17 @@ Each problem asks for the end of one arm of a path-star graph. The root is a *mo
 Every decipherable node's first child is the correct step; its other children are dead-end
 leaves (wrong answers), so the tree stays linear in ``depth``. A problem's correct leaves are the
 ends of its arm in the forward and rationale subtrees and the end of the reverse chain.
+
+This module is the one definition of the task that the simulator, the fit and the LLM bridge
+(``llm_bridge/tasks.py``, its text rendering) share: :data:`MODES` (the order of ``mode_prior``
+and of the tree's mode heads), :data:`DIVERSITIES`, the arm count, the SFT mix counts
+(:func:`fork_count`, :func:`distinct_problems`) and ``depth``. **depth** here is the number of
+decipherable steps along an arm *after the fork*; the path-star graph (the bridge's
+``[task] depth``, the ``depth`` column of a results table) counts the *nodes per arm*, one more
+(the arm choice). The two are converted in one place only, :func:`arm_nodes` and
+:func:`steps_after_fork`:
+
+    nodes per arm D = depth + 1.
 """
 
 from __future__ import annotations
@@ -25,7 +36,49 @@ from markovfork.plumbing.config_reader import check_fields
 from markovfork.model.problems import Problems
 from markovfork.model.tree import DECIPHERABLE, FORK, LEAF, Tree, TreeBuilder
 
-__all__ = ["PathStarTask", "PathStar"]
+__all__ = ["PathStarTask", "PathStar", "MODES", "DIVERSITIES", "arm_nodes", "steps_after_fork", "check_arms",
+           "fork_count", "distinct_problems"]
+
+MODES = ("forward", "reverse", "rationale")  # reasoning modes, in the order of mode_prior and the tree's heads
+DIVERSITIES = ("data", "problem")  # SFT mix: one mode per problem, or both modes of the same problems
+
+
+def arm_nodes(depth: int) -> int:
+    """Nodes per arm of the path-star graph (the bridge's ``depth``) for ``depth`` steps after
+    the fork: D = depth + 1 (the arm choice, then ``depth`` look-ups)."""
+    return checks.integer("depth", depth, 1) + 1
+
+
+def steps_after_fork(nodes_per_arm: int) -> int:
+    """The simulator's ``depth`` of a graph with ``nodes_per_arm`` nodes per arm: D - 1 (>= 1)."""
+    nodes = checks.integer("nodes per arm", nodes_per_arm, 1)
+    if nodes < 2:
+        raise ValueError(f"the simulator needs >= 2 nodes per arm (>= 1 look-up after the fork), got {nodes}")
+    return nodes - 1
+
+
+def check_arms(arms: int) -> int:
+    """The arm count (branches of the fork at the source), an integer >= 2."""
+    arms = checks.integer("arms", arms)
+    if arms < 2:
+        raise ValueError(f"arms must be >= 2, got {arms}")
+    return arms
+
+
+def fork_count(n: int, rho: float) -> int:
+    """Trajectories (data level: problems) of an SFT set of ``n`` in the fork mode: F = round(rho n)."""
+    return int(round(rho * n))
+
+
+def distinct_problems(n: int, rho: float, diversity: str) -> int:
+    """Distinct problems of an SFT set of ``n`` trajectories: n at data-level diversity, and
+    n - min(F, n - F) at problem level (B = min(F, n - F) problems shown in both modes)."""
+    if diversity not in DIVERSITIES:
+        raise ValueError(f"diversity must be 'data' or 'problem', got {diversity!r}")
+    if diversity == "data":
+        return n
+    f = fork_count(n, rho)
+    return n - min(f, n - f)
 
 
 @dataclass(frozen=True)
@@ -45,7 +98,7 @@ class PathStarTask:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        checks.integer("arms", self.arms, 2)
+        check_arms(self.arms)
         checks.integer("depth", self.depth, 1)
         checks.integer("branching", self.branching, 2)
         checks.integer("rationale_steps", self.rationale_steps, 0)

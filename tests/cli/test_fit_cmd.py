@@ -12,6 +12,7 @@ from markovfork.cli import main
 from markovfork.fit import CurvePredictor, load_fit
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.reporting.results import results_frame
+from markovfork.llm_bridge.task_mapping import experiment
 
 CONFIG = """
 [task]
@@ -27,7 +28,7 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("fit")
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 4, "rhos": [0.0, 0.5, 1.0]},
                             "eval": {"n_test": 100, "n_samples": 16, "epochs": [1, 2, 4]}})
-    predictor = CurvePredictor(run)
+    predictor = CurvePredictor(experiment(run))
     curves = predictor.predict(TRUTH)
     rows = []
     for a, (rho, div) in enumerate(predictor.arms):
@@ -115,7 +116,7 @@ def test_counts_give_the_fitted_simulators_histogram_distance(files):
     d, _ = files
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 4, "rhos": [0.0, 0.5, 1.0]},
                             "eval": {"n_test": 100, "n_samples": 16, "epochs": [1, 2, 4]}})
-    predictor = CurvePredictor(run)
+    predictor = CurvePredictor(experiment(run))
     success = predictor.success(TRUTH)
     rng = np.random.default_rng(5)
     rows = [dict(seed=0, diversity=div, rho=rho, epoch=int(ep), problem=i, n_samples=16, correct=int(c))

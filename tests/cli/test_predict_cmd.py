@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from markovfork.cli import main
 from markovfork.fit import CurvePredictor, FitResult, save_fit
 from markovfork.llm_bridge.config import config_from_dict, load_config
+from markovfork.llm_bridge.task_mapping import experiment
 
 VALUES = {"lr": 5.0, "base_step_accuracy": 0.75, "memorisation": 2.0, "capacity": 1.0}
 SETTINGS = dict(max_train_problems=40, steps_per_epoch=8, seed=0, capacity_ramp=0.1)
@@ -47,7 +48,7 @@ def _invoke(args):
 
 
 def _direct(planned):
-    return CurvePredictor(load_config(planned), fixed={"forward_prior": 0.5}, **SETTINGS).predict(VALUES)
+    return CurvePredictor(experiment(load_config(planned)), fixed={"forward_prior": 0.5}, **SETTINGS).predict(VALUES)
 
 
 def test_outputs_equal_the_predictor_evaluated_directly(files, tmp_path):

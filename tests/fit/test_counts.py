@@ -6,6 +6,7 @@ import pytest
 from markovfork.metrics.estimators import pass_at_k
 from markovfork.fit import CurvePredictor, histogram_distance, measured_histogram, predicted_histogram
 from markovfork.llm_bridge.config import config_from_dict
+from markovfork.llm_bridge.task_mapping import experiment
 
 
 def test_predicted_histogram_gives_back_the_exact_pass_at_k():
@@ -14,7 +15,7 @@ def test_predicted_histogram_gives_back_the_exact_pass_at_k():
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 40, "epochs": 3, "diversities": ["data", "problem"],
                                                           "rhos": [0.0, 0.25, 1.0]},
                             "eval": {"n_test": 30, "n_samples": 16, "epochs": [1, 3]}})
-    pred = CurvePredictor(run, steps_per_epoch=8)
+    pred = CurvePredictor(experiment(run), steps_per_epoch=8)
     values = {"lr": 8.0, "base_step_accuracy": 0.7}
     success = pred.success(values)
     hist = predicted_histogram(success, 16)

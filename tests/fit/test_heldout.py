@@ -8,9 +8,11 @@ import pytest
 from markovfork.metrics.extrapolate import fit_beta_binomial
 from markovfork.fit import CurvePredictor
 from markovfork.fit.heldout import (Split, beta_binomial_curves, early_late, errors, evaluate_split,
-                                    interpolate_in_rho, leave_rho_out, mean_curves, run_from_table)
+                                    interpolate_in_rho, leave_rho_out, mean_curves)
+from markovfork.llm_bridge.fit_runs import run_from_table
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.reporting.results import results_frame
+from markovfork.llm_bridge.task_mapping import experiment
 
 ARMS = [(0.0, "data"), (0.25, "data"), (0.5, "data"), (0.25, "problem"), (0.5, "problem"), (1.0, "data")]
 
@@ -108,7 +110,7 @@ def simulated_table(predictor, curves):
 
 @pytest.fixture(scope="module")
 def simulated():
-    predictor = CurvePredictor(small_run(), max_train_problems=60, steps_per_epoch=8)
+    predictor = CurvePredictor(experiment(small_run()), max_train_problems=60, steps_per_epoch=8)
     return predictor, simulated_table(predictor, predictor.predict(TRUTH))
 
 

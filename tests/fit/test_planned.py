@@ -10,9 +10,11 @@ import pytest
 
 from markovfork.fit import CurvePredictor, FitResult, save_fit
 from markovfork.fit.parameters import from_unit, to_unit
-from markovfork.fit.planned import coverage_problems, predict_planned, prediction_table, read_fit
+from markovfork.fit.planned import prediction_table, read_fit
+from markovfork.llm_bridge.fit_runs import coverage_problems, predict_run
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.reporting.results import RESULT_COLUMNS
+from markovfork.llm_bridge.task_mapping import experiment
 
 VALUES = {"lr": 5.0, "base_step_accuracy": 0.75, "memorisation": 2.0, "capacity": 1.0}
 SETTINGS = dict(max_train_problems=40, steps_per_epoch=8, seed=0, capacity_ramp=0.1)
@@ -44,8 +46,8 @@ def hand_made_fit(cov_scale=1e-4, run=None, values=VALUES):
 def test_prediction_is_the_curve_predictor_at_the_fitted_values():
     fit = hand_made_fit()
     planned = planned_run()
-    pred = predict_planned(fit, planned)
-    direct = CurvePredictor(planned, fixed={"forward_prior": 0.5}, **SETTINGS).predict(VALUES)
+    pred = predict_run(fit, planned)
+    direct = CurvePredictor(experiment(planned), fixed={"forward_prior": 0.5}, **SETTINGS).predict(VALUES)
     np.testing.assert_array_equal(pred.pass_at_k, direct)
     assert pred.arms == [(0.25, "data")] and pred.epochs.tolist() == [0, 1, 2, 3] and pred.ks.tolist() == [1, 2, 4]
 
@@ -54,8 +56,8 @@ def test_a_fitted_arm_predicted_alone_equals_its_curves_in_the_fitted_run():
     """Each arm is simulated on its own: predicting rho 0.5 alone gives the rows of rho 0.5 in
     the three-arm fitted run (no mix-up of arms, epochs or k)."""
     fit = hand_made_fit()
-    whole = CurvePredictor(fitted_run(), fixed=fit.fixed, **SETTINGS).predict(VALUES)
-    alone = predict_planned(fit, config_from_dict(fitted_run(rhos=[0.5]).to_dict()), uncertainty=False)
+    whole = CurvePredictor(experiment(fitted_run()), fixed=fit.fixed, **SETTINGS).predict(VALUES)
+    alone = predict_run(fit, config_from_dict(fitted_run(rhos=[0.5]).to_dict()), uncertainty=False)
     np.testing.assert_array_equal(alone.pass_at_k[0], whole[1])
 
 
@@ -67,23 +69,23 @@ def test_parameter_sd_is_the_delta_method():
     fixed = {n: v for n, v in VALUES.items() if n != "lr"} | {"forward_prior": 0.5}
     s = 0.01
     fit = replace(hand_made_fit(cov_scale=s**2, values=values), fixed=fixed)
-    pred = predict_planned(fit, planned_run())
-    predictor = CurvePredictor(planned_run(), fixed=fixed, **SETTINGS)
+    pred = predict_run(fit, planned_run())
+    predictor = CurvePredictor(experiment(planned_run()), fixed=fixed, **SETTINGS)
     u = to_unit(["lr"], values)[0]
     h = 0.002
     slope = (predictor.predict(from_unit(["lr"], [u + h])) - predictor.predict(from_unit(["lr"], [u - h]))) / (2 * h)
     np.testing.assert_allclose(pred.sd, np.abs(slope) * s, rtol=0.02, atol=1e-6)
     assert pred.sd[:, 1:].max() > 1e-3
-    wider = predict_planned(replace(fit, covariance_unit=[[4 * s**2]]), planned_run())
+    wider = predict_run(replace(fit, covariance_unit=[[4 * s**2]]), planned_run())
     np.testing.assert_allclose(wider.sd, 2 * pred.sd, rtol=1e-9, atol=1e-12)
-    held = predict_planned(replace(fit, covariance_unit=[[float("nan")]]), planned_run())
+    held = predict_run(replace(fit, covariance_unit=[[float("nan")]]), planned_run())
     assert np.all(held.sd == 0)
     with pytest.raises(ValueError, match=r"covariance must be 1 x 1 .*got shape \(2, 2\)"):
-        predict_planned(replace(fit, covariance_unit=np.eye(2).tolist()), planned_run())
+        predict_run(replace(fit, covariance_unit=np.eye(2).tolist()), planned_run())
 
 
 def test_table_is_in_the_results_schema():
-    pred = predict_planned(hand_made_fit(), planned_run())
+    pred = predict_run(hand_made_fit(), planned_run())
     table = prediction_table(pred)
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert set(table["engine"]) == {"predicted"} and set(table["seed"]) == {7}
@@ -105,7 +107,7 @@ def test_table_is_in_the_results_schema():
 ])
 def test_settings_outside_the_fit_are_refused_by_name(changes, named):
     with pytest.raises(ValueError, match="outside what the fit covers") as err:
-        predict_planned(hand_made_fit(), planned_run(**changes))
+        predict_run(hand_made_fit(), planned_run(**changes))
     assert named in str(err.value) and "\n" not in str(err.value)
 
 
@@ -132,5 +134,5 @@ def test_read_fit_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="not a markovfork fit file"):
         read_fit(bad)
     fit = read_fit(good)
-    np.testing.assert_array_equal(predict_planned(fit, planned_run()).pass_at_k,
-                                  predict_planned(hand_made_fit(), planned_run()).pass_at_k)
+    np.testing.assert_array_equal(predict_run(fit, planned_run()).pass_at_k,
+                                  predict_run(hand_made_fit(), planned_run()).pass_at_k)

@@ -9,6 +9,7 @@ from markovfork.fit import PARAMETERS, CurvePredictor
 from markovfork.fit.parameters import from_unit, to_unit
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.sft.simulate import simulate
+from markovfork.llm_bridge.task_mapping import experiment
 
 
 def small_run(**sft):
@@ -20,7 +21,7 @@ def test_hard_cut_at_full_width_equals_simulate():
     """capacity_ramp 0 and c n_train = D: the predictor's features are the simulator's own, so its
     curves are simulate()'s pass@k (analytic engine), arm by arm and epoch by epoch."""
     run = small_run(diversities=["data", "problem"])
-    pred = CurvePredictor(run, capacity_ramp=0.0, steps_per_epoch=8, seed=3)
+    pred = CurvePredictor(experiment(run), capacity_ramp=0.0, steps_per_epoch=8, seed=3)
     values = {"lr": 6.0, "base_step_accuracy": 0.7, "forward_prior": 0.6, "memorisation": 6.0 * 0.7**2}
     table = pred.predict(values)
     assert len(pred.arms) == 4
@@ -37,9 +38,9 @@ def test_hard_cut_at_full_width_equals_simulate():
 
 
 def test_fewer_problems_keeps_the_ratios():
-    pred = CurvePredictor(small_run(n_problems=1000), max_train_problems=100)
+    pred = CurvePredictor(experiment(small_run(n_problems=1000)), max_train_problems=100)
     assert [pred.config(a).task.n_train for a in range(3)] == [100, 100, 100]
-    pred = CurvePredictor(small_run(n_problems=1000, diversities=["problem"], rhos=[0.3]), max_train_problems=100)
+    pred = CurvePredictor(experiment(small_run(n_problems=1000, diversities=["problem"], rhos=[0.3])), max_train_problems=100)
     assert pred.config(0).task.n_train == 70  # (1000 - 300) / 10
 
 
@@ -47,7 +48,7 @@ def test_fewer_problems_keeps_the_ratios():
 def test_curves_move_smoothly_with_each_parameter(name):
     """Second differences along each parameter are small next to first differences: the
     finite-difference Jacobian of the fit sees a slope, not the draw of one feature column."""
-    pred = CurvePredictor(small_run(), steps_per_epoch=8)
+    pred = CurvePredictor(experiment(small_run()), steps_per_epoch=8)
     base = {"lr": 5.0, "base_step_accuracy": 0.75, "memorisation": 2.0, "capacity": 1.0}
     h = 0.02 * base[name]
     f = [pred.predict(base | {name: base[name] + i * h}) for i in (-1, 0, 1)]
@@ -59,7 +60,7 @@ def test_curves_move_smoothly_with_each_parameter(name):
 def test_memorisation_parameters_lower_large_k_at_rho_one():
     """More capacity or a higher memorisation rate: more memorisation, lower pass@k at the largest k
     after training on fork data only (the simulator's shrinkage mechanism)."""
-    pred = CurvePredictor(small_run(), steps_per_epoch=8)
+    pred = CurvePredictor(experiment(small_run()), steps_per_epoch=8)
     base = {"lr": 8.0, "capacity": 0.5, "memorisation": 0.8}
     low = pred.predict(base)[2, -1, -1]
     assert pred.predict(base | {"capacity": 1.5})[2, -1, -1] < low
@@ -67,15 +68,15 @@ def test_memorisation_parameters_lower_large_k_at_rho_one():
 
 
 def test_out_of_bounds_and_unknown_parameters_are_errors():
-    pred = CurvePredictor(small_run())
+    pred = CurvePredictor(experiment(small_run()))
     with pytest.raises(ValueError, match=r"lr must be in \[0.3, 100\], got 300.0"):
         pred.predict({"lr": 300.0})
     with pytest.raises(ValueError, match="free parameters must be among"):
         pred.predict({"learning_rate": 1.0})
     with pytest.raises(ValueError, match="fixed parameters must be among"):
-        CurvePredictor(small_run(), fixed={"d": 3})
+        CurvePredictor(experiment(small_run()), fixed={"d": 3})
     with pytest.raises(ValueError, match="capacity_ramp must be in"):
-        CurvePredictor(small_run(), capacity_ramp=-1)
+        CurvePredictor(experiment(small_run()), capacity_ramp=-1)
 
 
 def test_unit_coordinates_round_trip():
@@ -91,7 +92,7 @@ def test_the_corner_of_the_bounds_is_integrated_accurately():
     """The largest learning rate, feature scale and capacity with the highest base accuracy: the
     predictor's default 16 steps per epoch are within 0.01 of 256 steps (0.0044; 8 steps: 0.021)."""
     corner = {n: p.high for n, p in PARAMETERS.items()}
-    table = CurvePredictor(small_run()).predict(corner)
-    fine = CurvePredictor(small_run(), steps_per_epoch=256).predict(corner)
+    table = CurvePredictor(experiment(small_run())).predict(corner)
+    fine = CurvePredictor(experiment(small_run()), steps_per_epoch=256).predict(corner)
     assert np.all(np.isfinite(table)) and np.all(np.diff(table, axis=2) >= -1e-12)
     assert np.abs(table - fine).max() < 0.01

@@ -8,6 +8,7 @@ import pytest
 from markovfork.fit import CurvePredictor, fit_parameters, load_fit, measured_curves, save_fit
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.reporting.results import results_frame
+from markovfork.llm_bridge.task_mapping import experiment
 
 TRUTH = {"lr": 4.0, "base_step_accuracy": 0.75, "memorisation": 5.76, "capacity": 0.6}  # feature scale 1.2
 M = 200  # test problems behind each measured pass@k
@@ -39,7 +40,7 @@ def noisy_table(predictor, curves, seed, noise=True):
 
 @pytest.fixture(scope="module")
 def recovered():
-    predictor = CurvePredictor(small_run(), max_train_problems=60, steps_per_epoch=8)
+    predictor = CurvePredictor(experiment(small_run()), max_train_problems=60, steps_per_epoch=8)
     curves = predictor.predict(TRUTH)
     measured = measured_curves(noisy_table(predictor, curves, seed=1), predictor.arms, predictor.epochs, predictor.ks)
     return predictor, measured, fit_parameters(predictor, measured)
@@ -89,7 +90,7 @@ def test_reported_uncertainty_is_calibrated_over_noise_draws():
 
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 10, "rhos": [0.0, 0.5, 1.0]},
                             "eval": {"n_test": M, "n_samples": 64, "epochs": [1, 2, 4, 7, 10]}})
-    predictor = CurvePredictor(run, max_train_problems=60, steps_per_epoch=8)
+    predictor = CurvePredictor(experiment(run), max_train_problems=60, steps_per_epoch=8)
     curves = predictor.predict(TRUTH)
     z = []
     for draw in range(4):

@@ -24,7 +24,8 @@ from markovfork.llm_bridge.config import config_from_dict
 from markovfork.llm_bridge.evaluate import evaluate_model, length_budget
 from markovfork.llm_bridge.model import load_checkpoint
 from markovfork.llm_bridge.run import test_problems
-from markovfork.llm_bridge.tasks import _derive_seed, forward_arm_choice, grade
+from markovfork.llm_bridge.tasks import forward_arm_choice, grade
+from markovfork.plumbing.seeds import child_seed
 
 HERE = Path(__file__).parent
 
@@ -66,7 +67,7 @@ def main(dirs, epoch=12):
         tok = AutoTokenizer.from_pretrained(ckpt, local_files_only=True)
         test = test_problems(cfg)
         res = evaluate_model(load_checkpoint(ckpt), tok, test, cfg.eval.n_samples, cfg.eval.sampling,
-                             seed=_derive_seed(cfg.seed, "sample"), device=torch.device("cpu"),
+                             seed=child_seed(cfg.seed, "sample"), device=torch.device("cpu"),
                              batch_sequences=cfg.eval.batch_sequences, keep_responses=True)
         budget = length_budget(test, cfg.eval.sampling)
         cached = json.loads((d / "eval" / f"data-rho1-epoch{epoch:03d}.json").read_text())

@@ -44,9 +44,10 @@ from markovfork.fit import histogram_distance, measured_histogram, predicted_his
 from markovfork.fit.planned import read_fit
 from markovfork.fit.predict import CurvePredictor
 from markovfork.llm_bridge.config import load_config
+from markovfork.llm_bridge.task_mapping import experiment
 fit = read_fit(D + "fit.json")
 planned = load_config(D + "planned.toml")
-predictor = CurvePredictor(planned, fixed=fit.fixed, **fit.predictor)
+predictor = CurvePredictor(experiment(planned), fixed=fit.fixed, **fit.predictor)
 success = predictor.success(fit.values)[0]  # (epochs, problems)
 counts = pl.read_parquet(D + "measured_counts.parquet")
 n = int(counts["n_samples"][0])
