@@ -13,7 +13,7 @@ side by side with their ratio and the process's peak resident memory.
 from __future__ import annotations
 
 import argparse
-import resource
+from markovfork.plumbing.memory import peak_rss_gib
 import statistics
 import tempfile
 import time
@@ -77,7 +77,7 @@ def main() -> None:
                               device=torch.device("cpu"), progress=False)
             bridge_wall.append(res.tokens / (time.perf_counter() - t0))
         bridge.append(res.tokens_per_s)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = peak_rss_gib()
     n_params = sum(p.numel() for p in model.parameters())
     tok_per_step = sum(int(b.attention_mask.sum()) for b in batches) / len(batches)
     print(f"model: GPT-2 {cfg.model.n_layer} layers, width {cfg.model.n_embd}, {n_params:,} parameters; "

@@ -39,7 +39,7 @@ import argparse
 import importlib
 import os
 import platform
-import resource
+from markovfork.plumbing.memory import peak_rss_gib
 import statistics
 import subprocess
 import sys
@@ -421,7 +421,7 @@ def main() -> None:
         print(f"  floor scaling (2 streams x {fl_n:,} bare draws, 1 vs 2 threads): "
               f"{ratio_line(alt['floor1'], alt['floor2'])} (the hardware's ceiling for register-only work here)")
         print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    maxrss_mb = peak_rss_gib() * 1024
     print(f"peak memory (maxrss of this process): {maxrss_mb:.0f} MiB; "
           f"engine leaves output {P * n * 8 / 2**20:.1f} MiB, probs {probs.nbytes / 2**20:.1f} MiB")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

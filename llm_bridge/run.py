@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import resource
 import sys
 import time
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from markovfork.llm_bridge.tasks import (
     write_jsonl,
 )
 from markovfork.llm_bridge.tokenizer import encode_example
+from markovfork.plumbing.memory import peak_rss_gib
 from markovfork.plumbing.seeds import child_seed
 from markovfork.llm_bridge.train import PhaseResult, epoch_dir, make_optimizer, train_phase
 
@@ -133,11 +133,6 @@ def result_rows(base: EvalResult, post: EvalResult, ks: list[int], *, rho: float
             **(extra or {}),
         })
     return rows
-
-
-def _peak_rss_gib() -> float:
-    # ru_maxrss is KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progress: bool | None = None,
@@ -268,7 +263,7 @@ def run_bridge(cfg: RunConfig, out: str | Path, *, resume: bool = False, progres
 
 def _summary(timings: dict, throughput: dict, n_params: int, device, base_res: PhaseResult) -> dict:
     """``summary.json``: wall times, throughput, peak memory of this invocation."""
-    return {"timings_s": timings, "throughput_tokens_per_s": throughput, "peak_rss_gib": _peak_rss_gib(),
+    return {"timings_s": timings, "throughput_tokens_per_s": throughput, "peak_rss_gib": peak_rss_gib(),
             "n_params": n_params, "device": str(device), "threads": torch.get_num_threads(),
             "base_epoch_losses": base_res.epoch_losses}
 

@@ -27,7 +27,6 @@ advertise ``GPU`` (:func:`gpu_request`), and runs on any worker otherwise.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -39,7 +38,7 @@ import polars as pl
 
 from markovfork.plumbing import checks
 from markovfork.plumbing.executors import parse_scheduler, run_tasks
-from markovfork.plumbing.io import check_outputs, table_paths, table_writers, write_outputs
+from markovfork.plumbing.io import check_outputs, read_json, read_table, table_paths, table_writers, write_outputs
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.run_files import eval_file, rho_label
 
@@ -112,7 +111,7 @@ def sweep_tasks(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | 
 
 def _saved_config(task: SweepTask) -> RunConfig | None:
     saved = task.out / "config.json"
-    return config_from_dict(json.loads(saved.read_text())) if saved.is_file() else None
+    return config_from_dict(read_json(saved, "saved config")) if saved.is_file() else None
 
 
 def _finished(task: SweepTask) -> bool:
@@ -129,7 +128,7 @@ def run_task(task: SweepTask) -> pl.DataFrame:
     """Run one task (resuming whatever its folder holds) and return its table; a finished run's
     table is read back without loading any model."""
     if not task.base_only and _finished(task):
-        return pl.read_parquet(task.out / f"{TABLE}.parquet")
+        return read_table(task.out / f"{TABLE}.parquet")
     import torch
 
     from markovfork.llm_bridge.run import run_bridge

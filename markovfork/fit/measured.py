@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from markovfork.plumbing.io import read_table  # the one results-table reader (re-exported)
 
 __all__ = ["Measured", "measured_curves", "binomial_se", "REQUIRED_COLUMNS"]
 
@@ -61,14 +62,6 @@ class Measured:
     def residuals(self, predicted: np.ndarray) -> np.ndarray:
         """(predicted - measured) / se for every observation; ``predicted`` is (arms, epochs, ks)."""
         return (predicted[self.arm, self.epoch, self.k] - self.value) / self.se
-
-
-def read_table(path) -> "pl.DataFrame":
-    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other)."""
-    import polars as pl
-
-    path = str(path)
-    return pl.read_parquet(path) if path.endswith(".parquet") else pl.read_csv(path)
 
 
 def _fingerprint(table) -> str:

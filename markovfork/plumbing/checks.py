@@ -26,6 +26,7 @@ __all__ = [
     "bool_matrix",
     "n_threads",
     "physical_memory",
+    "memory_needed",
     "fits_in_memory",
     "array",
     "logit_rows",
@@ -195,8 +196,13 @@ def fits_in_memory(name: str, value, n_bytes: int, what: str) -> None:
     part-way (or the system would start swapping) instead."""
     limit = physical_memory()
     if limit is not None and n_bytes > limit:
-        raise ValueError(f"{name} must be small enough for {what} to fit in memory ({n_bytes:,} bytes = "
-                         f"{n_bytes / 2**30:,.1f} GiB needed, {limit / 2**30:,.1f} GiB here), got {value}")
+        raise ValueError(f"{name} must be small enough for {what} to fit in memory ({memory_needed(n_bytes, limit)}), "
+                         f"got {value}")
+
+
+def memory_needed(n_bytes: int, limit: int) -> str:
+    """The one wording of a memory shortfall: ``N bytes = X GiB needed, Y GiB here``."""
+    return f"{n_bytes:,} bytes = {n_bytes / 2**30:,.1f} GiB needed, {limit / 2**30:,.1f} GiB here"
 
 
 def array(name: str, value, dtype, ndim: int = 1) -> np.ndarray:

@@ -302,3 +302,18 @@ def read_toml(path: str | os.PathLike, what: str = "config file") -> dict:
         return tomllib.loads(_read_text(path, what))
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def read_table(path: str | os.PathLike, what: str = "results table") -> "pl.DataFrame":
+    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other);
+    ``ValueError`` ``cannot read <what> PATH: <reason>`` when it is missing or not a table."""
+    import polars as pl
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} not found: {path}")
+    try:
+        return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot read {what} {path}: {reason}") from None

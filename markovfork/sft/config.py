@@ -108,10 +108,8 @@ class SimulationConfig:
         self.mix  # validates rho and diversity
         need, limit = memory_estimate(self.task, self.train, self.engine, self.diversity), memory_limit()
         if need > limit:
-            raise ValueError(
-                f"this run needs about {need:,} bytes ({need / 2**30:,.1f} GiB) of arrays, more than this machine's "
-                f"{limit:,} bytes of memory: lower feature_dim, n_train, n_test or n_samples"
-            )
+            raise ValueError(f"this run's arrays do not fit in memory (about {checks.memory_needed(need, limit)}): "
+                             f"lower feature_dim, n_train, n_test or n_samples")
 
     @property
     def prevalence(self) -> float:
