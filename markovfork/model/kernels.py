@@ -122,8 +122,9 @@ def hard_edge_counts(parent, edge_easy):
 
 # Interruptible compiled work: Python signal handlers (Ctrl-C, SIGTERM) run only between kernel
 # calls, so long work is cut into spans of about CALL_BUDGET work units (roughly one node visit
-# or one step each; about 0.02-0.05 s of compiled work) with the interpreter reached in between.
-CALL_BUDGET = 1 << 22
+# or one step each; about 0.01-0.05 s of compiled work, benchmarks/chunked_kernels.py) with the
+# interpreter reached in between.
+CALL_BUDGET = 1 << 21
 
 
 def work_spans(n_items: int, work_per_item: float, budget: int | None = None):

@@ -111,7 +111,7 @@ def iteration_spans(config: RLConfig, tree: Tree, n_prob: int, chunk_iterations:
     n = tree.n_nodes
     passes = 1 + (config.ppo_epochs if config.method == "ppo" else 0)
     if config.engine == "analytic":
-        per_iteration = passes * n_prob * 4 * n
+        per_iteration = passes * n_prob * 10 * n  # softmax, reach, value, gradient: ~10 visits a node
     else:
         depth = int(kernel_tree(tree).height[0]) + 1
         per_iteration = passes * config.batch_instances * (4 * n + (config.group_size + config.reject_easy) * depth)
