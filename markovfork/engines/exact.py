@@ -21,6 +21,7 @@ import numpy as np
 
 from markovfork.plumbing import checks
 from markovfork.model.indices import U1
+from markovfork.model.kernels import backward_value, forward_reach, hard_edge_counts
 
 __all__ = [
     "success_probability",
@@ -37,19 +38,9 @@ __all__ = [
 @numba.njit(cache=True)
 def _success_kernel(child_start, probs, correct, start, out):
     """out[p] = V_p(start[p]) for the backward recursion in the module docstring."""
-    n_nodes = child_start.shape[0] - 1
-    value = np.empty(n_nodes)
+    value = np.empty(child_start.shape[0] - 1)
     for p in range(probs.shape[0]):
-        for i in range(n_nodes):
-            u = np.uint64(n_nodes - 1 - i)  # bottom-up; unsigned ids: no wraparound code
-            a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
-            if a == b:
-                value[u] = 1.0 if correct[p, u] else 0.0
-            else:
-                acc = 0.0
-                for v in range(a, b):
-                    acc += probs[p, v] * value[v]
-                value[u] = acc
+        backward_value(child_start, probs[p], correct[p], value)
         out[p] = value[start[p]]
 
 
@@ -72,12 +63,9 @@ def success_probability_reference(tree, probs, correct, start) -> np.ndarray:
 @numba.njit(cache=True)
 def _reach_kernel(parent, probs, start, out):
     """out[p, v] = probability that a rollout from start[p] passes through v."""
+    inside = np.empty(parent.shape[0], dtype=np.bool_)
     for p in range(probs.shape[0]):
-        out[p, :] = 0.0
-        s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code
-        out[p, s] = 1.0
-        for v in range(s + U1, np.uint64(parent.shape[0])):
-            out[p, v] = out[p, np.uint64(parent[v])] * probs[p, v]
+        forward_reach(parent, probs[p], start[p], out[p], inside)
 
 
 def reach_probability(tree, probs: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -113,36 +101,26 @@ class PathTypeMass:
 
 
 @numba.njit(cache=True)
-def _path_type_kernel(parent, leaf, edge_easy, probs, valid, start, out):
-    """out[p] = (easy-valid, hard-valid, invalid) mass: forward sweep of R and of 'all easy so far'."""
+def _path_type_kernel(parent, leaf, hard, probs, valid, start, out):
+    """out[p] = (easy-valid, hard-valid, invalid) mass: the reach R of every leaf below the start
+    s, easy when no hard edge lies between s and it (``hard[leaf] == hard[s]``)."""
     n_nodes = parent.shape[0]
     reach = np.empty(n_nodes)
-    easy = np.empty(n_nodes, dtype=np.bool_)
+    inside = np.empty(n_nodes, dtype=np.bool_)
     for p in range(probs.shape[0]):
         out[p, 0] = 0.0
         out[p, 1] = 0.0
         out[p, 2] = 0.0
         s = np.uint64(start[p])  # unsigned node ids: no negative-index wraparound code
-        for v in range(n_nodes):
-            reach[v] = 0.0
-        reach[s] = 1.0
-        easy[s] = True
-        for v in range(s + U1, np.uint64(n_nodes)):
-            u = np.uint64(parent[v])
-            reach[v] = reach[u] * probs[p, v]
-            easy[v] = easy[u] and edge_easy[v]
+        forward_reach(parent, probs[p], s, reach, inside)
+        for v in range(s, np.uint64(n_nodes)):  # from s itself: a rollout that starts at a leaf ends there
             if leaf[v] and reach[v] > 0.0:
                 if not valid[p, v]:
                     out[p, 2] += reach[v]
-                elif easy[v]:
+                elif hard[v] == hard[s]:
                     out[p, 0] += reach[v]
                 else:
                     out[p, 1] += reach[v]
-        if leaf[s]:  # a rollout that starts at a leaf ends there
-            if not valid[p, s]:
-                out[p, 2] += 1.0
-            else:
-                out[p, 0] += 1.0
 
 
 def path_type_mass(tree, probs: np.ndarray, problems) -> PathTypeMass:
@@ -157,7 +135,7 @@ def path_type_mass(tree, probs: np.ndarray, problems) -> PathTypeMass:
     _path_type_kernel(
         tree.parent,
         np.ascontiguousarray(tree.n_children == 0),
-        np.ascontiguousarray(tree.edge_easy, dtype=np.bool_),
+        hard_edge_counts(tree.parent, np.ascontiguousarray(tree.edge_easy, dtype=np.bool_)),
         probs,
         np.ascontiguousarray(problems.valid, dtype=np.bool_),
         np.ascontiguousarray(problems.start, dtype=np.int64),
@@ -167,19 +145,23 @@ def path_type_mass(tree, probs: np.ndarray, problems) -> PathTypeMass:
 
 
 def path_type_mass_reference(tree, probs, problems) -> PathTypeMass:
-    """NumPy reference: reach probabilities times leaf classes, easiness from the root-to-leaf path."""
+    """Reference by enumeration: for every leaf, climb its parent links to the problem's start
+    (skipping problems whose start is not on the way), multiplying step probabilities and
+    noting whether any edge passed is hard."""
     probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
-    reach = reach_probability(tree, probs, problems.start)
-    hard_from_root = np.zeros(tree.n_nodes, dtype=np.int64)  # hard edges on the root-to-v path
-    for v in range(1, tree.n_nodes):
-        hard_from_root[v] = hard_from_root[tree.parent[v]] + (not tree.edge_easy[v])
-    easy = hard_from_root[None, :] == hard_from_root[problems.start][:, None]  # no hard edge below start
-    leaf = (tree.kind == 2)[None, :]
+    out = np.zeros((probs.shape[0], 3))
     valid = problems.valid.astype(bool)
-    ev = (reach * (leaf & valid & easy)).sum(axis=1)
-    hv = (reach * (leaf & valid & ~easy)).sum(axis=1)
-    inv = (reach * (leaf & ~valid)).sum(axis=1)
-    return PathTypeMass(ev, hv, inv)
+    for leaf in np.flatnonzero(tree.n_children == 0):
+        for p, s in enumerate(problems.start):
+            v, mass, easy = int(leaf), 1.0, True
+            while v != s and v != 0:
+                mass *= probs[p, v]
+                easy = easy and bool(tree.edge_easy[v])
+                v = int(tree.parent[v])
+            if v != s:
+                continue  # the start is not above this leaf
+            out[p, 2 if not valid[p, leaf] else (0 if easy else 1)] += mass
+    return PathTypeMass(out[:, 0], out[:, 1], out[:, 2])
 
 
 @numba.njit(cache=True)

@@ -6,4 +6,4 @@ uint64 with a plain Python int gives float64, so offsets are written with these 
 
 import numpy as np
 
-U1, U2, U3 = np.uint64(1), np.uint64(2), np.uint64(3)
+U0, U1, U2, U3 = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3)

@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from markovfork.plumbing import checks
+from markovfork.model.kernels import softmax_children
 from markovfork.model.problems import Problems
 from markovfork.model.tree import DECIPHERABLE, FORK, LEAF, Tree
 
@@ -103,20 +104,9 @@ def problem_logits(tree: Tree, policy: Policy, problems: Problems) -> np.ndarray
 def _decode_row(z, temperature, top_k, top_p, min_p, out):
     """Decoded softmax of one node's child logits ``z`` into ``out`` (same length)."""
     m = z.shape[0]
-    zmax = -np.inf
-    for i in range(m):
-        if z[i] > zmax:
-            zmax = z[i]
-    if zmax == -np.inf:  # no child can be taken: guard against 0/0, spread uniformly
-        for i in range(m):
-            out[i] = 1.0 / m
+    softmax_children(z, 0, m, temperature, out)
+    if z.max() == -np.inf:  # no child can be taken: spread uniformly, nothing to filter
         return
-    total = 0.0
-    for i in range(m):
-        out[i] = np.exp((z[i] - zmax) / temperature)
-        total += out[i]
-    for i in range(m):
-        out[i] /= total
     if top_k == 0 and top_p >= 1.0 and min_p <= 0.0:
         return
     order = np.argsort(-out, kind="mergesort")  # stable: ties keep child order

@@ -27,9 +27,8 @@ from markovfork.rl.objectives import (
     M_PPO, add_visit_kl, analytic_gradient, any_correct, draw_group, ppo_gradient,
     ppo_sample_gradient, sample_coefficients,
 )
-from markovfork.rl.tree_ops import (
-    add_kl_gradient, add_path_score, leaf_values, logits_row, softmax_row, subtree_reach, uniform,
-)
+from markovfork.model.kernels import backward_value, forward_reach
+from markovfork.rl.tree_ops import add_kl_gradient, add_path_score, logits_row, softmax_row, uniform
 
 
 @numba.njit(cache=True)
@@ -82,10 +81,12 @@ def _snapshot(it, snap_at, snap, theta, skill, coef, theta_hist, skill_hist, coe
 @numba.njit(cache=True)
 def train_analytic_kernel(
     ints, floats, child_start, parent, base, tie, visible, fc_col, gram, correct, start, weights,
-    ref_probs, p_base, theta, skill, fork, coef, snap_at, theta_hist, skill_hist, coef_hist, reward, rejected,
+    ref_probs, p_base, theta, skill, fork, coef, snap_at, theta_hist, skill_hist, coef_hist, reward, rejected, it_from, it_to, snap,
 ):
-    """Exact expected-gradient ascent; reward[it] = sum_x w_x p_x before step it (and after the
-    last), rejected[it] = the weight of the update the reject-easy rule removed."""
+    """Exact expected-gradient ascent over iterations it_from..it_to-1 (of 0..iterations, the last
+    only evaluated); reward[it] = sum_x w_x p_x before step it (and after the last), rejected[it]
+    = the weight of the update the reject-easy rule removed. ``snap``: the next snapshot's index;
+    returns it (a run split into spans, parameters updated in place, equals the whole run)."""
     n_prob, n = correct.shape[0], child_start.shape[0] - 1
     z, probs, grad = np.empty(n), np.empty(n), np.empty(n)
     buf = np.empty((3, n))
@@ -97,9 +98,8 @@ def train_analytic_kernel(
     old_value = np.empty((n_prob, n)) if ppo else np.empty((0, n))
     inside = np.zeros((n_prob, n), dtype=np.bool_) if ppo else np.zeros((0, n), dtype=np.bool_)
     factor = np.ones(n_prob)
-    snap = 0
     iterations = ints[I_ITERATIONS]
-    for it in range(iterations + 1):
+    for it in range(it_from, it_to):
         snap = _snapshot(it, snap_at, snap, theta, skill, coef, theta_hist, skill_hist, coef_hist)
         if it == iterations or ppo:
             total = 0.0
@@ -108,12 +108,12 @@ def train_analytic_kernel(
                 softmax_row(child_start, z, probs)
                 for v in range(n):
                     buf[2, v] = 1.0 if correct[x, v] else 0.0
-                leaf_values(child_start, probs, buf[2], buf[1])
+                backward_value(child_start, probs, buf[2], buf[1])
                 total += weights[x] * buf[1, start[x]]
                 if ppo:
                     old[x] = probs
                     old_value[x] = buf[1]
-                    subtree_reach(parent, probs, start[x], old_reach[x], inside[x])
+                    forward_reach(parent, probs, start[x], old_reach[x], inside[x])
             reward[it] = total
             if it == iterations:
                 break
@@ -164,6 +164,7 @@ def train_analytic_kernel(
         reward[it] = total
         rejected[it] = lost
         _step(ints, floats, gram, theta, skill, fork, coef, dtheta, dskill, dfork, rows, n_prob)
+    return snap
 
 
 @numba.njit(cache=True)
@@ -182,9 +183,11 @@ def _draw_instance(cum_weights, state):
 @numba.njit(cache=True)
 def train_sampled_kernel(
     ints, floats, child_start, parent, base, tie, visible, fc_col, gram, correct, start, cum_weights,
-    ref_probs, state, theta, skill, fork, coef, snap_at, theta_hist, skill_hist, coef_hist, reward, rejected,
+    ref_probs, state, theta, skill, fork, coef, snap_at, theta_hist, skill_hist, coef_hist, reward, rejected, it_from, it_to, snap,
 ):
-    """Minibatch stochastic-gradient ascent from rollouts; reward[it] = mean reward of the
+    """Minibatch stochastic-gradient ascent from rollouts over iterations it_from..it_to-1 (the
+    stream ``state``, parameters and ``snap`` carried as in :func:`train_analytic_kernel`);
+    reward[it] = mean reward of the
     iteration's rollouts (NaN when every instance was rejected), rejected[it] = share of
     instances skipped by the reject-easy rule."""
     n = child_start.shape[0] - 1
@@ -199,9 +202,8 @@ def train_sampled_kernel(
     dtheta, dskill, dfork = np.zeros(theta.shape[0]), np.zeros(1), np.zeros(fork.shape)
     ppo = ints[I_METHOD] == M_PPO
     beta = floats[F_KL]
-    snap = 0
     iterations = ints[I_ITERATIONS]
-    for it in range(iterations + 1):
+    for it in range(it_from, it_to):
         snap = _snapshot(it, snap_at, snap, theta, skill, coef, theta_hist, skill_hist, coef_hist)
         if it == iterations:
             reward[it] = np.nan
@@ -226,7 +228,7 @@ def train_sampled_kernel(
                 for i in range(g):  # leave-one-out advantages, kept in rewards
                     rewards[kept, i] = rewards[kept, i] - (c - rewards[kept, i]) / (g - 1)
             else:
-                subtree_reach(parent, probs, start[x], reach, inside)
+                forward_reach(parent, probs, start[x], reach, inside)
                 sample_coefficients(ints, floats, reach, leaves[kept], rewards[kept], coefs)
                 grad[:] = 0.0
                 for i in range(g):
@@ -256,3 +258,4 @@ def train_sampled_kernel(
                     add_visit_kl(child_start, parent, probs, ref_probs[x], leaves[b], start[x], beta, visits, ones, grad)
                 _accumulate(x, grad, 1.0 / n_batch, tie, visible, fc_col, dtheta, dskill, dfork)
             _step(ints, floats, gram, theta, skill, fork, coef, dtheta, dskill, dfork, batch_x, kept)
+    return snap

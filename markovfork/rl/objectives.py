@@ -27,9 +27,8 @@ import numpy as np
 from markovfork.rl.config import (
     F_CLIP, F_KL, F_UNLIKELY, GRPO_EPS, I_GROUP, I_METHOD, I_PASSK, I_REJECT, METHODS,
 )
-from markovfork.rl.tree_ops import (
-    add_kl_gradient, add_linear_gradient, leaf_values, rollout, subtree_reach,
-)
+from markovfork.model.kernels import backward_value, forward_reach
+from markovfork.rl.tree_ops import add_kl_gradient, add_linear_gradient, rollout
 
 M_REINFORCE, M_BASELINE, M_RAFT, M_PPO, M_GRPO, M_PASSK, M_UNLIKELY = range(len(METHODS))
 
@@ -108,10 +107,10 @@ def analytic_gradient(ints, floats, child_start, parent, probs, correct, start, 
     n = child_start.shape[0] - 1
     reach, value, leafv = buf[0], buf[1], buf[2]
     inside = np.zeros(n, dtype=np.bool_)
-    subtree_reach(parent, probs, start, reach, inside)
+    forward_reach(parent, probs, start, reach, inside)
     for v in range(n):
         leafv[v] = 1.0 if correct[v] else 0.0
-    leaf_values(child_start, probs, leafv, value)
+    backward_value(child_start, probs, leafv, value)
     p = value[start]
     r = ints[I_REJECT]
     factor = 1.0
@@ -123,7 +122,7 @@ def analytic_gradient(ints, floats, child_start, parent, probs, correct, start, 
     method = ints[I_METHOD]
     if method == M_UNLIKELY:
         _unlikely_values(child_start, reach, correct, inside, floats[F_UNLIKELY], leafv)
-        leaf_values(child_start, probs, leafv, value)
+        backward_value(child_start, probs, leafv, value)
         add_linear_gradient(parent, probs, reach, value, inside, start, factor, grad)
     else:
         m = method_weight(method, p, ints[I_GROUP], ints[I_PASSK])

@@ -25,7 +25,7 @@ import numpy as np
 
 from markovfork.plumbing import checks
 from markovfork.engines.exact import reach_probability
-from markovfork.rl.tree_ops import leaf_values
+from markovfork.model.kernels import backward_value
 from markovfork.model.tree import LEAF
 
 __all__ = [
@@ -123,9 +123,9 @@ def orm_scores(problems, weights=None) -> np.ndarray:
 @numba.njit(cache=True)
 def _value_kernel(child_start, probs, scores, out):
     """out[r, u] = V_r(u): scores at leaves, sum_v probs[r, v] V_r(v) above (bottom-up), one
-    row at a time with the RL engines' recursion (:func:`markovfork.rl.tree_ops.leaf_values`)."""
+    row at a time with the RL engines' recursion (:func:`markovfork.model.kernels.backward_value`)."""
     for r in range(probs.shape[0]):
-        leaf_values(child_start, probs[r], scores[r], out[r])
+        backward_value(child_start, probs[r], scores[r], out[r])
 
 
 def prm_scores(tree, probs, leaf_scores) -> np.ndarray:

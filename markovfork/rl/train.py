@@ -17,7 +17,9 @@ from markovfork.model.problems import Problems
 from markovfork.rl.config import RLConfig
 from markovfork.rl.engines import train_analytic_kernel, train_sampled_kernel
 from markovfork.plumbing.seeds import child_seed
+from markovfork.engines.sampled.kernel_tree import kernel_tree
 from markovfork.engines.sampled.streams import stream_states
+from markovfork.model.kernels import work_spans
 from markovfork.model.tree import DECIPHERABLE, Tree
 
 __all__ = ["LogitModel", "RLStart", "RLTrace", "train_rl", "step_logits", "tabular_model"]
@@ -102,6 +104,22 @@ def _softmax_probs(model: LogitModel, problems: Problems, theta, skill, fork) ->
     return transition_probs(model.tree, step_logits(model, problems, theta, skill, fork))
 
 
+def iteration_spans(config: RLConfig, tree: Tree, n_prob: int, chunk_iterations: int | None = None):
+    """Spans of the iterations 0..I (the last only evaluates) for one kernel call each: about
+    ``markovfork.model.kernels.CALL_BUDGET`` work units (node visits) a call, or
+    ``chunk_iterations`` iterations."""
+    n = tree.n_nodes
+    passes = 1 + (config.ppo_epochs if config.method == "ppo" else 0)
+    if config.engine == "analytic":
+        per_iteration = passes * n_prob * 10 * n  # softmax, reach, value, gradient: ~10 visits a node
+    else:
+        depth = int(kernel_tree(tree).height[0]) + 1
+        per_iteration = passes * config.batch_instances * (4 * n + (config.group_size + config.reject_easy) * depth)
+    if chunk_iterations is not None:
+        return work_spans(config.iterations + 1, 1, checks.integer("chunk_iterations", chunk_iterations, 1))
+    return work_spans(config.iterations + 1, per_iteration)
+
+
 def train_rl(
     model: LogitModel,
     problems: Problems,
@@ -109,11 +127,13 @@ def train_rl(
     start: RLStart,
     weights=None,
     snapshots=None,
+    chunk_iterations: int | None = None,
 ) -> RLTrace:
     """Run ``config`` on the training instances ``problems`` (sampled in proportion to
     ``weights``, default equal) from ``start``; snapshots at the iterations ``snapshots``
     (default: 0 and the last). The KL penalty and the ``base`` reject reference use the
-    starting policy."""
+    starting policy. ``chunk_iterations``: iterations per kernel call (default: by a work
+    estimate, :func:`iteration_spans`); the result does not depend on it."""
     tree = model.tree
     problems.check_tree(tree)
     n_prob = len(problems)
@@ -157,10 +177,14 @@ def train_rl(
     common = (ints, floats, tree.child_start, tree.parent, model.base, model.tie, visible, model.fc_col, gram,
               correct, problems.start)
     if config.engine == "analytic":
-        train_analytic_kernel(*common, weights, ref_probs, p_base, theta, skill, fork, coef,
-                              snap_at, theta_hist, skill_hist, coef_hist, reward, rejected)
+        kernel, data = train_analytic_kernel, (weights, ref_probs, p_base)
     else:
         state = stream_states(child_seed(config.seed, "rl-rollouts"), 1)[0].copy()
-        train_sampled_kernel(*common, np.cumsum(weights), ref_probs, state, theta, skill, fork, coef,
-                             snap_at, theta_hist, skill_hist, coef_hist, reward, rejected)
+        kernel, data = train_sampled_kernel, (np.cumsum(weights), ref_probs, state)
+    snap = 0
+    # spans of iterations, the interpreter (and its signal handlers) reached between them; the
+    # parameters, the stream state and the snapshot index carry over, so the result is the same
+    for lo, hi in iteration_spans(config, tree, n_prob, chunk_iterations):
+        snap = kernel(*common, *data, theta, skill, fork, coef, snap_at, theta_hist, skill_hist, coef_hist,
+                      reward, rejected, lo, hi, snap)
     return RLTrace(config, snap_at, theta_hist, skill_hist, coef_hist, reward, rejected)

@@ -20,6 +20,8 @@ import numba
 import numpy as np
 
 from markovfork.engines.sampled.streams import to_unit, xoshiro_next
+from markovfork.model.indices import U1
+from markovfork.model.kernels import choose_child, softmax_children
 
 
 @numba.njit(cache=True)
@@ -42,57 +44,12 @@ def logits_row(x, base, tie, theta, visible, skill, fc_col, fork, z):
 @numba.njit(cache=True)
 def softmax_row(child_start, z, probs):
     """probs[v] = softmax over the siblings of v of z (probs[0] = 1); a node whose children all
-    have logit -inf spreads uniformly."""
+    have logit -inf spreads uniformly (:func:`markovfork.model.kernels.softmax_children`)."""
     probs[0] = 1.0
     for u in range(child_start.shape[0] - 1):
         a, b = child_start[u], child_start[u + 1]
-        if b == a:
-            continue
-        zmax = -np.inf
-        for v in range(a, b):
-            if z[v] > zmax:
-                zmax = z[v]
-        if zmax == -np.inf:
-            for v in range(a, b):
-                probs[v] = 1.0 / (b - a)
-            continue
-        total = 0.0
-        for v in range(a, b):
-            probs[v] = np.exp(z[v] - zmax)
-            total += probs[v]
-        for v in range(a, b):
-            probs[v] /= total
-
-
-@numba.njit(cache=True)
-def subtree_reach(parent, probs, start, reach, inside):
-    """reach[v] = R(v) from ``start``; inside[v] = v is ``start`` or below it."""
-    for v in range(parent.shape[0]):
-        reach[v] = 0.0
-        inside[v] = False
-    reach[start] = 1.0
-    inside[start] = True
-    for v in range(start + 1, parent.shape[0]):
-        u = parent[v]
-        if inside[u]:
-            inside[v] = True
-            reach[v] = reach[u] * probs[v]
-
-
-@numba.njit(cache=True)
-def leaf_values(child_start, probs, leaf_value, value):
-    """value[u] = Q(u): leaf_value at leaves, sum_v pi(v) Q(v) over the children elsewhere."""
-    n = child_start.shape[0] - 1
-    for i in range(n):
-        u = n - 1 - i
-        a, b = child_start[u], child_start[u + 1]
-        if a == b:
-            value[u] = leaf_value[u]
-        else:
-            acc = 0.0
-            for v in range(a, b):
-                acc += probs[v] * value[v]
-            value[u] = acc
+        if b > a:
+            softmax_children(z, a, b, 1.0, probs)
 
 
 @numba.njit(cache=True)
@@ -138,27 +95,17 @@ def add_path_score(child_start, parent, probs, leaf, start, scale, grad):
 @numba.njit(cache=True)
 def rollout(child_start, probs, start, state):
     """One rollout from ``start`` under ``probs``: (leaf, log-probability of the path); ``state``
-    (4 uint64, a xoshiro256** stream) is advanced in place."""
-    u = start
+    (4 uint64, a xoshiro256** stream) is advanced in place. Steps by
+    :func:`markovfork.model.kernels.choose_child`."""
+    u = np.uint64(start)
     logp = 0.0
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    while child_start[u + 1] > child_start[u]:
-        a, b = child_start[u], child_start[u + 1]
+    while child_start[u + U1] > child_start[u]:
         x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
-        r = to_unit(x)
-        chosen = b - 1
-        acc = 0.0
-        for v in range(a, b):
-            acc += probs[v]
-            if r < acc:
-                chosen = v
-                break
-        while probs[chosen] == 0.0 and chosen > a:  # rounding past the last positive child
-            chosen -= 1
-        logp += np.log(probs[chosen]) if probs[chosen] > 0.0 else -np.inf
-        u = chosen
+        u = choose_child(child_start, probs, u, to_unit(x))
+        logp += np.log(probs[u]) if probs[u] > 0.0 else -np.inf
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
-    return u, logp
+    return np.int64(u), logp
 
 
 @numba.njit(cache=True)

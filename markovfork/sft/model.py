@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from markovfork.model.indices import U1
+from markovfork.model.indices import U0, U1
+from markovfork.model.kernels import softmax_children
 from markovfork.model.policy import Decoding, Policy, problem_logits, transition_probs
 from markovfork.model.problems import Problems
 from markovfork.model.tree import DECIPHERABLE, FORK, Tree
@@ -70,13 +71,15 @@ def _fused_step_kernel(
     grad_fc[fc_col[c], p];
     scalars[0] += loss, scalars[1] += dL/ds."""
     z = np.empty(64)
+    q = np.empty(64)
     for i in range(problem.shape[0]):
         # unsigned problem, node and child ids: Numba emits no negative-index wraparound code
         p, u, y, w = np.uint64(problem[i]), np.uint64(node[i]), np.uint64(target[i]), weight[i]
         a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
-        if b - a > np.uint64(z.shape[0]):
-            z = np.empty(b - a)
-        zmax = -np.inf
+        m = b - a
+        if m > np.uint64(z.shape[0]):
+            z = np.empty(m)
+            q = np.empty(m)
         for c in range(a, b):
             v = base_logit[c]
             if visible[p, c]:
@@ -84,17 +87,12 @@ def _fused_step_kernel(
             if fc_col[c] >= 0:
                 v += fork_logit[fc_col[c], p]
             z[c - a] = v
-            if v > zmax:
-                zmax = v
-        total = 0.0
-        for j in range(b - a):
-            z[j] = np.exp(z[j] - zmax)
-            total += z[j]
-        scalars[0] -= w * (np.log(z[y - a] / total) if z[y - a] > 0 else np.log(1e-300))  # guard: pruned step
+        softmax_children(z, U0, m, 1.0, q)
+        scalars[0] -= w * (np.log(q[y - a]) if q[y - a] > 0 else np.log(1e-300))  # guard: pruned step
         visible_node = kind[u] == 0  # DECIPHERABLE
         s_grad = 0.0
         for c in range(a, b):
-            g = z[c - a] / total - (1.0 if c == y else 0.0)
+            g = q[c - a] - (1.0 if c == y else 0.0)
             if fc_col[c] >= 0:
                 grad_fc[fc_col[c], p] += w * g
             if visible_node and visible[p, c]:

@@ -96,11 +96,11 @@ def test_ppo_gradient_is_the_derivative_of_the_clipped_surrogate(case, data):
     z = z_old + shift
     old, probs = softmax_probs(tree, z_old), softmax_probs(tree, z)
     from markovfork.engines.exact import reach_probability
-    from markovfork.rl.tree_ops import leaf_values
+    from markovfork.model.kernels import backward_value
 
     reach = reach_probability(tree, old[None], np.array([start]))[0]
     value = np.empty(n)
-    leaf_values(tree.child_start, old, correct.astype(float), value)
+    backward_value(tree.child_start, old, correct.astype(float), value)
     inside = reach > 0
     inside[start] = True
     inside &= np.array([_below(tree, v, start) for v in range(n)])

@@ -15,9 +15,10 @@ import numpy as np
 from markovfork.engines.sampled.paths import path_buffers, path_pick, path_setup
 from markovfork.engines.sampled.rows import row_ok
 from markovfork.engines.sampled.walk import walk
+from markovfork.model.kernels import CALL_BUDGET
 from markovfork.engines.sampled.streams import xoshiro_next
 
-__all__ = ["AUTO", "WALK", "PATH", "METHODS", "BLOCK", "Batch", "Outcomes", "run_chunks"]
+__all__ = ["AUTO", "WALK", "PATH", "METHODS", "BLOCK", "Batch", "Outcomes", "spans", "run_chunks"]
 
 AUTO, WALK, PATH = 0, 1, 2  # kernel codes of the ``method`` argument
 BLOCK = 4096  # rollouts counts_chunk draws and classifies at a time
@@ -82,42 +83,48 @@ def draw_leaves(tree, batch, p, tables, by_path, s0, s1, s2, s3, out_row):
 
 
 @numba.njit(cache=True)
-def leaves_chunk(tree, batch, lo, hi, out, ok):
-    """out[p, i] = leaf reached by rollout i of problem p and ok[p] = whether probs[p] is valid
-    (invalid rows are not sampled), for problems lo..hi-1, one set of path tables."""
+def leaves_chunk(tree, batch, span, lo, hi, out, ok):
+    """out[p, first:first+count] = leaves reached by rollouts first.. of problem p and ok[p] =
+    whether probs[p] is valid (invalid rows are not sampled), for problems lo..hi-1, one set of
+    path tables; span = (first, count, states): the stream states (P, 4) continue in place."""
+    first, count, states = span
     tables = path_buffers(batch.probs.shape[1], tree.leaves.shape[0], tree.shift)
     for p in range(lo, hi):
         ok[p], by_path = problem_setup(tree, batch, p, tables)
         if ok[p]:
-            state = batch.states[p]
-            draw_leaves(tree, batch, p, tables, by_path, state[0], state[1], state[2], state[3], out[p])
+            state = states[p]
+            state[0], state[1], state[2], state[3] = draw_leaves(
+                tree, batch, p, tables, by_path, state[0], state[1], state[2], state[3], out[p, first:first + count])
 
 
 @numba.njit(cache=True)
-def counts_chunk(tree, batch, outcomes, lo, hi, out, ok):
-    """out[p] = (correct, easy_valid, hard_valid, invalid) counts over the rollouts of problem p
-    (the leaves of ``leaves_chunk``, drawn in blocks of at most BLOCK and classified instead of
-    returned: memory does not grow with n_samples) for problems lo..hi-1.
+def counts_chunk(tree, batch, outcomes, span, lo, hi, out, ok):
+    """out[p] += (correct, easy_valid, hard_valid, invalid) counts over rollouts first..first+count-1
+    of problem p (out[p] zeroed when first == 0; the leaves of ``leaves_chunk``, drawn in blocks
+    of at most BLOCK and classified instead of returned: memory does not grow with n_samples)
+    for problems lo..hi-1; span = (first, count, states) as in ``leaves_chunk``.
 
     A rollout from s to leaf v is all-easy exactly when hard_edges[v] == hard_edges[s].
     """
+    first, count, states = span
     tables = path_buffers(batch.probs.shape[1], tree.leaves.shape[0], tree.shift)
-    n_samples = batch.n_samples
-    block = np.empty(min(n_samples, BLOCK), dtype=np.int64)
+    block = np.empty(min(count, BLOCK), dtype=np.int64)
     hard_edges, correct, valid = outcomes.hard_edges, outcomes.correct, outcomes.valid
     for p in range(lo, hi):
+        if first == 0:
+            out[p, :] = 0
         ok[p], by_path = problem_setup(tree, batch, p, tables)
         if not ok[p]:
             continue
-        state = batch.states[p]
+        state = states[p]
         s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
         hard_at_start = hard_edges[batch.start[p]]
         n_correct = 0
         n_easy = 0
         n_valid = 0
         pu = np.uint64(p)
-        for first in range(0, n_samples, block.shape[0]):
-            drawn = block[:min(block.shape[0], n_samples - first)]
+        for b in range(0, count, block.shape[0]):
+            drawn = block[:min(block.shape[0], count - b)]
             s0, s1, s2, s3 = draw_leaves(tree, batch, p, tables, by_path, s0, s1, s2, s3, drawn)
             for leaf in drawn:  # counts, not branches: the outcomes are random
                 lu = np.uint64(leaf)  # unsigned indices: no wraparound code
@@ -125,26 +132,27 @@ def counts_chunk(tree, batch, outcomes, lo, hi, out, ok):
                 n_correct += np.int64(correct[pu, lu])
                 n_valid += is_valid
                 n_easy += is_valid & np.int64(hard_edges[lu] == hard_at_start)
-        out[p, 0] = n_correct
-        out[p, 1] = n_easy
-        out[p, 2] = n_valid - n_easy
-        out[p, 3] = n_samples - n_valid
+        state[0], state[1], state[2], state[3] = s0, s1, s2, s3
+        out[p, 0] += n_correct
+        out[p, 1] += n_easy
+        out[p, 2] += n_valid - n_easy
+        out[p, 3] += count - n_valid
 
 
 @numba.njit(cache=True, parallel=True)
-def leaves_kernel(tree, batch, n_chunks, out, ok):
-    """``leaves_chunk`` over n_chunks contiguous chunks of problems run in parallel."""
-    n_problems = batch.probs.shape[0]
+def leaves_kernel(tree, batch, span, lo, hi, n_chunks, out, ok):
+    """``leaves_chunk`` over n_chunks contiguous chunks of the problems lo..hi-1 run in parallel."""
+    n = hi - lo
     for chunk in numba.prange(n_chunks):
-        leaves_chunk(tree, batch, chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks, out, ok)
+        leaves_chunk(tree, batch, span, lo + chunk * n // n_chunks, lo + (chunk + 1) * n // n_chunks, out, ok)
 
 
 @numba.njit(cache=True, parallel=True)
-def counts_kernel(tree, batch, outcomes, n_chunks, out, ok):
-    """``counts_chunk`` over n_chunks contiguous chunks of problems run in parallel."""
-    n_problems = batch.probs.shape[0]
+def counts_kernel(tree, batch, outcomes, span, lo, hi, n_chunks, out, ok):
+    """``counts_chunk`` over n_chunks contiguous chunks of the problems lo..hi-1 run in parallel."""
+    n = hi - lo
     for chunk in numba.prange(n_chunks):
-        counts_chunk(tree, batch, outcomes, chunk * n_problems // n_chunks, (chunk + 1) * n_problems // n_chunks,
+        counts_chunk(tree, batch, outcomes, span, lo + chunk * n // n_chunks, lo + (chunk + 1) * n // n_chunks,
                      out, ok)
 
 
@@ -164,24 +172,49 @@ def _check_shapes(tree, batch: Batch, out: np.ndarray, outcomes: Outcomes | None
         raise ValueError(f"internal error: kernel arrays of shapes {shapes}, expected {expected}")
 
 
-def run_chunks(tree, batch: Batch, out: np.ndarray, outcomes: Outcomes | None = None) -> np.ndarray:
+def spans(tree, batch: Batch, n_threads: int, budget: int | None = None):
+    """Kernel calls as (first, count, lo, hi): rollouts first..first+count-1 of problems lo..hi-1,
+    each call about ``budget`` work units (a step, or a node of set-up) per thread, so that the
+    interpreter and its signal handlers are reached between calls. One call when all fits."""
+    n_problems, n_nodes = batch.probs.shape
+    n = batch.n_samples
+    budget = CALL_BUDGET if budget is None else budget
+    per_sample = int(tree.height[batch.start].max(initial=0)) + 1  # steps of the longest walk
+    per_problem = n * per_sample + n_nodes  # rollouts and the set-up (row check, path tables)
+    if n_problems * per_problem <= budget * n_threads:
+        yield 0, n, 0, n_problems
+        return
+    # a problem's rollouts split so one thread's share fits; the threads share a call's problems
+    count = n if per_problem <= budget else max(min(n, BLOCK), (budget - n_nodes) // per_sample)
+    group = max(1, budget * n_threads // (count * per_sample + n_nodes))
+    for first in range(0, n, count):
+        for lo in range(0, n_problems, group):
+            yield first, min(count, n - first), lo, min(lo + group, n_problems)
+
+
+def run_chunks(tree, batch: Batch, out: np.ndarray, outcomes: Outcomes | None = None,
+               budget: int | None = None) -> np.ndarray:
     """Sample every problem into ``out`` (leaves, or counts when ``outcomes`` is given); returns
-    the per-problem validity flags. One thread: the chunk function over all problems (the
+    the per-problem validity flags. Calls of :func:`spans` (problem p's stream carried from one
+    to the next: the result does not depend on them). One thread: the chunk function (the
     parallel kernel with one thread is slower); more: the parallel kernel, several chunks per
     thread, handed out dynamically for load balance (results do not depend on it)."""
     _check_shapes(tree, batch, out, outcomes)
     n_problems = batch.probs.shape[0]
     ok = np.ones(n_problems, dtype=np.bool_)
     n_threads = numba.get_num_threads()
-    serial = n_threads == 1 or n_problems < 2
-    n_chunks = min(n_problems, 8 * n_threads)
-    if outcomes is None:
-        if serial:
-            leaves_chunk(tree, batch, 0, n_problems, out, ok)
+    states = batch.states.copy()
+    for first, count, lo, hi in spans(tree, batch, n_threads, budget):
+        span = (np.int64(first), np.int64(count), states)
+        n_chunks = min(hi - lo, 8 * n_threads)
+        serial = n_threads == 1 or hi - lo < 2
+        if outcomes is None:
+            if serial:
+                leaves_chunk(tree, batch, span, lo, hi, out, ok)
+            else:
+                leaves_kernel(tree, batch, span, lo, hi, n_chunks, out, ok)
+        elif serial:
+            counts_chunk(tree, batch, outcomes, span, lo, hi, out, ok)
         else:
-            leaves_kernel(tree, batch, n_chunks, out, ok)
-    elif serial:
-        counts_chunk(tree, batch, outcomes, 0, n_problems, out, ok)
-    else:
-        counts_kernel(tree, batch, outcomes, n_chunks, out, ok)
+            counts_kernel(tree, batch, outcomes, span, lo, hi, n_chunks, out, ok)
     return ok

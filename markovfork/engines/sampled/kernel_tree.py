@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from markovfork.engines.sampled.paths import PAD, guide_shift
+from markovfork.model.kernels import hard_edge_counts
 
 __all__ = ["KernelTree", "kernel_tree", "hard_edges"]
 
@@ -48,15 +49,6 @@ def _max_heights(parent):
     for v in range(parent.shape[0] - 1, 0, -1):  # children have larger ids than their parent
         height[parent[v]] = max(height[parent[v]], height[v] + 1)
     return height
-
-
-@numba.njit(cache=True)
-def _hard_edges_kernel(parent, edge_easy):
-    """hard[v] = number of hard (not edge_easy) steps on the path root -> v."""
-    hard = np.zeros(parent.shape[0], dtype=np.int64)
-    for v in range(1, parent.shape[0]):  # parents have smaller ids
-        hard[v] = hard[parent[v]] + np.int64(not edge_easy[v])
-    return hard
 
 
 def _frozen(arr) -> bool:
@@ -103,7 +95,7 @@ def _build_kernel_tree(tree) -> KernelTree:
 
 
 _KERNEL_TREES = _Cache(_build_kernel_tree, ("child_start", "parent", "kind"))
-_HARD_EDGES = _Cache(lambda tree: _hard_edges_kernel(tree.parent, tree.edge_easy), ("parent", "edge_easy"))
+_HARD_EDGES = _Cache(lambda tree: hard_edge_counts(tree.parent, tree.edge_easy), ("parent", "edge_easy"))
 
 
 def kernel_tree(tree) -> KernelTree:
