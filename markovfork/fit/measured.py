@@ -63,14 +63,6 @@ class Measured:
         return (predicted[self.arm, self.epoch, self.k] - self.value) / self.se
 
 
-def read_table(path) -> "pl.DataFrame":
-    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other)."""
-    import polars as pl
-
-    path = str(path)
-    return pl.read_parquet(path) if path.endswith(".parquet") else pl.read_csv(path)
-
-
 def _fingerprint(table) -> str:
     h = hashlib.sha256()
     for row in table.iter_rows():
@@ -87,11 +79,14 @@ def measured_curves(table, arms, epochs, ks, *, engine: str | None = None, n_tes
     grid, a missing column or an empty selection is a ``ValueError``."""
     import polars as pl
 
+    from markovfork.fit.schema import check_kinds, read_table
+
     if not isinstance(table, pl.DataFrame):
         table = read_table(table)
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"the results table lacks the columns {missing}")
+    check_kinds(table, REQUIRED_COLUMNS)
     if engine is not None:
         table = table.filter(pl.col("engine") == engine)
     engines = tuple(sorted(set(table["engine"].to_list())))

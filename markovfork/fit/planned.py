@@ -13,8 +13,10 @@ schedule, task shape), so a prediction is only as good as its run resembles the 
 ``[task]``, ``[model]``, ``[base]``, the SFT settings other than rhos, diversities and epochs
 (n_problems, lr, batch size, fork format, ...) and ``[eval.sampling]``; a rho outside the fitted
 range; SFT epochs beyond the fitted ones (the bridge's cosine schedule spans the run's epochs);
-a diversity the fit never saw. Free: the seed, threads and device, ``eval.epochs``, ``eval.ks``,
-``n_samples`` and ``n_test``.
+a diversity the fit never saw; evaluation epochs beyond the last fitted epoch and ks beyond the
+largest fitted k (the grid of the rows fitted, ``FitResult.fitted``: held-out rows do not count);
+a list that repeats a value. Free: the seed, threads and device, ``eval.epochs`` and
+``n_samples`` within those bounds, and ``n_test``.
 
 The parameter uncertainty of each value is propagated by the delta method from the fit's
 covariance of the unit coordinates u (parameters held at a bound contribute nothing):
@@ -68,6 +70,11 @@ def read_fit(path: str | Path) -> FitResult:
         fit = load_fit(path)
     except json.JSONDecodeError as exc:
         raise ValueError(f"fit file {str(path)!r} is not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"fit file {str(path)!r} is not JSON text (byte {exc.start} is not UTF-8: a binary file, "
+                         f"such as a Parquet table?)") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read fit file {str(path)!r}: {exc.strerror or exc}") from None
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"fit file {str(path)!r} is not a valid markovfork fit: missing or malformed {exc}") from None
     if not fit.run_config:
@@ -103,23 +110,55 @@ def coverage_problems(fit: FitResult, planned) -> list[str]:
     problems += _differences(a["sft"], b["sft"], "[sft] ", skip=FREE_SFT)
     problems += _differences(a["eval"], b["eval"], "[eval] ", skip=FREE_EVAL | {"sampling"})
     problems += _differences(a["eval"]["sampling"], b["eval"]["sampling"], "[eval.sampling] ")
-    fitted_arms = sft_arms(fitted)
-    rhos = [rho for rho, _ in fitted_arms]
-    low, high = min(rhos), max(rhos)
-    seen = {div for _, div in fitted_arms}
+    grid = fitted_grid(fit)
+    low, high = min(grid["rhos"]), max(grid["rhos"])
     for rho, div in sft_arms(planned):
         if not low <= rho <= high:
             problems.append(f"rho {rho:g} outside the fitted range [{low:g}, {high:g}]")
-        if div not in seen:
-            problems.append(f"diversity {div!r} (fitted: {sorted(seen)})")
+        if div not in grid["diversities"]:
+            problems.append(f"diversity {div!r} (fitted: {grid['diversities']})")
+    last = max(grid["epochs"])
     if planned.sft.epochs > fitted.sft.epochs:
         problems.append(f"[sft] epochs = {planned.sft.epochs} beyond the fitted {fitted.sft.epochs}")
+    beyond = [e for e in planned.eval.epochs if e > last]
+    if beyond:
+        problems.append(f"[eval] epoch {beyond[0]} beyond the last fitted epoch {last}")
+    if max(planned.eval.ks) > max(grid["ks"]):
+        problems.append(f"k {max(planned.eval.ks)} (n_samples {planned.eval.n_samples}) beyond the largest fitted k "
+                        f"{max(grid['ks'])}")
     return problems
+
+
+def fitted_grid(fit: FitResult) -> dict:
+    """The rhos, diversities, epochs and ks the fit was made on (``FitResult.fitted``; a fit file
+    written before that record existed: its run configuration's whole grid)."""
+    if fit.fitted:
+        return fit.fitted
+    from markovfork.llm_bridge.task_mapping import sft_arms
+
+    run = fitted_run(fit)
+    arms = sft_arms(run)
+    return {"rhos": sorted({r for r, _ in arms}), "diversities": sorted({d for _, d in arms}),
+            "epochs": sorted({0, *run.eval.epochs}), "ks": list(run.eval.ks)}
+
+
+def _repeats(planned) -> list[str]:
+    """The lists of ``planned`` that name a value twice (each would be predicted twice)."""
+    out = []
+    for name, values in (("[sft] rhos", planned.sft.rhos), ("[sft] diversities", planned.sft.diversities),
+                         ("[eval] epochs", planned.eval.epochs)):
+        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if dup is not None:
+            out.append(f"{name} = {list(values)} repeats {dup}")
+    return out
 
 
 def predict_planned(fit: FitResult, planned, *, uncertainty: bool = True) -> Prediction:
     """The predicted pass@k table of every SFT arm of ``planned`` (module docstring); a
     ValueError names every setting outside what the fit covers."""
+    repeated = _repeats(planned)
+    if repeated:
+        raise ValueError("the planned run's lists must not repeat a value: " + "; ".join(repeated))
     problems = coverage_problems(fit, planned)
     if problems:
         raise ValueError("the planned run is outside what the fit covers: " + "; ".join(problems))
