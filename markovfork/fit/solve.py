@@ -243,7 +243,8 @@ def _check_document(doc, path) -> None:
             or any(not isinstance(r, list) or len(r) != n_fitted for r in cov)):
         raise ValueError(f"{path}: covariance_unit must be {n_fitted} x {n_fitted} (one row per fitted parameter)")
     grid = doc.get("fitted")
-    if grid is not None and (not isinstance(grid, dict) or any(not isinstance(grid.get(k), list) for k in _GRID_KEYS)):
+    if grid not in (None, {}) and (not isinstance(grid, dict)
+                                   or any(not isinstance(grid.get(k), list) or not grid.get(k) for k in _GRID_KEYS)):
         raise ValueError(f"{path}: fitted must be an object with the lists {list(_GRID_KEYS)}, got {grid!r}")
 
 
