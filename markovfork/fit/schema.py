@@ -143,7 +143,8 @@ def read_results(paths) -> "pl.DataFrame":
     for i, path in enumerate(paths):
         key = os.path.realpath(path)
         if key in seen:
-            raise ValueError(f"results table {path} is given twice (as {seen[key]} too)")
+            also = "" if seen[key] == path else f" (as {seen[key]} too)"
+            raise ValueError(f"results table {path} is given twice{also}: give each run once")
         seen[key] = path
         df = check_table(read_table(path), str(path))
         frames.append(df.with_columns(pl.lit(i, dtype=pl.Int64).alias("_source")))
