@@ -22,6 +22,8 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
     """A config from a TOML file (``[task]`` with BranchingTask's fields, ``teachers`` as a list
     of tables ``{beta, retries}``, the other BranchingConfig fields at the top level), then the
     overrides (``None``: not given); ``betas``: one teacher per branching rate (0: convergent)."""
+    if retries is not None and betas is None:
+        raise ValueError(f"--retries {retries} applies to the teachers of --beta: give --beta too")
     data = read_toml(path) if path is not None else {}
     task_data = data.get("task", {})
     if task:

@@ -100,8 +100,8 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     from markovfork.plumbing import checks
     from markovfork.fit.heldout import fit_and_predict, read_results
     from markovfork.llm_bridge.fit_runs import experiment_from_table
-    from markovfork.plumbing.io import check_outputs, figure_writer, json_writer, output_prefix, table_paths, table_writers, \
-        write_outputs
+    from markovfork.plumbing.io import check_not_inputs, check_outputs, figure_writer, json_writer, output_prefix, \
+        table_paths, table_writers, write_outputs
 
     checks.seed(seed, "--seed")
     paths = []
@@ -111,6 +111,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     if save_params is not None:
         paths.append(Path(save_params))
     check_outputs(paths)  # before computing
+    check_not_inputs(paths, [*runs, *counts_paths, *([config] if config else [])])
     table = read_results(runs)
     counts = read_results_counts(counts_paths) if counts_paths else None
     bar = _progress(2 if predict_rho or train_until_epoch is not None else 1)
@@ -131,6 +132,8 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     from markovfork.fit.solve import _nan_to_null
 
     summary = _nan_to_null(result["summary"] | {"files": written})
+    if summary["warnings"]:  # one line, whatever the output format
+        click.echo("warning: the fit is not trustworthy as it stands: " + "; ".join(summary["warnings"]), err=True)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -143,7 +146,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
 def read_results_counts(paths):
     import polars as pl
 
-    from markovfork.fit.measured import read_table
+    from markovfork.fit.schema import read_table
 
     frames = []
     for path in paths:

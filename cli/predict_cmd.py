@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
-from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.plumbing.io import check_not_inputs, check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
 
 SUMMARY_EPOCHS = (1, 4, 12)  # epochs printed (those evaluated), besides 0 and the last
 
@@ -61,7 +61,9 @@ def predict_command(params, config_file, seed, out, as_json):
 
     prefix = output_prefix(out) if out is not None else None
     if prefix is not None:
-        check_outputs([*table_paths(prefix), _figure_path(prefix)])
+        outputs = [*table_paths(prefix), _figure_path(prefix)]
+        check_outputs(outputs)
+        check_not_inputs(outputs, [params, config_file])
     fit = read_fit(params)
     planned = load_config(config_file)
     if seed is not None:

@@ -86,23 +86,54 @@ def coverage_problems(fit: FitResult, planned: RunConfig) -> list[str]:
     problems += _differences(a["sft"], b["sft"], "[sft] ", skip=FREE_SFT)
     problems += _differences(a["eval"], b["eval"], "[eval] ", skip=FREE_EVAL | {"sampling"})
     problems += _differences(a["eval"]["sampling"], b["eval"]["sampling"], "[eval.sampling] ")
-    fitted_arms = sft_arms(fitted)
-    rhos = [rho for rho, _ in fitted_arms]
-    low, high = min(rhos), max(rhos)
-    seen = {div for _, div in fitted_arms}
+    grid = fitted_grid(fit)
+    low, high = min(grid["rhos"]), max(grid["rhos"])
     for rho, div in sft_arms(planned):
         if not low <= rho <= high:
             problems.append(f"rho {rho:g} outside the fitted range [{low:g}, {high:g}]")
-        if div not in seen:
-            problems.append(f"diversity {div!r} (fitted: {sorted(seen)})")
+        if div not in grid["diversities"]:
+            problems.append(f"diversity {div!r} (fitted: {grid['diversities']})")
     if planned.sft.epochs > fitted.sft.epochs:
         problems.append(f"[sft] epochs = {planned.sft.epochs} beyond the fitted {fitted.sft.epochs}")
+    last = max(grid["epochs"])
+    beyond = [e for e in planned.eval.epochs if e > last]
+    if beyond:
+        problems.append(f"[eval] epoch {beyond[0]} beyond the last fitted epoch {last}")
+    if max(planned.eval.ks) > max(grid["ks"]):
+        problems.append(f"k {max(planned.eval.ks)} (n_samples {planned.eval.n_samples}) beyond the largest fitted k "
+                        f"{max(grid['ks'])}")
     return problems
+
+
+def fitted_grid(fit: FitResult) -> dict:
+    """The rhos, diversities, epochs and ks the fit was made on (``FitResult.fitted``; a fit file
+    written before that record existed: its run configuration's whole grid)."""
+    if fit.fitted:
+        return fit.fitted
+    run = fitted_run(fit)
+    arms = sft_arms(run)
+    return {"rhos": sorted({r for r, _ in arms}), "diversities": sorted({d for _, d in arms}),
+            "epochs": sorted({0, *run.eval.epochs}), "ks": list(run.eval.ks)}
+
+
+def _repeats(planned: RunConfig) -> list[str]:
+    """The lists of ``planned`` that name a value twice (each would be predicted twice)."""
+    out = []
+    for name, values in (("[sft] rhos", planned.sft.rhos), ("[sft] diversities", planned.sft.diversities),
+                         ("[eval] epochs", planned.eval.epochs)):
+        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if dup is not None:
+            out.append(f"{name} = {list(values)} repeats {dup}")
+    return out
 
 
 def predict_run(fit: FitResult, planned: RunConfig, *, uncertainty: bool = True) -> Prediction:
     """:func:`markovfork.fit.planned.predict_planned` of the bridge run ``planned``; a ValueError
-    names every setting outside what the fit covers (:func:`coverage_problems`)."""
+    names every setting outside what the fit covers (:func:`coverage_problems`) and every list
+    of ``planned`` that repeats a value."""
+    repeated = _repeats(planned)
+    if repeated:
+        raise ValueError("the planned run's lists must not repeat a value: " + "; ".join(repeated))
     problems = coverage_problems(fit, planned)
     if problems:
         raise ValueError("the planned run is outside what the fit covers: " + "; ".join(problems))

@@ -42,7 +42,10 @@ from markovfork.plumbing.io import check_outputs, read_json, read_table, table_p
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.run_files import eval_file, rho_label
 
-__all__ = ["SweepTask", "parse_rhos", "parse_seeds", "task_name", "sweep_tasks", "run_task", "gpu_request", "run_sweep"]
+MAX_RUNS = 1000  # bridge runs in one sweep (rhos x seeds) at most: a larger grid is split by hand
+
+__all__ = ["MAX_RUNS", "SweepTask", "parse_rhos", "parse_seeds", "task_name", "sweep_tasks", "run_task", "gpu_request",
+           "run_sweep"]
 
 TABLE = "bridge_results"
 
@@ -174,6 +177,12 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
         workers = checks.integer("--workers", workers, 1)
     if not rhos or not seeds:
         raise ValueError(f"a sweep needs at least one rho and one seed, got rhos {rhos} and seeds {seeds}")
+    for name, values in (("rhos", rhos), ("seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise ValueError(f"the sweep's {name} must not repeat a value, got {list(values)}")
+    if len(rhos) * len(seeds) > MAX_RUNS:
+        raise ValueError(f"the sweep grid has {len(rhos) * len(seeds)} runs ({len(rhos)} rhos x {len(seeds)} seeds), "
+                         f"more than the maximum {MAX_RUNS}: split it into several sweeps")
     # everything that can reject the sweep runs before the first file is written
     if out.exists() and any(out.iterdir()) and not resume:
         raise ValueError(f"output directory {out} is not empty; pass --resume to continue it or choose another")

@@ -50,12 +50,28 @@ class PosttrainConfig:
         if self.tree is not None and self.start != "base":
             raise ValueError(f"a JSON tree ({self.tree}) has no SFT data: RL starts from its base (start = 'base')")
         checks.integer("evaluations", self.evaluations, 1, 10**4)
+        ks = list(self.simulation.train.ks)
+        if 1 not in ks:
+            raise ValueError(f"k must include 1 (posttrain reports pass@1 next to pass@k), got {ks}")
+        if self.tree is not None:
+            _check_tree(self.tree)
         if self.rl.engine != self.simulation.engine:
             raise ValueError(f"the RL engine ({self.rl.engine}) and the SFT engine ({self.simulation.engine}) must agree")
 
     def snapshots(self) -> np.ndarray:
         n = self.rl.iterations
         return np.unique(np.round(np.linspace(0, n, self.evaluations + 1)).astype(np.int64))
+
+
+def _check_tree(path) -> None:
+    """A JSON tree that RL can train on: at least one node with two or more children (a choice)."""
+    from markovfork.model.tree import load_tree
+
+    tree = load_tree(path)
+    children = np.bincount(tree.parent[1:], minlength=tree.n_nodes) if tree.n_nodes > 1 else np.zeros(1)
+    if children.max() < 2:
+        raise ValueError(f"tree file {path} has {tree.n_nodes} node(s) and no node with two or more children: "
+                         f"RL needs a choice to train")
 
 
 @dataclass(frozen=True)
@@ -218,6 +234,11 @@ def posttrain_grid(base: PosttrainConfig, methods=None, kls=None, seeds=None, re
     from dataclasses import replace
     from itertools import product
 
+    for name, values in (("methods", methods), ("kl", kls), ("seeds", seeds), ("reject_easy", rejects)):
+        values = list(values or ())
+        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        if dup is not None:
+            raise ValueError(f"{name} lists {dup} twice, got {values}: each run would be made twice")
     out = []
     for method, kl, reject, seed in product(methods or [base.rl.method], kls or [base.rl.kl],
                                             rejects or [base.rl.reject_easy], seeds or [base.simulation.seed]):

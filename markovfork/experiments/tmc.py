@@ -20,6 +20,7 @@ weighted by how often the base reaches them), applied to the shared rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -75,6 +76,7 @@ class TMCConfig:
             checks.integer(name, getattr(self, name), low)
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        self._check_sizes()
         methods = tuple(self.methods)
         if not methods:
             raise ValueError(f"methods must name at least one of {', '.join(TMC_METHODS)}")
@@ -88,6 +90,28 @@ class TMCConfig:
         checks.real("pretrain_lr", self.pretrain_lr, 0.0, low_open=True)
         for m in methods:  # every setting of every RL run is checked here, before any work
             self.rl_config("reinforce" if m == "kl-tilt" else m)
+
+    def _check_sizes(self) -> None:
+        """Refuse, before anything is allocated, a chain whose unrolled tree exceeds
+        ``tasks._common.MAX_NODES`` nodes, and evaluation arrays (two tasks' instance masks and step
+        probabilities, 9 bytes per instance and node; sampled: the k rollouts of each instance)
+        that do not fit in memory (:func:`markovfork.plumbing.checks.fits_in_memory`)."""
+        from markovfork.tasks._common import MAX_NODES
+
+        # nodes = 1 + m0 (1 + m + ... + m^(layers-1)); its log10, without building the number
+        log10 = math.log10(self.m0) + self.layers * math.log10(self.m) - math.log10(self.m - 1)
+        if log10 > math.log10(MAX_NODES) + 1:
+            raise ValueError(f"layers {self.layers}, m0 {self.m0} and m {self.m} unroll to a tree of about 10^{log10:.0f} "
+                             f"nodes, more than {MAX_NODES:,}: choose smaller ones")
+        nodes = 1 + self.m0 * (self.m**self.layers - 1) // (self.m - 1)
+        if nodes > MAX_NODES:
+            raise ValueError(f"layers {self.layers}, m0 {self.m0} and m {self.m} unroll to a tree of {nodes:,} nodes, "
+                             f"more than {MAX_NODES:,}: choose smaller ones")
+        checks.fits_in_memory("instances", self.instances, 2 * 9 * self.instances * nodes,
+                              f"two tasks' instance masks and step probabilities over {nodes:,} nodes")
+        if self.engine == "sampled":
+            checks.fits_in_memory("k", self.k, 2 * 8 * self.instances * self.k,
+                                  f"the sampled engine's k rollouts of {self.instances} instances")
 
     def rl_config(self, method: str) -> RLConfig:
         """The RL run of one method (seeded by the experiment's seed and the method)."""

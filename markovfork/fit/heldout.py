@@ -30,10 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
-from markovfork.fit.measured import REQUIRED_COLUMNS, measured_curves, read_table
+from markovfork.fit.measured import measured_curves
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS
 from markovfork.fit.predict import CurvePredictor, pass_at_k_table
-from markovfork.fit.solve import fit_document, fit_parameters
+from markovfork.fit.schema import check_table, read_results
+from markovfork.fit.solve import fit_document, fit_parameters, fit_warnings
 
 __all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors",
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
@@ -241,23 +242,6 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     return out
 
 
-def read_results(paths) -> "pl.DataFrame":
-    """The rows of one or more results tables (Parquet or CSV, by suffix), as one table."""
-    import polars as pl
-
-    frames = []
-    for path in paths:
-        path = str(path)
-        df = read_table(path)
-        missing = [c for c in (*REQUIRED_COLUMNS, "arms", "depth", "n_samples", "n_test") if c not in df.columns]
-        if missing:
-            raise ValueError(f"{path} lacks the results columns {missing}")
-        frames.append(df)
-    if not frames:
-        raise ValueError("give at least one results table")
-    return pl.concat(frames, how="diagonal_relaxed")
-
-
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
                     no_fork: bool = True, seed: int = 0, progress=None) -> dict:
     """What ``markovfork fit`` computes: the simulator fitted on the training rows of ``table``
@@ -268,11 +252,20 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
     (``rows``), the JSON summary, the fit document and a few text lines."""
     import polars as pl
 
+    check_table(table)
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
     for name, given in (("--predict-rho", predict_rhos), ("--train-rho", train_rhos)):
-        for r in given or ():
-            if float(r) not in rhos:
+        given = [float(r) for r in given or ()]
+        dup = next((r for i, r in enumerate(given) if r in given[:i]), None)
+        if dup is not None:
+            raise ValueError(f"{name} lists {dup:g} twice, got {given}")
+        for r in given:
+            if r not in rhos:
                 raise ValueError(f"{name} {r:g} is not a measured rho (the table has {rhos})")
+    both = sorted(set(map(float, train_rhos or ())) & set(map(float, predict_rhos or ())))
+    if both and train_until is None:
+        raise ValueError(f"rho {both[0]:g} is both fitted (--train-rho) and held out (--predict-rho): a held-out "
+                         f"error must come from rows the fit never saw")
     held_rhos = tuple(float(r) for r in (predict_rhos or (rhos if train_until is not None else ())))
     train_r = tuple(float(r) for r in (train_rhos or [r for r in rhos if r not in held_rhos or train_until is not None]))
     last = int(table["epoch"].max())
@@ -319,7 +312,8 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
                "fixed": fit.fixed, "at_bound": list(fit.at_bound), "reduced_chi2": doc["reduced_chi2"],
                "n_observations": fit.n_observations, "evaluations": fit.evaluations,
                "seconds_per_evaluation": fit.seconds_per_evaluation, "fit_seconds": fit.seconds,
-               "train_fit": errors(sim, meas, train_cells), "data_fingerprint": fit.data_fingerprint}
+               "train_fit": errors(sim, meas, train_cells), "data_fingerprint": fit.data_fingerprint,
+               "fitted": fit.fitted, "warnings": fit_warnings(fit)}
     text = [f"fitted on {fit.n_observations} measured values: reduced chi2 {doc['reduced_chi2']:.2f}, "
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"

@@ -21,11 +21,10 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from markovfork.plumbing.io import read_table  # the one results-table reader (re-exported)
+from markovfork.fit.schema import REQUIRED_COLUMNS, check_kinds, read_table
 
 __all__ = ["Measured", "measured_curves", "binomial_se", "REQUIRED_COLUMNS"]
 
-REQUIRED_COLUMNS = ("engine", "rho", "diversity", "seed", "epoch", "k", "pass_at_k_post")
 
 
 def binomial_se(p, m) -> np.ndarray:
@@ -85,6 +84,7 @@ def measured_curves(table, arms, epochs, ks, *, engine: str | None = None, n_tes
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"the results table lacks the columns {missing}")
+    check_kinds(table, REQUIRED_COLUMNS)
     if engine is not None:
         table = table.filter(pl.col("engine") == engine)
     engines = tuple(sorted(set(table["engine"].to_list())))

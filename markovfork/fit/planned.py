@@ -15,8 +15,10 @@ schedule, task shape), so a prediction is only as good as its run resembles the 
 ``[task]``, ``[model]``, ``[base]``, the SFT settings other than rhos, diversities and epochs
 (n_problems, lr, batch size, fork format, ...) and ``[eval.sampling]``; a rho outside the fitted
 range; SFT epochs beyond the fitted ones (the bridge's cosine schedule spans the run's epochs);
-a diversity the fit never saw. Free: the seed, threads and device, ``eval.epochs``, ``eval.ks``,
-``n_samples`` and ``n_test``.
+a diversity the fit never saw; evaluation epochs beyond the last fitted epoch and ks beyond the
+largest fitted k (the grid of the rows fitted, ``FitResult.fitted``: held-out rows do not count);
+a list that repeats a value. Free: the seed, threads and device, ``eval.epochs`` and
+``n_samples`` within those bounds, and ``n_test``.
 
 The parameter uncertainty of each value is propagated by the delta method from the fit's
 covariance of the unit coordinates u (parameters held at a bound contribute nothing):
@@ -67,6 +69,11 @@ def read_fit(path: str | Path) -> FitResult:
         fit = load_fit(path)
     except json.JSONDecodeError as exc:
         raise ValueError(f"fit file {str(path)!r} is not JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"fit file {str(path)!r} is not JSON text (byte {exc.start} is not UTF-8: a binary file, "
+                         f"such as a Parquet table?)") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read fit file {str(path)!r}: {exc.strerror or exc}") from None
     except (KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"fit file {str(path)!r} is not a valid markovfork fit: missing or malformed {exc}") from None
     if not fit.run_config:

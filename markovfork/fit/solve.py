@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ from markovfork.fit.measured import Measured
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS, check_names, from_unit, to_unit
 from markovfork.fit.predict import CurvePredictor
 
-__all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "FIT_FORMAT"]
+__all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
+           "FIT_FORMAT", "QUALITY_CHI2"]
 
 FIT_FORMAT = "markovfork-fit/1"
 
@@ -58,6 +60,7 @@ class FitResult:
     run_config: dict = field(default_factory=dict)  # the bridge RunConfig (as a dict)
     status: str = ""
     at_bound: tuple[str, ...] = ()  # fitted parameters that ended on a bound (their sigma is nan)
+    fitted: dict = field(default_factory=dict)  # rhos, diversities, epochs, ks of the rows fitted
 
     @property
     def reduced_chi2(self) -> float:
@@ -117,7 +120,37 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
         run_config=dict(predictor.experiment.run_config),
         status=str(sol.message),
         at_bound=tuple(n for n, hit in zip(free, at_bound) if hit),
+        fitted=fitted_grid(measured.table),
     )
+
+
+def fitted_grid(table) -> dict:
+    """The rhos and diversities (of the SFT rows, epoch >= 1), epochs and ks of the rows of ``table``:
+    what a fit on them covers (``markovfork.fit.planned.coverage_problems``)."""
+    sft = table.filter(table["epoch"] > 0)
+    return {"rhos": sorted(float(r) for r in sft["rho"].unique()),
+            "diversities": sorted(str(d) for d in sft["diversity"].unique()),
+            "epochs": sorted(int(e) for e in table["epoch"].unique()),
+            "ks": sorted(int(k) for k in table["k"].unique())}
+
+
+QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data, not the noise
+
+
+def fit_warnings(result: FitResult) -> list[str]:
+    """Why a fit should not be trusted as it stands (empty: no reason found): parameters on a
+    bound, a reduced chi-square above :data:`QUALITY_CHI2`, undefined uncertainties."""
+    out = []
+    if result.at_bound:
+        out.append("parameters on a bound (the bound, not the data, holds them): "
+                   + ", ".join(f"{n} = {result.values[n]:.4g}" for n in result.at_bound))
+    rc = result.reduced_chi2
+    if rc == rc and rc > QUALITY_CHI2:
+        out.append(f"reduced chi2 {rc:.3g} > {QUALITY_CHI2:g}: the simulator misses the data by more than their noise")
+    undefined = [n for n, s in result.sigma.items() if n not in result.at_bound and not np.isfinite(s)]
+    if undefined or rc != rc:
+        out.append("undefined uncertainties (the data do not constrain them): " + ", ".join(undefined or result.values))
+    return out
 
 
 def _covariance(jac: np.ndarray, u: np.ndarray, scale: float, edge: float = 1e-6):
@@ -175,13 +208,51 @@ def _null_to_nan(x):
     return float("nan") if x is None else x
 
 
-def load_fit(path: str | Path) -> FitResult:
-    """Read what :func:`save_fit` wrote."""
-    doc = json.loads(Path(path).read_text())
-    if doc.get("format") != FIT_FORMAT:
-        raise ValueError(f"{path} is not a markovfork fit file (format {FIT_FORMAT!r}), got format {doc.get('format')!r}")
-    params = doc["parameters"]
+_DOC_KEYS = {"format", "parameters", "reduced_chi2", "fitted",
+             *(f.name for f in fields(FitResult) if f.name not in ("values", "sigma", "fixed"))}
+_GRID_KEYS = ("rhos", "diversities", "epochs", "ks")
+
+
+def _check_document(doc, path) -> None:
+    """One-line ValueErrors for a fit document that :func:`load_fit` cannot trust."""
+    if not isinstance(doc, dict) or doc.get("format") != FIT_FORMAT:
+        got = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise ValueError(f"{path} is not a markovfork fit file (format {FIT_FORMAT!r}), got format {got!r}")
+    unknown = sorted(set(doc) - _DOC_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown key {unknown[0]!r} in the fit file (allowed: {sorted(_DOC_KEYS)})")
+    params = doc.get("parameters")
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: parameters must be an object of parameter entries, got {params!r}")
     check_names(params, f"parameters of {path}")
+    absent = [n for n in PARAMETERS if n not in params]
+    if absent:
+        raise ValueError(f"{path} lacks the parameter {absent[0]!r} (a fit file has every one of {list(PARAMETERS)})")
+    for n, p in params.items():
+        v = p.get("value") if isinstance(p, dict) else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"{path}: parameter {n!r} must have a finite numeric value, got {v!r}")
+        if not PARAMETERS[n].low <= v <= PARAMETERS[n].high:
+            raise ValueError(f"{path}: parameter {n!r} = {v!r} is outside its bounds "
+                             f"[{PARAMETERS[n].low:g}, {PARAMETERS[n].high:g}]")
+        if not isinstance(p.get("fitted"), bool):
+            raise ValueError(f"{path}: parameter {n!r} needs 'fitted': true or false, got {p.get('fitted')!r}")
+    n_fitted = sum(p["fitted"] for p in params.values())
+    cov = doc.get("covariance_unit")
+    if (not isinstance(cov, list) or len(cov) != n_fitted
+            or any(not isinstance(r, list) or len(r) != n_fitted for r in cov)):
+        raise ValueError(f"{path}: covariance_unit must be {n_fitted} x {n_fitted} (one row per fitted parameter)")
+    grid = doc.get("fitted")
+    if grid not in (None, {}) and (not isinstance(grid, dict)
+                                   or any(not isinstance(grid.get(k), list) or not grid.get(k) for k in _GRID_KEYS)):
+        raise ValueError(f"{path}: fitted must be an object with the lists {list(_GRID_KEYS)}, got {grid!r}")
+
+
+def load_fit(path: str | Path) -> FitResult:
+    """Read what :func:`save_fit` wrote (a malformed document is a one-line ValueError)."""
+    doc = json.loads(Path(path).read_text())
+    _check_document(doc, path)
+    params = doc["parameters"]
     return FitResult(
         values={n: p["value"] for n, p in params.items() if p["fitted"]},
         sigma={n: _null_to_nan(p["sigma"]) for n, p in params.items() if p["fitted"]},
@@ -189,6 +260,7 @@ def load_fit(path: str | Path) -> FitResult:
         engines=tuple(doc["engines"]),
         covariance_unit=[[_null_to_nan(x) for x in row] for row in doc["covariance_unit"]],
         at_bound=tuple(doc.get("at_bound", ())),
+        fitted=doc.get("fitted") or {},
         **{k: doc[k] for k in ("chi2", "n_observations", "evaluations", "seconds_per_evaluation",
                                "seconds", "data_fingerprint", "predictor", "run_config", "status")},
     )

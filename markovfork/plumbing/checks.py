@@ -94,7 +94,8 @@ def k_values(k, *, n: int | None = None, increasing: bool = False, name: str = "
     arr = np.atleast_1d(np.asarray(k, dtype=object if isinstance(k, (list, tuple)) else None))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be an integer or a non-empty 1-D list of integers, got {_show(k)}")
-    values = np.array([integer(name, v, 1) for v in arr.tolist()], dtype=np.int64) if arr.dtype == object else None
+    values = (np.array([integer(name, v, 1, int(np.iinfo(np.int64).max)) for v in arr.tolist()], dtype=np.int64)
+              if arr.dtype == object else None)
     if values is None:
         if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"{name} must be integers, got {_show(k)}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping
 
 __all__ = [
-    "output_prefix", "table_paths", "check_outputs", "write_outputs", "table_writers", "figure_writer",
+    "output_prefix", "table_paths", "check_outputs", "check_not_inputs", "write_outputs", "table_writers", "figure_writer",
     "json_writer", "atomic_path", "write_table", "write_json", "save_figure", "read_json", "read_toml",
 ]
 
@@ -194,10 +194,40 @@ def write_outputs(writers: Mapping[str | os.PathLike, Writer]) -> list[Path]:
         for target, write in zip(targets, writers.values()):
             try:
                 write(staging.temp_for(target))
-            except OSError as exc:  # name the output, not its temporary file
-                raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+            except Exception as exc:  # name the output, not its temporary file
+                error = _write_error(exc, target)
+                if error is exc:
+                    raise
+                raise error from exc
             _stage("written", target)
     return targets
+
+
+def _write_error(exc: Exception, target: Path) -> Exception:
+    """``exc`` raised while writing ``target`` as ``OSError("cannot write TARGET: reason")`` when it
+    is an OS error: an ``OSError``, or a library's error that wraps one (polars reports a full disk
+    as ``ComputeError("... (os error 28)")``); any other exception as it is."""
+    import re
+
+    if isinstance(exc, OSError):
+        code, reason = exc.errno, exc.strerror or str(exc)
+    else:
+        found = re.search(r"\(os error (\d+)\)", str(exc))
+        if found is None:
+            return exc
+        code = int(found.group(1))
+        reason = os.strerror(code)
+    return OSError(code, f"cannot write {target}: {reason}")
+
+
+def check_not_inputs(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike]) -> None:
+    """``ValueError`` when an output would replace one of the command's inputs (paths compared
+    resolved: links, ``..`` and the working directory followed)."""
+    given = {os.path.realpath(p): p for p in inputs}
+    for out in outputs:
+        hit = given.get(os.path.realpath(out))
+        if hit is not None:
+            raise ValueError(f"cannot write {out}: it is the input {hit} (choose another output name)")
 
 
 @contextlib.contextmanager
@@ -305,15 +335,21 @@ def read_toml(path: str | os.PathLike, what: str = "config file") -> dict:
 
 
 def read_table(path: str | os.PathLike, what: str = "results table") -> "pl.DataFrame":
-    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other);
-    ``ValueError`` ``cannot read <what> PATH: <reason>`` when it is missing or not a table."""
+    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other; every
+    row read to infer the column types); a one-line ``ValueError`` naming the file when it is
+    missing, a directory, empty, or not a table of that format."""
     import polars as pl
 
     path = Path(path)
+    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a directory, not a file")
     if not path.is_file():
-        raise ValueError(f"{what} not found: {path}")
+        raise ValueError(f"{what} {path} not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what} {path} is empty (0 bytes)")
     try:
-        return pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
+        return pl.read_parquet(path) if kind == "Parquet" else pl.read_csv(path, infer_schema_length=None)
+    except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read {what} {path}: {reason}") from None
+        raise ValueError(f"cannot read {what} {path} as {kind}: {reason}") from None

@@ -74,7 +74,7 @@ def test_disk_full_while_writing_keeps_the_previous_outputs(tmp_path, monkeypatc
 
     monkeypatch.setattr(pl.DataFrame, "write_csv", full)
     result = invoke(["simulate", *SMALL, "--rho", "1", "--out", prefix])
-    assert_one_error_line(result, f"Error: {prefix}.csv: No space left on device")
+    assert_one_error_line(result, f"Error: cannot write {prefix}.csv: No space left on device")
     assert files(tmp_path) == before  # no temporary file, the old table and figures untouched
 
 
