@@ -10,7 +10,6 @@ halve every standard error).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from markovfork.plumbing.io import read_table  # the one results-table reader (re-exported)
 
