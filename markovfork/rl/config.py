@@ -20,21 +20,36 @@ the reference policy, ``reject_reference`` = ``base`` or ``current``, is correct
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import NamedTuple
 
 from markovfork.plumbing import checks
 
-__all__ = ["METHODS", "ENGINES", "REJECT_REFERENCES", "RLConfig", "GRPO_EPS"]
+__all__ = ["METHODS", "ENGINES", "REJECT_REFERENCES", "RLConfig", "Settings", "GRPO_EPS"]
 
 METHODS = ("reinforce", "reinforce-baseline", "raft", "ppo", "grpo", "passk", "unlikely")
 ENGINES = ("analytic", "sampled")
 REJECT_REFERENCES = ("base", "current")
 GRPO_EPS = 1e-6  # added to the group's standard deviation in the GRPO advantage
 
-# positions in the packed parameter arrays the kernels take (see RLConfig.packed)
-I_METHOD, I_ITERATIONS, I_GROUP, I_BATCH, I_REJECT, I_REJECT_CURRENT, I_PPO_EPOCHS, I_PASSK, I_TRAIN_SKILL = range(9)
-F_LR, F_KL, F_CLIP, F_UNLIKELY = range(4)
+
+
+class Settings(NamedTuple):
+    """An :class:`RLConfig` as the compiled kernels take it (:meth:`RLConfig.settings`): a tuple of
+    scalars, one Numba type for every run (int64, bool, float64 fields)."""
+
+    method: int  # index in METHODS (markovfork.rl.objectives.M_*)
+    iterations: int
+    group: int  # group_size G
+    batch: int  # batch_instances
+    reject: int  # reject_easy r (0: off)
+    reject_current: bool  # the reject-easy samples come from the current policy (else the base)
+    ppo_epochs: int
+    passk: int  # passk_k
+    train_skill: bool
+    lr: float
+    kl: float  # beta
+    clip: float
+    unlikeliness: float  # lambda
 
 
 @dataclass(frozen=True)
@@ -89,13 +104,12 @@ class RLConfig:
                 f"pass@k baseline), got {self.group_size}"
             )
 
-    def packed(self) -> tuple[np.ndarray, np.ndarray]:
-        """(int64 array, float64 array) of the settings, indexed by the I_* and F_* constants."""
-        ints = np.array(
-            [METHODS.index(self.method), self.iterations, self.group_size, self.batch_instances,
-             self.reject_easy, self.reject_reference == "current", self.ppo_epochs, self.passk_k,
-             bool(self.train_skill)],
-            dtype=np.int64,
+    def settings(self) -> Settings:
+        """The settings the kernels read (:class:`Settings`)."""
+        return Settings(
+            method=METHODS.index(self.method), iterations=int(self.iterations), group=int(self.group_size),
+            batch=int(self.batch_instances), reject=int(self.reject_easy),
+            reject_current=self.reject_reference == "current", ppo_epochs=int(self.ppo_epochs),
+            passk=int(self.passk_k), train_skill=bool(self.train_skill), lr=float(self.lr), kl=float(self.kl),
+            clip=float(self.clip), unlikeliness=float(self.unlikeliness),
         )
-        floats = np.array([self.lr, self.kl, self.clip, self.unlikeliness], dtype=np.float64)
-        return ints, floats

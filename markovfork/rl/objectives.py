@@ -24,13 +24,23 @@ import math
 import numba
 import numpy as np
 
-from markovfork.rl.config import (
-    F_CLIP, F_KL, F_UNLIKELY, GRPO_EPS, I_GROUP, I_METHOD, I_PASSK, I_REJECT, METHODS,
-)
+from typing import NamedTuple
+
+from markovfork.rl.config import GRPO_EPS, METHODS
 from markovfork.model.kernels import backward_value, forward_reach
 from markovfork.rl.tree_ops import add_kl_gradient, add_linear_gradient, rollout
 
 M_REINFORCE, M_BASELINE, M_RAFT, M_PPO, M_GRPO, M_PASSK, M_UNLIKELY = range(len(METHODS))
+
+
+class OldPolicy(NamedTuple):
+    """PPO's "old" policy on one problem (:func:`ppo_gradient`): step probabilities, reach
+    R_old, value Q_old and the nodes below the start, each (N,)."""
+
+    probs: np.ndarray
+    reach: np.ndarray
+    value: np.ndarray
+    inside: np.ndarray
 
 
 @numba.njit(cache=True)
@@ -100,10 +110,11 @@ def _unlikely_values(child_start, reach, correct, inside, lam, leaf_value):
 
 
 @numba.njit(cache=True)
-def analytic_gradient(ints, floats, child_start, parent, probs, correct, start, ref_probs, p_reject, buf, grad):
+def analytic_gradient(settings, child_start, parent, probs, correct, start, ref_probs, p_reject, buf, grad):
     """grad += the method's expected gradient w.r.t. the step logits of one problem (see the
     module docstring); ``p_reject`` is the reject reference's success probability (-1: the
-    current policy's). Returns the success probability p. ``buf``: (3, N) scratch."""
+    current policy's). Returns the success probability p. ``settings``: :class:`markovfork.rl.config.Settings`;
+    ``buf``: (3, N) scratch."""
     n = child_start.shape[0] - 1
     reach, value, leafv = buf[0], buf[1], buf[2]
     inside = np.zeros(n, dtype=np.bool_)
@@ -112,32 +123,34 @@ def analytic_gradient(ints, floats, child_start, parent, probs, correct, start, 
         leafv[v] = 1.0 if correct[v] else 0.0
     backward_value(child_start, probs, leafv, value)
     p = value[start]
-    r = ints[I_REJECT]
+    r = settings.reject
     factor = 1.0
     if r > 0:
         pr = p if p_reject < 0.0 else p_reject
         factor = (1.0 - min(max(pr, 0.0), 1.0)) ** r
         if factor == 0.0:
             return p
-    method = ints[I_METHOD]
+    method = settings.method
     if method == M_UNLIKELY:
-        _unlikely_values(child_start, reach, correct, inside, floats[F_UNLIKELY], leafv)
+        _unlikely_values(child_start, reach, correct, inside, settings.unlikeliness, leafv)
         backward_value(child_start, probs, leafv, value)
         add_linear_gradient(parent, probs, reach, value, inside, start, factor, grad)
     else:
-        m = method_weight(method, p, ints[I_GROUP], ints[I_PASSK])
+        m = method_weight(method, p, settings.group, settings.passk)
         add_linear_gradient(parent, probs, reach, value, inside, start, factor * m, grad)
-    beta = floats[F_KL]
+    beta = settings.kl
     if beta > 0.0:
         add_kl_gradient(child_start, probs, ref_probs, reach, inside, factor * beta, grad)
     return p
 
 
 @numba.njit(cache=True)
-def ppo_gradient(child_start, parent, probs, old_probs, old_reach, old_value, inside, start, baseline, clip, scale, grad):
-    """grad += scale * d/dz of the exact expected per-step clipped surrogate under the old policy,
+def ppo_gradient(child_start, parent, probs, old, start, baseline, clip, scale, grad):
+    """grad += scale * d/dz of the exact expected per-step clipped surrogate under the old policy
+    ``old`` (:class:`OldPolicy`),
     ``sum_v R_old(v) [Q_old(v) min(rho A+, clip(rho) A+) + (1 - Q_old(v)) min(rho A-, clip(rho) A-)]``
     with rho = pi(v)/pi_old(v), A+ = 1 - b, A- = -b (b: the old success probability)."""
+    old_probs, old_reach, old_value, inside = old.probs, old.reach, old.value, old.inside
     n = child_start.shape[0] - 1
     total = np.zeros(n)
     coef_rho = np.zeros(n)
@@ -182,10 +195,10 @@ def any_correct(child_start, probs, correct, start, state, r):
 
 
 @numba.njit(cache=True)
-def sample_coefficients(ints, floats, reach, leaves, rewards, coef):
+def sample_coefficients(settings, reach, leaves, rewards, coef):
     """coef[i]: the weight of grad log pi(y_i) in the method's estimate (already divided by G)."""
     g = leaves.shape[0]
-    method = ints[I_METHOD]
+    method = settings.method
     c = 0.0
     for i in range(g):
         c += rewards[i]
@@ -201,7 +214,7 @@ def sample_coefficients(ints, floats, reach, leaves, rewards, coef):
         elif method == M_RAFT:
             a = g * r / c if c > 0 else 0.0
         elif method == M_PASSK:
-            k = ints[I_PASSK]
+            k = settings.passk
             neg_others = (g - 1) - (c - r)
             credit = 1.0 if r > 0 else 1.0 - _comb_ratio(neg_others, g - 1, k - 1)
             a = k * (credit - (1.0 - _comb_ratio(neg_others, g - 1, k)))
@@ -213,7 +226,7 @@ def sample_coefficients(ints, floats, reach, leaves, rewards, coef):
                 for j in range(g):
                     if j != i and rewards[j] > 0 and reach[leaves[j]] < q_i:
                         rarer += 1
-                a += 1.0 - floats[F_UNLIKELY] * rarer / (g - 1)
+                a += 1.0 - settings.unlikeliness * rarer / (g - 1)
         coef[i] = a / g
 
 

@@ -15,7 +15,9 @@ import numpy as np
 from markovfork.plumbing import checks
 from markovfork.model.problems import Problems
 from markovfork.rl.config import RLConfig
-from markovfork.rl.engines import train_analytic_kernel, train_sampled_kernel
+from markovfork.rl.engines import (
+    History, Params, ProblemArrays, TreeArrays, train_analytic_kernel, train_sampled_kernel,
+)
 from markovfork.plumbing.seeds import child_seed
 from markovfork.engines.sampled.kernel_tree import kernel_tree
 from markovfork.engines.sampled.streams import stream_states
@@ -166,25 +168,21 @@ def train_rl(
     from markovfork.engines.exact import success_probability
 
     p_base = success_probability(tree, ref_probs, problems.correct, problems.start)
-    ints, floats = config.packed()
     n_snap = snap_at.size
-    theta_hist = np.empty((n_snap, model.n_theta))
-    skill_hist = np.empty(n_snap)
-    coef_hist = np.empty((n_snap, *fork.shape))
-    reward = np.empty(config.iterations + 1)
-    rejected = np.zeros(config.iterations)
-    correct = np.ascontiguousarray(problems.correct)
-    common = (ints, floats, tree.child_start, tree.parent, model.base, model.tie, visible, model.fc_col, gram,
-              correct, problems.start)
+    settings = config.settings()
+    arrays = TreeArrays(tree.child_start, tree.parent, model.base, model.tie, model.fc_col)
+    data = ProblemArrays(problems.start, visible, np.ascontiguousarray(problems.correct), weights,
+                         np.cumsum(weights), ref_probs, p_base)
+    params = Params(theta, skill, fork, coef, gram)
+    history = History(snap_at, np.empty((n_snap, model.n_theta)), np.empty(n_snap), np.empty((n_snap, *fork.shape)),
+                      np.empty(config.iterations + 1), np.zeros(config.iterations))
     if config.engine == "analytic":
-        kernel, data = train_analytic_kernel, (weights, ref_probs, p_base)
+        kernel, extra = train_analytic_kernel, ()
     else:
-        state = stream_states(child_seed(config.seed, "rl-rollouts"), 1)[0].copy()
-        kernel, data = train_sampled_kernel, (np.cumsum(weights), ref_probs, state)
+        kernel, extra = train_sampled_kernel, (stream_states(child_seed(config.seed, "rl-rollouts"), 1)[0].copy(),)
     snap = 0
     # spans of iterations, the interpreter (and its signal handlers) reached between them; the
     # parameters, the stream state and the snapshot index carry over, so the result is the same
     for lo, hi in iteration_spans(config, tree, n_prob, chunk_iterations):
-        snap = kernel(*common, *data, theta, skill, fork, coef, snap_at, theta_hist, skill_hist, coef_hist,
-                      reward, rejected, lo, hi, snap)
-    return RLTrace(config, snap_at, theta_hist, skill_hist, coef_hist, reward, rejected)
+        snap = kernel(settings, arrays, data, params, history, *extra, lo, hi, snap)
+    return RLTrace(config, snap_at, history.theta, history.skill, history.coef, history.reward, history.rejected)

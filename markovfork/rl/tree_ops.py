@@ -25,8 +25,12 @@ from markovfork.model.kernels import choose_child, softmax_children
 
 
 @numba.njit(cache=True)
-def logits_row(x, base, tie, theta, visible, skill, fc_col, fork, z):
-    """z[v] = z_x(v) of the module docstring for problem x (z[0] = 0)."""
+def logits_row(x, tree, visible, params, z):
+    """z[v] = z_x(v) of the module docstring for problem x (z[0] = 0): ``tree`` holds base, tie and
+    fc_col, ``params`` theta, skill (1,) and fork (:class:`markovfork.rl.engines.TreeArrays`,
+    :class:`markovfork.rl.engines.Params`); ``visible`` (P, N)."""
+    base, tie, fc_col = tree.base, tree.tie, tree.fc_col
+    theta, skill, fork = params.theta, params.skill[0], params.fork
     z[0] = 0.0
     for v in range(1, base.shape[0]):
         val = base[v]

@@ -16,12 +16,12 @@ from markovfork.testing import tree_cases
 
 
 def _call(method, z, tree, correct, start, *, kl=0.0, ref=None, reject=0, p_reject=-1.0, g=4, k=2, lam=0.5):
-    ints, floats = RLConfig(method=method, kl=kl, reject_easy=reject, group_size=g, passk_k=k, unlikeliness=lam).packed()
+    rl_settings = RLConfig(method=method, kl=kl, reject_easy=reject, group_size=g, passk_k=k, unlikeliness=lam).settings()
     probs = softmax_probs(tree, z)
     grad = np.zeros(tree.n_nodes)
     buf = np.empty((3, tree.n_nodes))
     ref = probs if ref is None else ref
-    p = obj.analytic_gradient(ints, floats, tree.child_start, tree.parent, probs, correct, start, ref, p_reject, buf, grad)
+    p = obj.analytic_gradient(rl_settings, tree.child_start, tree.parent, probs, correct, start, ref, p_reject, buf, grad)
     return p, grad, probs
 
 
@@ -106,7 +106,7 @@ def test_ppo_gradient_is_the_derivative_of_the_clipped_surrogate(case, data):
     inside &= np.array([_below(tree, v, start) for v in range(n)])
     b = value[start]
     grad = np.zeros(n)
-    obj.ppo_gradient(tree.child_start, tree.parent, probs, old, reach, value, inside, start, b, 0.2, 1.0, grad)
+    obj.ppo_gradient(tree.child_start, tree.parent, probs, obj.OldPolicy(old, reach, value, inside), start, b, 0.2, 1.0, grad)
     f = lambda zz: surrogate(tree, zz, start, correct, ppo=(old, b, 0.2))  # noqa: E731
     # the clipped objective has kinks at rho = 1 +- clip: compare away from them
     rho = probs / old
