@@ -95,7 +95,7 @@ def old_and_new(tmp_path_factory):
     [
         ("written:1", signal.SIGINT, "old"),  # the Parquet table written to its temporary file
         ("written:4", signal.SIGTERM, "old"),  # both tables and two figures written
-        ("renamed:1", signal.SIGINT, "new"),  # the Parquet table renamed into place (the case)
+        ("renamed:1", signal.SIGINT, "new"),  # the Parquet table renamed into place, the rest not yet
         ("renamed:4", signal.SIGTERM, "new"),  # four of six files renamed
     ],
 )

@@ -1,4 +1,4 @@
-"""Must-show of issue 10: the fit recovers known parameters, within its reported uncertainty,
+"""The fit recovers known parameters, within its reported uncertainty,
 from pass@k curves that the simulator itself generated and that were perturbed with binomial
 noise (seeded)."""
 
