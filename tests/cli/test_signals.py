@@ -90,6 +90,7 @@ def old_and_new(tmp_path_factory):
     return sets
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop_at", "signum", "survivor"),
     [

@@ -80,6 +80,7 @@ def test_residual_is_zero_at_the_truth_without_noise(recovered):
     assert np.max(np.abs(exact.residuals(predictor.predict(TRUTH | {"lr": 5.0})))) > 0.5
 
 
+@pytest.mark.slow
 def test_reported_uncertainty_is_calibrated_over_noise_draws():
     """Three runs per data set, pass@k up to k = 64 (many values near 1): over four noise draws
     every fitted parameter lies within 3 reported sigmas of the truth and the z-scores have an
