@@ -1,4 +1,5 @@
-"""Wall time and peak memory of the SFT simulation command line, against the issue's targets.
+"""Wall time and peak memory of the SFT simulation command line, against the targets in TARGETS
+and MEMORY_TARGET_MIB.
 
     python benchmarks/sft_speed.py [--repeats 5] [--cold-repeats 3] [--sweep-repeats 3]
 

@@ -1,6 +1,6 @@
 """Wall time and peak memory of the whole TMC experiment (``run_tmc`` with the paper's defaults:
 L=4, M0=2, M=2, C=1, K=30, 200 instances per task, 1000 iterations, 7 methods), per engine,
-against a plain NumPy re-implementation and the issue's target.
+against a plain NumPy re-implementation and the target below.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/tmc_speed.py [--repeats 5] [--reference-repeats 3]
 
@@ -22,7 +22,7 @@ With more than one Numba thread, each engine is also timed with one (the sampled
 parallel kernel pays a thread launch per call, slow when another process holds a core).
 Peak memory: tracemalloc's peak of one extra call (Python and NumPy allocations; Numba's own
 arrays are not traced) and the process's ru_maxrss at the end (resident set, imports included).
-Target (the issue): the paper's script takes about 73 s on this class of machine; at least 100x
+Target: the paper's script takes about 73 s on this class of machine; at least 100x
 faster is 0.7 s for the whole experiment, warm.
 """
 

@@ -1,6 +1,6 @@
 """Branch-heavy chain of thought: the ``backtrack`` format and the branch-heavy SFT mix (no torch).
 
-arXiv 2604.01702 (RESEARCH.md §2, §5 item 6): SFT on divergent trajectories (enter a branch,
+arXiv 2604.01702: SFT on divergent trajectories (enter a branch,
 abandon it, take another) lowers the training loss and hurts results; filtering out the
 trajectories that branch most restores them. The path-star version:
 

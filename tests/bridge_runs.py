@@ -4,7 +4,7 @@ memo).
 
 Before the run, the same command is tried with ``--device cuda`` on a machine that (as far as
 torch can tell) has no CUDA: it must be refused and leave the output directory as it was, and
-the corrected command then runs into that same directory (issue 9, item 3).
+the corrected command then runs into that same directory.
 
 The model (2 layers, width 32) learns little in 30 steps; the run checks the pipeline's plumbing
 and bookkeeping, while tests/llm_bridge/test_train.py and test_evaluate.py check learning,

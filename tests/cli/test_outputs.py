@@ -1,4 +1,4 @@
-"""The CLI's output contract and small promises (issue 9, items 1, 2, 7 and 9), in process:
+"""The CLI's output contract and small promises, in process:
 output locations are checked before anything is computed, every OSError is one ``Error:`` line
 naming the path (exit 2), a failed write leaves the previous outputs as they were, and a few
 inputs that used to be taken silently or with a traceback are refused in one line."""

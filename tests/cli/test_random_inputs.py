@@ -1,4 +1,4 @@
-"""Random files given to the two commands that read them (issue 9, "Must show"): random byte
+"""Random files given to the two commands that read them: random byte
 strings and random JSON/TOML documents over the real key names, as ``tree --from-json`` and
 ``simulate --config``, end with exit code 0 or 2 and never a traceback."""
 

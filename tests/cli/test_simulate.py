@@ -126,6 +126,7 @@ def test_parse_values_lists_and_ranges():
     assert parse_values("7", int, "--epochs") == [7]
 
 
+@pytest.mark.slow
 def test_sweep_tables_do_not_depend_on_workers(tmp_path):
     args = ["sweep", *SMALL, "--rho", "0.2,1", "--seeds", "0:1:1", "--diversity", "data,problem"]
     one = run([*args, "--workers", "1", "--out", str(tmp_path / "one")])

@@ -1,4 +1,4 @@
-"""Must-show of issue 10: the fit recovers known parameters, within its reported uncertainty,
+"""The fit recovers known parameters, within its reported uncertainty,
 from pass@k curves that the simulator itself generated and that were perturbed with binomial
 noise (seeded)."""
 
@@ -81,6 +81,7 @@ def test_residual_is_zero_at_the_truth_without_noise(recovered):
     assert np.max(np.abs(exact.residuals(predictor.predict(TRUTH | {"lr": 5.0})))) > 0.5
 
 
+@pytest.mark.slow
 def test_reported_uncertainty_is_calibrated_over_noise_draws():
     """Three runs per data set, pass@k up to k = 64 (many values near 1): over four noise draws
     every fitted parameter lies within 3 reported sigmas of the truth and the z-scores have an

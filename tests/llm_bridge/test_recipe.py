@@ -89,6 +89,7 @@ def recipe_run(tmp_path_factory):
     return cfg, res
 
 
+@pytest.mark.slow
 def test_the_recipe_runs_on_a_tiny_local_model(recipe_run):
     cfg, res = recipe_run
     t = pl.read_parquet(res.out / "bridge_results.parquet")
@@ -118,6 +119,7 @@ def test_the_recipe_runs_on_a_tiny_local_model(recipe_run):
         assert tp[key] > 0 and math.isfinite(tp[key]), key
 
 
+@pytest.mark.slow
 def test_bridge_eval_of_a_pretrained_runs_checkpoint_reproduces_its_rows(recipe_run):
     """``evaluate_checkpoint`` (``bridge eval``) on the run's SFT checkpoint, with the run's base:
     the checkpoint's own tokenizer, the run's problems and sampling seed give the run's rows."""

@@ -45,6 +45,7 @@ def _table(path):
     return pl.read_parquet(path / "bridge_results.parquet")
 
 
+@pytest.mark.slow
 def test_one_folder_per_run_and_the_gathered_table_is_their_concatenation(swept):
     assert sorted(p.name for p in swept.iterdir() if p.is_dir()) == sorted(NAMES + ["base-seed0", "base-seed1"])
     for name in NAMES:
@@ -58,11 +59,13 @@ def test_one_folder_per_run_and_the_gathered_table_is_their_concatenation(swept)
     assert gathered.select("rho", "seed", "diversity", "epoch", "k").is_duplicated().sum() == 0
 
 
+@pytest.mark.slow
 def test_rows_are_those_of_a_bridge_run_of_the_same_seed(swept, tiny_run):
     run = _table(tiny_run).filter(pl.col("rho").is_in(RHOS))
     assert_frame_equal(_table(swept).filter(pl.col("seed") == 0), run)
 
 
+@pytest.mark.slow
 def test_the_base_is_trained_once_per_seed_and_shared(swept):
     import json
 
@@ -79,6 +82,7 @@ def test_the_base_is_trained_once_per_seed_and_shared(swept):
     assert losses[0] != losses[1]
 
 
+@pytest.mark.slow
 def test_a_rerun_resumes(swept, tiny_config, tmp_path, monkeypatch):
     """A finished sweep is read back without loading a model; an interrupted run (its last SFT
     epoch, evaluation and table gone) resumes from its epoch 1, the others untouched, and the
@@ -107,6 +111,7 @@ def test_a_rerun_resumes(swept, tiny_config, tmp_path, monkeypatch):
     assert_frame_equal(_table(out), _table(swept))
 
 
+@pytest.mark.slow
 def test_runs_ask_dask_for_one_gpu(swept, tiny_config, tmp_path, monkeypatch):
     """On a Dask scheduler every run asks for {"GPU": 1} (run_on_dask drops it when no worker
     advertises GPU), one run per task; here a stand-in for run_on_dask runs the tasks in this
@@ -160,6 +165,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_config, tmp_path, args, m
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_local_pool_table(swept, tiny_config, tmp_path):
     """``scheduler="local:2"`` (a real LocalCluster, two worker processes): the same rows as the
     local pool's (one run: a cluster per phase costs seconds)."""

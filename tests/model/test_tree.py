@@ -264,6 +264,7 @@ def _deep_reference_json(tree):
         sys.setrecursionlimit(limit)
 
 
+@pytest.mark.slow
 def test_100000_deep_chain_round_trips_in_seconds(tmp_path):
     tree = _chain(100_000)
     start = time.perf_counter()

@@ -144,6 +144,7 @@ def test_a_worker_killed_mid_sweep_changes_nothing(cluster):
     assert pid not in client.run(os.getpid).values()
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_one_line_oserror_quickly():
     import socket
     import time

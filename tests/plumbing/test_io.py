@@ -79,6 +79,7 @@ def test_failed_rename_restores_the_files_already_replaced(tmp_path, monkeypatch
     assert _snapshot(tmp_path) == old
 
 
+@pytest.mark.usefixtures("python_sigint_handler")
 def test_signal_during_renames_is_delivered_after_the_whole_set(tmp_path, monkeypatch):
     old = _old_set(tmp_path)
 

@@ -1,5 +1,6 @@
-"""The SFT simulation: the phenomena the package must reproduce (RESEARCH.md section 5) at the
-defaults, sampled evaluation against exact, the two engines against each other, the table."""
+"""The SFT simulation: the phenomena the package must reproduce at the defaults (SFT raises
+pass@1 and lowers pass@k at large k, more so with more forks in the data and more epochs),
+sampled evaluation against exact, the two engines against each other, the table."""
 
 import numpy as np
 import pytest

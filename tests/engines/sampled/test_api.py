@@ -332,7 +332,7 @@ def test_bad_arrays_raise(method):
 
 
 def test_requests_beyond_memory_are_rejected_up_front():
-    """Issue 9 (huge sizes): leaves that cannot fit in memory (10^9 rollouts of 500 problems:
+    """Huge sizes: leaves that cannot fit in memory (10^9 rollouts of 500 problems:
     4 TB) are refused before anything is allocated, in one line giving the bytes needed."""
     tree = small_tree()
     probs = np.tile(tree.edge_prob, (500, 1))
@@ -358,9 +358,10 @@ def test_counts_drawn_in_blocks_classify_the_same_leaves(method):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc: Linux")
 def test_counts_memory_does_not_grow_with_rollouts():
-    """Issue 9 (``coverage --samples 1000000000``: a SystemError from the counts kernel, which
-    held every rollout's leaf): 10^8 rollouts run under an address-space limit 300 MB above the
-    process's size, which the former 800 MB per-thread scratch exceeded."""
+    """A regression check (``coverage --samples 1000000000`` once failed with a SystemError from
+    the counts kernel, which held every rollout's leaf): 10^8 rollouts run under an
+    address-space limit 300 MB above the process's size, which the former 800 MB per-thread
+    scratch exceeded."""
     code = textwrap.dedent("""
         import resource
         import numpy as np
