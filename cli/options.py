@@ -79,15 +79,17 @@ def list_option(kind: type, option: str, low=None):
     return callback
 
 
-def choice_list(choices, option: str, what: str):
-    """A click callback: ``"a,b"`` as the list of its values, each one of ``choices``, none repeated."""
+def choice_list(choices, option: str, what: str, more: str = ""):
+    """A click callback: ``"a,b"`` as the list of its values, each one of ``choices`` (``more``: what
+    else the option takes, for the error), none repeated."""
     def callback(ctx, param, text):
         if text is None:
             return None
         values = [x.strip() for x in text.split(",")]
         bad = [x for x in values if x not in choices]
         if bad:
-            raise click.BadParameter(f"unknown {what} {bad[0]!r} (choose from {', '.join(choices)})", param_hint=f"'{option}'")
+            raise click.BadParameter(f"unknown {what} {bad[0]!r} (choose from {', '.join(choices)}{', ' + more if more else ''})",
+                                     param_hint=f"'{option}'")
         return refuse_repeats(values, text, option)
 
     return callback
@@ -184,30 +186,47 @@ def out_option(help: str, required: bool = False):
     return click.option("--out", "out", type=str, default=None, required=required, metavar="PREFIX", help=help)
 
 
-def out_dir_option(help: str, default=None, show_default: bool = False):
-    """``--out-dir DIR`` (a folder), with the old spelling ``--out DIR`` kept as a hidden alias that
-    prints a one-line deprecation note; the command receives ``out_dir``."""
+def renamed_option(new: str, old: str, dest: str, note: str = "", **kwargs):
+    """The option ``new`` (``dest`` in the command) with its old spelling ``old`` kept as a hidden
+    alias that still works and prints a one-line deprecation note on stderr."""
+    alias_dest = dest + "_old_spelling"
+
     def alias(ctx, param, value):
         if value is not None:
-            click.echo("markovfork: --out DIR is deprecated here, use --out-dir DIR (--out is a file prefix "
-                       "elsewhere)", err=True)
+            click.echo(f"markovfork: {old} is deprecated, use {new}{note}", err=True)
         return value
 
     def wrap(func):
         import functools
 
         @functools.wraps(func)
-        def merged(*args, out_dir, out_dir_alias, **kwargs):
-            if out_dir_alias is not None and out_dir is not None and out_dir != default:
-                raise click.UsageError(f"--out {out_dir_alias} and --out-dir {out_dir} are the same option; give one")
-            return func(*args, out_dir=out_dir_alias if out_dir_alias is not None else out_dir, **kwargs)
+        def merged(*args, **params):
+            old_value = params.pop(alias_dest)
+            if old_value is not None:
+                if params[dest] not in (None, kwargs.get("default")):
+                    raise click.UsageError(f"{old} and {new} are the same option; give one")
+                params[dest] = old_value
+            return func(*args, **params)
 
-        merged = click.option("--out", "out_dir_alias", type=click.Path(file_okay=False), default=None, hidden=True,
-                              callback=alias, expose_value=True)(merged)
-        return click.option("--out-dir", "out_dir", type=click.Path(file_okay=False), default=default,
-                            show_default=show_default, metavar="DIR", help=help)(merged)
+        alias_kwargs = {key: v for key, v in kwargs.items() if key in ("type", "callback")}
+        merged = click.option(old, alias_dest, default=None, hidden=True, expose_value=True,
+                              callback=_chain(alias_kwargs.pop("callback", None), alias), **alias_kwargs)(merged)
+        return click.option(new, dest, **kwargs)(merged)
 
     return wrap
+
+
+def _chain(first, second):
+    if first is None:
+        return second
+    return lambda ctx, param, value: second(ctx, param, first(ctx, param, value))
+
+
+def out_dir_option(help: str, default=None, show_default: bool = False):
+    """``--out-dir DIR`` (a folder; the command receives ``out_dir``), formerly ``--out DIR``."""
+    return renamed_option("--out-dir", "--out", "out_dir", " (--out is a file prefix elsewhere)",
+                          type=click.Path(file_okay=False), default=default, show_default=show_default,
+                          metavar="DIR", help=help)
 
 
 def json_option(help="Print the result as JSON instead of the text summary."):
@@ -216,6 +235,8 @@ def json_option(help="Print the result as JSON instead of the text summary."):
 
 no_progress_option = click.option("--no-progress", is_flag=True,
                                   help="No progress bar (it is shown only on a terminal anyway).")
+no_bar_option = click.option("--no-progress", is_flag=True,
+                             help="No progress bar: this command shows none (the option is accepted everywhere).")
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
