@@ -66,9 +66,9 @@ def run_cmd(config, device, out_dir, seed, threads, resume, as_json, no_progress
 @bridge.command("sweep")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file overriding the CPU default, as for bridge run.")
-@click.option("--rho", "rhos", callback=list_option(float, "--rho"), default=None, metavar="LIST",
+@click.option("--rho", "rhos", callback=list_option(float, "--rho", low=0, high=1), default=None, metavar="LIST",
               help="Fork-format shares in [0, 1]: 0,0.5,1 or the inclusive range 0:1:0.5.  [default: the config's rhos]")
-@click.option("--seeds", callback=list_option(int, "--seeds", low=0), default=None, metavar="LIST",
+@click.option("--seeds", callback=list_option(int, "--seeds", low=0, high=2**64 - 1), default=None, metavar="LIST",
               help="Seeds, e.g. 0,1 or 0:3:1.  [default: the config's seed]")
 @out_dir_option("Output directory: one bridge run folder per (rho, seed) and the gathered table.",
                 default="runs/bridge-sweep", show_default=True)
@@ -86,12 +86,11 @@ def run_cmd(config, device, out_dir, seed, threads, resume, as_json, no_progress
 def sweep_cmd(config, rhos, seeds, out_dir, device, threads, resume, scheduler, workers, gpus_per_task, as_json,
               no_progress) -> None:
     """One bridge run per (rho, seed), each in DIR/rho<r>-seed<s>/; writes DIR/bridge_results.{parquet,csv}."""
-    from markovfork.llm_bridge.sweep import parse_rhos, parse_seeds, run_sweep
+    from markovfork.llm_bridge.sweep import run_sweep
 
     cfg = _load(config, None, device, threads)
-    # the lists are parsed above (ranges too); the library's parsers add its own range checks
-    rho_list = parse_rhos(",".join(map(repr, rhos))) if rhos is not None else list(cfg.sft.rhos)
-    seed_list = parse_seeds(",".join(map(str, seeds))) if seeds is not None else [cfg.seed]
+    rho_list = rhos if rhos is not None else list(cfg.sft.rhos)
+    seed_list = seeds if seeds is not None else [cfg.seed]
     table = run_sweep(cfg, rho_list, seed_list, out_dir, resume=resume, scheduler=scheduler, workers=workers,
                       gpus_per_task=gpus_per_task, log=(lambda msg: None) if no_progress else None)
     gathered = Path(out_dir) / "bridge_results"

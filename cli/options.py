@@ -23,32 +23,34 @@ SEED_MAX = 2**64 - 1
 
 # ----------------------------------------------------------------------------- lists
 def parse_values(text: str, kind: type, option: str) -> list:
-    """``"a,b,c"`` or the inclusive range ``"start:stop:step"`` (``"0:1:0.1"`` is 11 values): at
-    most ``MAX_LIST_VALUES`` finite values, none repeated."""
-    example = "0,0.5,1 or 0:1:0.1" if kind is float else "1,2,3 or 0:4:1"
+    """A LIST: comma-separated items, each a value or an inclusive range ``START:STOP:STEP``
+    (``"0:1:0.1"`` is 11 values, ``"1,2:8:2"`` is 1, 2, 4, 6, 8); at most ``MAX_LIST_VALUES``
+    finite values, none repeated."""
+    example = "0,0.5,1 or 0:1:0.1" if kind is float else "1,2,3 or 1,2:8:2"
 
     def bad(why: str) -> click.BadParameter:
         return click.BadParameter(f"{why}, got {text!r}", param_hint=f"'{option}'")
 
+    values = []
     try:
-        if ":" in text:
-            start, stop, step = (kind(x) for x in text.split(":"))
+        for item in text.split(","):
+            if ":" not in item:
+                values.append(kind(item))
+                continue
+            start, stop, step = (kind(x) for x in item.split(":"))
             if not all(math.isfinite(x) for x in (start, stop, step)):
                 raise bad("range bounds and step must be finite")
             if not step > 0 or stop < start:
                 raise ValueError
             n = int(math.floor((stop - start) / step + 1e-9)) + 1
-            if n > MAX_LIST_VALUES:
-                raise bad(f"the range has {n} values, more than the maximum {MAX_LIST_VALUES}")
-            values = [start + i * step for i in range(n)]
-            if kind is float:  # 0.1 * 3 is 0.30000000000000004: keep what the user typed
-                values = [round(v, 12) for v in values]
-        else:
-            values = [kind(x) for x in text.split(",")]
-            if len(values) > MAX_LIST_VALUES:
-                raise bad(f"the list has {len(values)} values, more than the maximum {MAX_LIST_VALUES}")
-            if not all(math.isfinite(v) for v in values):
-                raise bad("values must be finite")
+            if len(values) + n > MAX_LIST_VALUES:
+                raise bad(f"the list has {len(values) + n} values, more than the maximum {MAX_LIST_VALUES}")
+            more = [start + i * step for i in range(n)]
+            values += [round(v, 12) for v in more] if kind is float else more  # 0.1 * 3 is 0.30000000000000004
+        if len(values) > MAX_LIST_VALUES:
+            raise bad(f"the list has {len(values)} values, more than the maximum {MAX_LIST_VALUES}")
+        if not all(math.isfinite(v) for v in values):
+            raise bad("values must be finite")
     except (ValueError, OverflowError):
         raise bad(f"expected a comma-separated list or START:STOP:STEP (STEP > 0, STOP >= START) such as {example}") from None
     return refuse_repeats(values, text, option)
@@ -66,16 +68,21 @@ def refuse_repeats(values: list, text: str, option: str) -> list:
     return values
 
 
-def list_option(kind: type, option: str, low=None):
-    """A click callback: the LIST as values of ``kind``, each >= ``low`` when given."""
+def list_option(kind: type, option: str, low=None, high=None):
+    """A click callback: the LIST as values of ``kind``, each >= ``low`` and <= ``high`` when given."""
     def callback(ctx, param, text):
         if text is None:
             return None
         values = parse_values(text, kind, option)
         if low is not None and min(values) < low:
-            raise click.BadParameter(f"values must be >= {low}, got {min(values):g}", param_hint=f"'{option}'")
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise click.BadParameter(f"values must be {bounds}, got {min(values):g}", param_hint=f"'{option}'")
+        if high is not None and max(values) > high:
+            bounds = f"in [{low}, {high}]" if low is not None else f"<= {high}"
+            raise click.BadParameter(f"values must be {bounds}, got {max(values):g}", param_hint=f"'{option}'")
         return values
 
+    callback.kind = kind
     return callback
 
 
@@ -92,6 +99,7 @@ def choice_list(choices, option: str, what: str, more: str = ""):
                                      param_hint=f"'{option}'")
         return refuse_repeats(values, text, option)
 
+    callback.choices = tuple(choices)
     return callback
 
 
@@ -132,7 +140,7 @@ def _parse_seed(ctx, param, value):
 
 def seed_option(help="Seed of every random draw.", default=None, show_default=False):
     """``--seed N``: one validator and one error format for every command."""
-    return click.option("--seed", callback=_parse_seed, default=default, show_default=show_default, metavar="N",
+    return click.option("--seed", type=str, callback=_parse_seed, default=default, show_default=show_default, metavar="N",
                         help=help + ("" if show_default or default is None else f"  [default: {default}]"))
 
 

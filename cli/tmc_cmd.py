@@ -9,7 +9,7 @@ import click
 from markovfork.cli import main
 from markovfork.cli.options import (
     choice_list, echo_json, echo_written, json_option, no_progress_option, out_option, planned_outputs, progress_bar,
-    renamed_option, seed_option, write_results,
+    k_option, renamed_option, seed_option, write_results,
 )
 from markovfork.experiments.tmc import TMC_METHODS
 from markovfork.rl.config import ENGINES, REJECT_REFERENCES
@@ -22,6 +22,9 @@ def _parse_methods(ctx, param, text):
     if text is not None and text.strip() == "all":
         return list(TMC_METHODS)
     return choice_list(TMC_METHODS, "--methods", "method", "or all")(ctx, param, text)
+
+
+_parse_methods.choices = TMC_METHODS
 
 
 def load_tmc_config(config_file, **overrides):
@@ -40,7 +43,7 @@ def summary_lines(config, table) -> list[str]:
     """A compact table: per method, both tasks' pass@1 and pass@K and task 2's path shares, then
     what REINFORCE changed on task 2 against the base (when both rows are present)."""
     k = config.k
-    rows = {(r["method"], r["task"]): r for r in table.iter_rows(named=True)}
+    rows = {(r["method"], r["task"]): r for r in table.iter_rows(named=True) if r["k"] == k}
     methods = list(dict.fromkeys(table["method"]))
     lines = [
         f"TMC L={config.layers} M0={config.m0} M={config.m} C={config.c}, {config.engine} engine, "
@@ -79,7 +82,8 @@ def _write(prefix, table) -> list[str]:
 @click.option("--m0", type=int, default=None, help="States in layer 0 (>= 2).  [default: 2]")
 @click.option("--m", type=int, default=None, help="States in every later layer (>= 2).  [default: 2]")
 @click.option("--c", type=int, default=None, help="High edges per row (>= 1).  [default: 1]")
-@click.option("--k", type=int, default=None, help="K of pass@K (also the rollouts per instance, sampled).  [default: 30]")
+@k_option(help="k values of pass@k, e.g. 1,4,30 or 1,2:8:2; the largest is K (also the rollouts per instance, "
+                "sampled). The summary shows pass@1 and pass@K, the table one row per k.  [default: 30]")
 @click.option("--instances", type=int, default=None, help="Evaluation instances per task.  [default: 200]")
 @click.option("--iterations", type=int, default=None, help="Fine-tuning iterations per method.  [default: 1000]")
 @click.option("--methods", callback=_parse_methods, default=None, metavar="LIST",
@@ -116,7 +120,8 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
 
     prefix = planned_outputs(out, FIGURES)
     config = load_tmc_config(
-        config_file, layers=layers, m0=m0, m=m, c=c, k=k, instances=instances, iterations=iterations,
+        config_file, layers=layers, m0=m0, m=m, c=c, k=None if k is None else k[-1],
+        ks=None if k is None else k[:-1], instances=instances, iterations=iterations,
         methods=methods, engine=engine, lr=lr, group_size=group_size, kl=kl, reject_easy=reject_easy,
         reject_reference=reject_reference, passk_k=passk_k, seed=seed,
     )
