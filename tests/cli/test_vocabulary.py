@@ -144,3 +144,30 @@ def test_tmc_kl_alias_is_kl_beta():
     assert old.stderr.strip() == "markovfork: --kl is deprecated, use --kl-beta (--kl is a list of KL coefficients in posttrain)"
     both = CliRunner().invoke(main, [*small, "--kl-beta", "0.3", "--kl", "0.2"])
     assert both.exit_code == 2 and "--kl and --kl-beta are the same option" in both.stderr
+
+
+def test_help_lists_every_command_with_its_own_first_sentence():
+    """``markovfork --help`` lists the commands from ``COMMAND_HELP`` (importing none of them): each
+    entry must shorten exactly as the command's own docstring does, at every width."""
+    from markovfork.cli.commands import COMMAND_HELP, COMMAND_MODULES
+
+    assert set(COMMAND_HELP) == set(COMMAND_MODULES)
+    ctx = click.Context(main)
+    for name in COMMAND_MODULES:
+        command = main.get_command(ctx, name)
+        for limit in (30, 45, 60, 80, 200):
+            listed = click.Command(name, help=COMMAND_HELP[name]).get_short_help_str(limit)
+            assert listed == command.get_short_help_str(limit), (name, limit)
+    listing = CliRunner().invoke(main, ["--help"]).output
+    assert all(f"\n  {name} " in listing for name in COMMAND_MODULES), listing
+
+
+def test_top_level_help_imports_no_command(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from click.testing import CliRunner; from markovfork.cli import main; "
+            "CliRunner().invoke(main, ['--help']); "
+            "print(sorted(m for m in sys.modules if m.startswith(('numpy', 'numba', 'polars', 'markovfork.cli.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['markovfork.cli.commands']"
