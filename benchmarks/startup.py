@@ -1,4 +1,4 @@
-"""Whole-process start-up time of short commands: ``markovfork tmc --json`` and ``--out``.
+"""Whole-process start-up time of short commands: ``markovfork --help``, ``tmc --json`` and ``tmc --out``.
 
 Runs each command as a fresh process (``python -m markovfork.cli ...``), alternating between
 the checkouts given (e.g. the current tree and an older commit's), and prints the median and
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 COMMANDS = {
+    "--help": ["--help"],
     "tmc --json": ["tmc", "--json"],
     "tmc --out": ["tmc", "--out", "{tmp}/tmc"],
 }
