@@ -267,9 +267,9 @@ class _NoBar:
         pass
 
 
-def figure_path(prefix, name: str | None = None):
-    """``PREFIX_<name>.png`` (``PREFIX.png`` when ``name`` is None)."""
-    return prefix.with_name(f"{prefix.name}.png" if name is None else f"{prefix.name}_{name}.png")
+def figure_path(prefix, name: str):
+    """``PREFIX_<name>.png``: where the figure ``name`` of an ``--out PREFIX`` goes."""
+    return prefix.with_name(f"{prefix.name}_{name}.png")
 
 
 def planned_outputs(out, figure_names=()):

@@ -171,3 +171,16 @@ def test_top_level_help_imports_no_command(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith(('numpy', 'numba', 'polars', 'markovfork.cli.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['markovfork.cli.commands']"
+
+
+def test_json_output_is_strict_with_non_finite_numbers_as_null(capsys):
+    """The one NaN-to-null (``plumbing.io.json_safe``): nan and inf at any depth, in dicts, lists and
+    tuples, print as null; other values unchanged."""
+    import json
+    import math
+
+    from markovfork.cli.options import echo_json
+
+    echo_json({"a": math.nan, "b": [1.5, (math.inf, -math.inf)], "c": {"d": [{"e": math.nan}], "f": "nan"}, "g": 0})
+    assert json.loads(capsys.readouterr().out) == {"a": None, "b": [1.5, [None, None]],
+                                                   "c": {"d": [{"e": None}], "f": "nan"}, "g": 0}
