@@ -107,6 +107,16 @@ class _LazyCommands(_OneLineErrors):
 
         return sorted(COMMAND_MODULES)
 
+    def format_commands(self, ctx, formatter):
+        """The command list of ``--help`` from ``COMMAND_HELP``: no command module is imported."""
+        from markovfork.cli.commands import COMMAND_HELP
+
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, click.Command(name, help=COMMAND_HELP[name]).get_short_help_str(limit))
+                                for name in names])
+
     def get_command(self, ctx, name):
         from markovfork.cli.commands import COMMAND_MODULES
 

@@ -3,17 +3,18 @@ budget, and filtering of the most-branching ones (thin over :mod:`markovfork.bra
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from markovfork.branching.run import BranchingConfig, run_branching
 from markovfork.branching.task import BranchingTask, Teacher
 from markovfork.branching.train import ENGINES
 from markovfork.cli import main
-from markovfork.cli.simulate_cmd import _figure_path, _finite, _planned_outputs, list_option
+from markovfork.cli.options import (
+    echo_json, echo_written, json_option, list_option, no_bar_option, out_option, planned_outputs, seed_option,
+    write_results,
+)
 from markovfork.plumbing.config_reader import from_mapping
-from markovfork.plumbing.io import figure_writer, read_toml, table_writers, write_outputs
+from markovfork.plumbing.io import read_toml
 
 TASK_OPTIONS = ("points", "children", "depth", "n_correct")
 
@@ -63,20 +64,20 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
 @click.option("--epochs", type=int, default=None, help="SFT epochs.  [default: 50]")
 @click.option("--lr", type=float, default=None, help="SFT learning rate.  [default: 1]")
 @click.option("--train-size", "n_train", type=int, default=None, help="Sampled engine: trajectories per teacher.  [default: 2000]")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed.  [default: 0]")
+@seed_option("Seed of the task, the data and the minibatches.  [default: 0]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="TOML file (BranchingConfig's fields, [task], [[teachers]]); options given here override it.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, metavar="PREFIX",
-              help="Write PREFIX.parquet, PREFIX.csv and PREFIX_curves.png.")
-@click.option("--json", "as_json", is_flag=True, help="Print the configuration and the last epoch's rows as JSON.")
+@out_option("Write PREFIX.parquet, PREFIX.csv and PREFIX_curves.png.")
+@json_option("Print the configuration and the last epoch's rows as JSON.")
+@no_bar_option
 def branching_command(betas, retries, shares, points, children, depth, n_correct, budget, freeze_a, engine, epochs, lr, n_train,
-                      seed, config_file, out, as_json):
+                      seed, config_file, out, as_json, no_progress):
     """SFT on convergent vs branch-heavy trajectories: loss per token and success within a budget.
 
     Prints, per teacher and filtered share, the last epoch's training loss per token and the
     success within the budget (and without it). Python: markovfork.branching.run_branching.
     """
-    prefix = _planned_outputs(out, ("curves",))
+    prefix = planned_outputs(out, ("curves",))
     config = load_branching_config(
         config_file, betas=betas, retries=retries,
         task=dict(points=points, children=children, depth=depth, n_correct=n_correct),
@@ -88,12 +89,12 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     if prefix is not None:
         from markovfork.reporting.comparison_figures import branching_figure
 
-        writers = {**table_writers(table, prefix), _figure_path(prefix, "curves"): figure_writer(branching_figure(table))}
-        paths = [str(p) for p in write_outputs(writers)]
+        paths = write_results(prefix, table, {"curves": branching_figure(table)})
     last = table.filter(table["epoch"] == table["epoch"].max())
     if as_json:
-        rows = [{k: _finite(v) for k, v in r.items()} for r in last.iter_rows(named=True)]
-        click.echo(json.dumps({"config": _config_json(config), "rows": rows, "files": paths}, indent=2))
+        from dataclasses import asdict
+
+        echo_json({"config": asdict(config), "rows": last.to_dicts(), "files": paths})
         return
     task = config.task
     click.echo(f"D={task.points} points, b={task.children} children ({task.n_correct} correct), wrong branches of "
@@ -103,11 +104,4 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     for r in last.iter_rows(named=True):
         click.echo(f"{r['teacher']:<36} {r['filtered_share']:>7.0%} {r['train_loss']:>10.4f} {r['success']:>8.4f} "
                    f"{r['success_unbounded']:>9.4f} {r['data_mean_length']:>8.2f}")
-    if paths:
-        click.echo("wrote " + ", ".join(paths))
-
-
-def _config_json(config: BranchingConfig) -> dict:
-    from dataclasses import asdict
-
-    return {k: _finite(v) if not isinstance(v, (list, tuple, dict)) else v for k, v in asdict(config).items()}
+    echo_written(paths)

@@ -12,6 +12,10 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
+from markovfork.cli.options import (
+    echo_json, json_option, list_option, no_progress_option, out_dir_option, out_option, renamed_option,
+    scheduler_option, seed_option, workers_option,
+)
 
 
 def _given(obj, **changes):
@@ -38,61 +42,75 @@ def bridge() -> None:
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file overriding the CPU default (sections task, model, base, sft, eval).")
 @click.option("--device", default=None, help="auto (CUDA if present), cpu, cuda or cuda:N. Overrides the config.")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/bridge", show_default=True,
-              help="Output directory (checkpoints, data, table, figures).")
-@click.option("--seed", type=int, default=None, help="Seed of the whole run. Overrides the config.")
+@out_dir_option("Output directory (checkpoints, data, table, figures).", default="runs/bridge", show_default=True)
+@seed_option("Seed of the whole run. Overrides the config.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads. Overrides the config.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out (same configuration).")
-def run_cmd(config, device, out, seed, threads, resume) -> None:
-    """Data, base pretraining, SFT at each rho, evaluation; writes OUT/bridge_results.{parquet,csv}."""
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out-dir (same configuration).")
+@json_option("Print the files written, the row count and the timings as JSON.")
+@no_progress_option
+def run_cmd(config, device, out_dir, seed, threads, resume, as_json, no_progress) -> None:
+    """Data, base pretraining, SFT at each rho, evaluation; writes DIR/bridge_results.{parquet,csv}."""
     from markovfork.llm_bridge.run import run_bridge
 
     cfg = _load(config, seed, device, threads)
-    res = run_bridge(cfg, out, resume=resume)
-    click.echo(f"wrote {Path(out) / 'bridge_results.parquet'} and .csv ({res.table.height} rows) "
+    res = run_bridge(cfg, out_dir, resume=resume, progress=False if no_progress else None)
+    table = Path(out_dir) / "bridge_results"
+    if as_json:
+        echo_json({"files": [f"{table}.parquet", f"{table}.csv"], "rows": res.table.height,
+                   "timings_s": res.summary["timings_s"]})
+        return
+    click.echo(f"wrote {table}.parquet and .csv ({res.table.height} rows) "
                f"in {res.summary['timings_s']['total_s']:.0f} s")
 
 
 @bridge.command("sweep")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file overriding the CPU default, as for bridge run.")
-@click.option("--rho", "rhos", default=None, metavar="LIST",
-              help="Fork-format shares, e.g. 0,0.5,1.  [default: the config's rhos]")
-@click.option("--seeds", default=None, metavar="LIST", help="Seeds, e.g. 0,1.  [default: the config's seed]")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/bridge-sweep", show_default=True,
-              help="Output directory: one bridge run folder per (rho, seed) and the gathered table.")
+@click.option("--rho", "rhos", callback=list_option(float, "--rho", low=0, high=1), default=None, metavar="LIST",
+              help="Fork-format shares in [0, 1]: 0,0.5,1 or the inclusive range 0:1:0.5.  [default: the config's rhos]")
+@click.option("--seeds", callback=list_option(int, "--seeds", low=0, high=2**64 - 1), default=None, metavar="LIST",
+              help="Seeds, e.g. 0,1 or 0:3:1.  [default: the config's seed]")
+@out_dir_option("Output directory: one bridge run folder per (rho, seed) and the gathered table.",
+                default="runs/bridge-sweep", show_default=True)
 @click.option("--device", default=None, help="auto (CUDA if present), cpu, cuda or cuda:N. Overrides the config.")
 @click.option("--threads", type=int, default=None,
               help="torch CPU threads per run. Overrides the config.  [default: cores / workers]")
-@click.option("--resume", is_flag=True, help="Continue an interrupted sweep in --out (finished runs are read back).")
-@click.option("--scheduler", default=None, metavar="local:N|tcp://HOST:PORT",
-              help="Run on Dask: a LocalCluster of N workers or a running scheduler.  [default: local process pool]")
-@click.option("--workers", type=int, default=None,
-              help="Local pool processes.  [default: all cores; 1 when the device is CUDA]")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted sweep in --out-dir (finished runs are read back).")
+@scheduler_option
+@workers_option("Local pool processes.  [default: all cores; 1 when the device is CUDA]")
 @click.option("--gpus-per-task", type=int, default=None,
               help="Dask GPU resource each run asks for where workers advertise GPU (0 = none).  [default: 1]")
-def sweep_cmd(config, rhos, seeds, out, device, threads, resume, scheduler, workers, gpus_per_task) -> None:
-    """One bridge run per (rho, seed), each in OUT/rho<r>-seed<s>/; writes OUT/bridge_results.{parquet,csv}."""
-    from markovfork.llm_bridge.sweep import parse_rhos, parse_seeds, run_sweep
+@json_option("Print the files written and the row and run counts as JSON.")
+@no_progress_option
+def sweep_cmd(config, rhos, seeds, out_dir, device, threads, resume, scheduler, workers, gpus_per_task, as_json,
+              no_progress) -> None:
+    """One bridge run per (rho, seed), each in DIR/rho<r>-seed<s>/; writes DIR/bridge_results.{parquet,csv}."""
+    from markovfork.llm_bridge.sweep import run_sweep
 
     cfg = _load(config, None, device, threads)
-    rho_list = parse_rhos(rhos) if rhos is not None else list(cfg.sft.rhos)
-    seed_list = parse_seeds(seeds) if seeds is not None else [cfg.seed]
-    table = run_sweep(cfg, rho_list, seed_list, out, resume=resume, scheduler=scheduler, workers=workers,
-                      gpus_per_task=gpus_per_task)
-    click.echo(f"wrote {Path(out) / 'bridge_results.parquet'} and .csv ({table.height} rows, "
-               f"{len(rho_list) * len(seed_list)} runs)")
+    rho_list = rhos if rhos is not None else list(cfg.sft.rhos)
+    seed_list = seeds if seeds is not None else [cfg.seed]
+    table = run_sweep(cfg, rho_list, seed_list, out_dir, resume=resume, scheduler=scheduler, workers=workers,
+                      gpus_per_task=gpus_per_task, log=(lambda msg: None) if no_progress else None)
+    gathered = Path(out_dir) / "bridge_results"
+    if as_json:
+        echo_json({"files": [f"{gathered}.parquet", f"{gathered}.csv"], "rows": table.height,
+                   "runs": len(rho_list) * len(seed_list)})
+        return
+    click.echo(f"wrote {gathered}.parquet and .csv ({table.height} rows, {len(rho_list) * len(seed_list)} runs)")
 
 
 @bridge.command("eval")
 @click.argument("checkpoint", type=click.Path())
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML config (task, eval). Default: the config.json of the run holding CHECKPOINT, if any.")
-@click.option("--problems", type=click.Path(dir_okay=False), default=None,
-              help="JSONL of test problems (e.g. OUT/data/test.jsonl). Default: the run's test set from the seed.")
+@renamed_option("--problems-file", "--problems", "problems_file", " (--problems is a count elsewhere)",
+                type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                help="JSONL of test problems (e.g. DIR/data/test.jsonl). Default: the run's test set from the seed.")
 @click.option("--base", type=click.Path(), default=None, help="Base checkpoint: adds pass_at_k_base and shrinkage.")
 @click.option("--n-samples", type=int, default=None, help="Samples per problem (the n of pass@k).")
-@click.option("--n-test", type=int, default=None, help="Test problems (when no --problems).")
+@click.option("--n-test", type=int, default=None, help="Test problems (when no --problems-file).")
 @click.option("--temperature", type=float, default=None, help="Divide the logits by this (> 0).")
 @click.option("--top-k", type=int, default=None, help="Keep the k most likely tokens (0 = off).")
 @click.option("--top-p", type=float, default=None, help="Keep the smallest most-likely set with this mass (1 = off).")
@@ -102,10 +120,12 @@ def sweep_cmd(config, rhos, seeds, out, device, threads, resume, scheduler, work
 @click.option("--max-new-tokens", type=int, default=None,
               help="Length budget: tokens sampled per response, [EOS] included (default: the config's).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=None, help="Seed of the test set and the samples. Overrides the config.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Write OUT/eval_results.{parquet,csv}.")
-def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature, top_k, top_p, min_p, spread_first,
-             spread_position, max_new_tokens, device, seed, out) -> None:
+@seed_option("Seed of the test set and the samples. Overrides the config.")
+@out_dir_option("Write DIR/eval_results.{parquet,csv}.")
+@json_option("Print the pass@k rows as JSON.")
+@no_progress_option
+def eval_cmd(checkpoint, config, problems_file, base, n_samples, n_test, temperature, top_k, top_p, min_p, spread_first,
+             spread_position, max_new_tokens, device, seed, out_dir, as_json, no_progress) -> None:
     """Evaluate a local CHECKPOINT (a save_pretrained directory) and print pass@k."""
     from markovfork.llm_bridge.run import evaluate_checkpoint, find_run_config
     from markovfork.llm_bridge.tasks import Problem, read_jsonl
@@ -117,19 +137,25 @@ def eval_cmd(checkpoint, config, problems, base, n_samples, n_test, temperature,
                       spread_first=spread_first, spread_position=spread_position, max_new_tokens=max_new_tokens)
     cfg = dataclasses.replace(cfg, eval=_given(cfg.eval, sampling=sampling, n_samples=n_samples, n_test=n_test))
     probs = None
-    if problems is not None:
-        records = list(read_jsonl(problems))
+    if problems_file is not None:
+        records = list(read_jsonl(problems_file))
         probs = [r if isinstance(r, Problem) else r.problem for r in records]
-    table = evaluate_checkpoint(checkpoint, cfg, problems=probs, base=base, out=out)
+    table = evaluate_checkpoint(checkpoint, cfg, problems=probs, base=base, out=out_dir,
+                                log=(lambda msg: None) if no_progress else None)
     cols = ["k", "pass_at_k_base", "pass_at_k_post", "shrinkage", "fork_accuracy"]
+    if as_json:
+        echo_json({"rows": table.select(cols).to_dicts()})
+        return
     click.echo(table.select(cols))
 
 
 @bridge.command("counts")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--out", required=True, metavar="PREFIX",
-              help="Write PREFIX.parquet and PREFIX.csv: one row per (seed, diversity, rho, epoch, test problem).")
-def counts_cmd(run_dirs, out) -> None:
+@out_option("Write PREFIX.parquet and PREFIX.csv: one row per (seed, diversity, rho, epoch, test problem).",
+            required=True)
+@json_option("Print the row count and the files written as JSON.")
+@no_progress_option
+def counts_cmd(run_dirs, out, as_json, no_progress) -> None:
     """Per-problem success counts of finished bridge runs (RUN_DIRS), as one table."""
     import polars as pl
 
@@ -140,4 +166,7 @@ def counts_cmd(run_dirs, out) -> None:
     check_outputs(table_paths(prefix))  # before reading anything
     table = pl.concat([problem_counts(d) for d in run_dirs])
     written = write_outputs(table_writers(table, prefix))
+    if as_json:
+        echo_json({"rows": table.height, "runs": len(run_dirs), "files": [str(p) for p in written]})
+        return
     click.echo(f"{table.height} rows from {len(run_dirs)} run(s); wrote {', '.join(map(str, written))}")

@@ -3,27 +3,17 @@ held-out settings (thin over :mod:`markovfork.fit` and :mod:`markovfork.fit.held
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
 
 from markovfork.cli import main
-from markovfork.cli.simulate_cmd import list_option
-
-
-def _progress(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="fit", disable=not sys.stderr.isatty(), leave=False, file=sys.stderr)
-
+from markovfork.cli.options import (
+    echo_json, echo_written, figure_path, json_option, list_option, no_progress_option, out_option, progress_bar,
+    seed_option,
+)
 
 FIGURES = ("curves", "residuals")  # PREFIX_<name>.png, as _figures returns them
-
-
-def _figure_path(prefix, name: str) -> Path:
-    return Path(f"{prefix}_{name}.png")
 
 
 def _figures(rows, arms, epochs, ks):
@@ -87,14 +77,14 @@ def _figures(rows, arms, epochs, ks):
               help="Fit epochs up to this one only and predict the later ones.")
 @click.option("--no-fork-baseline/--with-no-fork-baseline", "skip_no_fork", default=False,
               help="Skip the second fit (the simulator with its fork mechanism off) on held-out runs.")
-@click.option("--out", default=None, metavar="PREFIX",
-              help="Write PREFIX.parquet/.csv (measured vs predicted), PREFIX_curves.png, PREFIX_residuals.png.")
+@out_option("Write PREFIX.parquet/.csv (measured vs predicted), PREFIX_curves.png, PREFIX_residuals.png.")
 @click.option("--save-params", type=click.Path(dir_okay=False), default=None, metavar="FIT.json",
               help="Save the fitted parameters (markovfork predict --params reads it).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the simulated task and the subsampling.")
-@click.option("--json", "as_json", is_flag=True, help="Print the fit and the held-out errors as JSON.")
+@seed_option("Seed of the simulated task and the subsampling.", default=0, show_default=True)
+@json_option("Print the fit and the held-out errors as JSON.")
+@no_progress_option
 def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoch, skip_no_fork, out, save_params,
-            seed, as_json) -> None:
+            seed, as_json, no_progress) -> None:
     """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
     predict held-out rhos or epochs, next to baselines."""
     from markovfork.plumbing import checks
@@ -107,14 +97,14 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     paths = []
     if out is not None:
         prefix = output_prefix(out)
-        paths = [*table_paths(prefix), *(_figure_path(prefix, name) for name in FIGURES)]
+        paths = [*table_paths(prefix), *(figure_path(prefix, name) for name in FIGURES)]
     if save_params is not None:
         paths.append(Path(save_params))
     check_outputs(paths)  # before computing
     check_not_inputs(paths, [*runs, *counts_paths, *([config] if config else [])])
     table = read_results(runs)
     counts = read_results_counts(counts_paths) if counts_paths else None
-    bar = _progress(2 if predict_rho or train_until_epoch is not None else 1)
+    bar = progress_bar(2 if predict_rho or train_until_epoch is not None else 1, "fit", not no_progress)
     try:
         result = fit_and_predict(table, experiment_from_table(table, config), counts=counts, train_rhos=train_rho, predict_rhos=predict_rho,
                                  train_until=train_until_epoch, no_fork=not skip_no_fork, seed=seed,
@@ -125,22 +115,19 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     if out is not None:
         figs = _figures(result["rows"], result["arms"], result["epochs"], result["ks"])
         writers |= table_writers(result["rows"], prefix)
-        writers |= {_figure_path(prefix, name): figure_writer(figs[name]) for name in FIGURES}
+        writers |= {figure_path(prefix, name): figure_writer(figs[name]) for name in FIGURES}
     if save_params is not None:
         writers[Path(save_params)] = json_writer(result["fit_json"])
     written = [str(p) for p in write_outputs(writers)] if writers else []
-    from markovfork.fit.solve import _nan_to_null
-
-    summary = _nan_to_null(result["summary"] | {"files": written})
-    if summary["warnings"]:  # one line, whatever the output format
+    summary = result["summary"] | {"files": written}
+    if summary.get("warnings"):  # one line, whatever the output format
         click.echo("warning: the fit is not trustworthy as it stands: " + "; ".join(summary["warnings"]), err=True)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        echo_json(summary)
         return
     for line in result["text"]:
         click.echo(line)
-    if written:
-        click.echo("wrote " + ", ".join(written))
+    echo_written(written)
 
 
 def read_results_counts(paths):

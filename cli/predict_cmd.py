@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from markovfork.cli import main
-from markovfork.plumbing.io import check_not_inputs, check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.cli.options import (
+    echo_json, echo_written, json_option, no_bar_option, out_option, planned_outputs, seed_option, write_results,
+)
 
 SUMMARY_EPOCHS = (1, 4, 12)  # epochs printed (those evaluated), besides 0 and the last
-
-
-def _figure_path(prefix: Path) -> Path:
-    return prefix.with_name(prefix.name + "_pass_at_k.png")
 
 
 def _summary_lines(table, pred) -> list[str]:
@@ -40,12 +35,11 @@ def _summary_lines(table, pred) -> list[str]:
               help="Fitted parameters (written by markovfork fit or markovfork.fit.save_fit).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), required=True, metavar="PLANNED.toml",
               help="Bridge run configuration (TOML, as for bridge run) of the run to predict.")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the planned run (as bridge run --seed; only labels the table).  [default: the config's]")
-@click.option("--out", type=str, default=None, metavar="PREFIX",
-              help="Write PREFIX.parquet, PREFIX.csv (the predicted results table) and PREFIX_pass_at_k.png.")
-@click.option("--json", "as_json", is_flag=True, help="Print the prediction as JSON.")
-def predict_command(params, config_file, seed, out, as_json):
+@seed_option("Seed of the planned run (as bridge run --seed; only labels the table).  [default: the config's]")
+@out_option("Write PREFIX.parquet, PREFIX.csv (the predicted results table) and PREFIX_pass_at_k.png.")
+@json_option("Print the prediction as JSON.")
+@no_bar_option
+def predict_command(params, config_file, seed, out, as_json, no_progress):
     """Predict the pass@k curves (per rho, diversity, epoch, k) of a bridge run not yet made.
 
     Maps the planned run onto the simulator (markovfork.llm_bridge.task_mapping) and evaluates it at the
@@ -55,15 +49,10 @@ def predict_command(params, config_file, seed, out, as_json):
     from dataclasses import replace
 
     from markovfork.fit.planned import prediction_figure, prediction_table, read_fit
-    from markovfork.fit.solve import _nan_to_null
     from markovfork.llm_bridge.config import load_config
     from markovfork.llm_bridge.fit_runs import predict_run
 
-    prefix = output_prefix(out) if out is not None else None
-    if prefix is not None:
-        outputs = [*table_paths(prefix), _figure_path(prefix)]
-        check_outputs(outputs)
-        check_not_inputs(outputs, [params, config_file])
+    prefix = planned_outputs(out, ("pass_at_k",), inputs=[params, config_file])
     fit = read_fit(params)
     planned = load_config(config_file)
     if seed is not None:
@@ -72,15 +61,13 @@ def predict_command(params, config_file, seed, out, as_json):
     table = prediction_table(pred)
     paths = []
     if prefix is not None:
-        writers = {**table_writers(table, prefix), _figure_path(prefix): figure_writer(prediction_figure(table))}
-        paths = [str(p) for p in write_outputs(writers)]
+        paths = write_results(prefix, table, {"pass_at_k": prediction_figure(table)})
     if as_json:
         doc = {"params": str(params), "config": str(config_file), "fit_fingerprint": fit.data_fingerprint,
-               "values": fit.all_values(), "rows": _nan_to_null(table.to_dicts()), "files": paths}
-        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+               "values": fit.all_values(), "rows": table.to_dicts(), "files": paths}
+        echo_json(doc)
         return
     for line in _summary_lines(table, pred):
         click.echo(line)
-    if paths:
-        click.echo("wrote " + ", ".join(paths))
+    echo_written(paths)
 

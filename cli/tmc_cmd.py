@@ -4,76 +4,46 @@ score both tasks (thin over :func:`markovfork.experiments.tmc.run_tmc`)."""
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-
 import click
 
 from markovfork.cli import main
-from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, read_toml, table_paths, table_writers, \
-    write_outputs
-from markovfork.rl.config import ENGINES, REJECT_REFERENCES
+from markovfork.cli.options import (
+    choice_list, echo_json, echo_written, json_option, no_progress_option, out_option, planned_outputs, progress_bar,
+    k_option, renamed_option, seed_option, write_results,
+)
 from markovfork.experiments.tmc import TMC_METHODS
+from markovfork.rl.config import ENGINES, REJECT_REFERENCES
 
 FIGURES = ("pass_at_k", "paths")  # PREFIX_<name>.png
 
 
 def _parse_methods(ctx, param, text):
     """``"reinforce,kl"`` (or ``all``) as a list of TMC methods, in the order given."""
-    if text is None:
-        return None
-    if text.strip() == "all":
+    if text is not None and text.strip() == "all":
         return list(TMC_METHODS)
-    methods = [m.strip() for m in text.split(",")]
-    for m in methods:
-        if m not in TMC_METHODS:
-            raise click.BadParameter(f"unknown method {m!r} (choose from {', '.join(TMC_METHODS)}, or all)",
-                                     param_hint="'--methods'")
-    if len(set(methods)) != len(methods):
-        raise click.BadParameter(f"methods must not repeat, got {text!r}", param_hint="'--methods'")
-    return methods
+    return choice_list(TMC_METHODS, "--methods", "method", "or all")(ctx, param, text)
 
 
-def _figure_path(prefix, name: str):
-    return prefix.with_name(f"{prefix.name}_{name}.png")
-
-
-def _planned_outputs(out):
-    """The --out prefix, checked with every file it will write, before anything is computed."""
-    if out is None:
-        return None
-    prefix = output_prefix(out)
-    check_outputs([*table_paths(prefix), *(_figure_path(prefix, name) for name in FIGURES)])
-    return prefix
+_parse_methods.choices = TMC_METHODS
 
 
 def load_tmc_config(config_file, **overrides):
     """A :class:`TMCConfig` from a TOML file whose keys are its field names, the options given
     (not None) on top; every value type-checked (:func:`markovfork.plumbing.config_reader.from_mapping`)."""
-    from markovfork.plumbing.config_reader import from_mapping
     from markovfork.experiments.tmc import TMCConfig
+    from markovfork.plumbing.config_reader import from_mapping
+    from markovfork.plumbing.io import read_toml
 
     data = read_toml(config_file) if config_file is not None else {}
     data.update({key: value for key, value in overrides.items() if value is not None})
     return from_mapping(TMCConfig, data)
 
 
-def _progress(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="tmc", disable=not (enabled and sys.stderr.isatty()), leave=False, file=sys.stderr)
-
-
-def _finite(value):
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def summary_lines(config, table) -> list[str]:
     """A compact table: per method, both tasks' pass@1 and pass@K and task 2's path shares, then
     what REINFORCE changed on task 2 against the base (when both rows are present)."""
     k = config.k
-    rows = {(r["method"], r["task"]): r for r in table.iter_rows(named=True)}
+    rows = {(r["method"], r["task"]): r for r in table.iter_rows(named=True) if r["k"] == k}
     methods = list(dict.fromkeys(table["method"]))
     lines = [
         f"TMC L={config.layers} M0={config.m0} M={config.m} C={config.c}, {config.engine} engine, "
@@ -104,9 +74,7 @@ def _write(prefix, table) -> list[str]:
     """Draw both figures, then write them and the table as one output set."""
     from markovfork.reporting.comparison_figures import tmc_pass_at_k_figure, tmc_paths_figure
 
-    figures = {"pass_at_k": tmc_pass_at_k_figure(table), "paths": tmc_paths_figure(table)}
-    writers = {**table_writers(table, prefix), **{_figure_path(prefix, n): figure_writer(figures[n]) for n in FIGURES}}
-    return [str(p) for p in write_outputs(writers)]
+    return write_results(prefix, table, {"pass_at_k": tmc_pass_at_k_figure(table), "paths": tmc_paths_figure(table)})
 
 
 @main.command("tmc")
@@ -114,7 +82,8 @@ def _write(prefix, table) -> list[str]:
 @click.option("--m0", type=int, default=None, help="States in layer 0 (>= 2).  [default: 2]")
 @click.option("--m", type=int, default=None, help="States in every later layer (>= 2).  [default: 2]")
 @click.option("--c", type=int, default=None, help="High edges per row (>= 1).  [default: 1]")
-@click.option("--k", type=int, default=None, help="K of pass@K (also the rollouts per instance, sampled).  [default: 30]")
+@k_option(help="k values of pass@k, e.g. 1,4,30 or 1,2:8:2; the largest is K (also the rollouts per instance, "
+                "sampled). The summary shows pass@1 and pass@K, the table one row per k.  [default: 30]")
 @click.option("--instances", type=int, default=None, help="Evaluation instances per task.  [default: 200]")
 @click.option("--iterations", type=int, default=None, help="Fine-tuning iterations per method.  [default: 1000]")
 @click.option("--methods", callback=_parse_methods, default=None, metavar="LIST",
@@ -125,22 +94,20 @@ def _write(prefix, table) -> list[str]:
                    "rollouts per iteration, scores from K rollouts per instance.  [default: analytic]")
 @click.option("--lr", type=float, default=None, help="Fine-tuning learning rate.  [default: 0.1]")
 @click.option("--group-size", type=int, default=None, help="Rollouts G per instance and iteration.  [default: 8]")
-@click.option("--kl", type=float, default=None, metavar="BETA",
-              help="beta of the kl method's penalty and of kl-tilt (> 0).  [default: 0.5]")
+@renamed_option("--kl-beta", "--kl", "kl", " (--kl is a list of KL coefficients in posttrain)", type=float,
+                default=None, metavar="BETA", help="beta of the kl method's penalty and of kl-tilt (> 0).  [default: 0.5]")
 @click.option("--reject-easy", type=int, default=None, metavar="R",
               help="reject-easy: skip an instance one of R reference samples solves.  [default: 5]")
 @click.option("--reject-reference", type=click.Choice(REJECT_REFERENCES), default=None,
               help="Policy drawing the reject-easy samples.  [default: base]")
 @click.option("--passk-k", type=int, default=None, help="k of the passk method's objective.  [default: 4]")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the chain, pretraining, training and evaluation.  [default: 0]")
+@seed_option("Seed of the chain, pretraining, training and evaluation.  [default: 0]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="TOML file whose keys are TMCConfig's fields (layers, m0, ..., seed); options given here "
                    "override it.")
-@click.option("--out", default=None, metavar="PREFIX",
-              help="Write PREFIX.parquet, PREFIX.csv (the table), PREFIX_pass_at_k.png and PREFIX_paths.png.")
-@click.option("--json", "as_json", is_flag=True, help="Print the configuration and the rows as JSON.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (it is shown only on a terminal anyway).")
+@out_option("Write PREFIX.parquet, PREFIX.csv (the table), PREFIX_pass_at_k.png and PREFIX_paths.png.")
+@json_option("Print the configuration and the rows as JSON.")
+@no_progress_option
 def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr, group_size, kl, reject_easy,
                 reject_reference, passk_k, seed, config_file, out, as_json, no_progress):
     """Fine-tune a pretrained chain policy on task 1 with each method; score pass@1, pass@K and
@@ -151,13 +118,14 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
     """
     from markovfork.experiments.tmc import config_dict, run_tmc
 
-    prefix = _planned_outputs(out)
+    prefix = planned_outputs(out, FIGURES)
     config = load_tmc_config(
-        config_file, layers=layers, m0=m0, m=m, c=c, k=k, instances=instances, iterations=iterations,
+        config_file, layers=layers, m0=m0, m=m, c=c, k=None if k is None else k[-1],
+        ks=None if k is None else k[:-1], instances=instances, iterations=iterations,
         methods=methods, engine=engine, lr=lr, group_size=group_size, kl=kl, reject_easy=reject_easy,
         reject_reference=reject_reference, passk_k=passk_k, seed=seed,
     )
-    bar = _progress(len(config.methods), not no_progress)
+    bar = progress_bar(len(config.methods), "tmc", not no_progress)
 
     def advance(method: str) -> None:
         bar.set_postfix_str(method, refresh=False)
@@ -169,10 +137,8 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
         bar.close()
     paths = _write(prefix, result.table) if prefix is not None else []
     if as_json:
-        rows = [{key: _finite(v) for key, v in row.items()} for row in result.table.iter_rows(named=True)]
-        click.echo(json.dumps({"config": config_dict(config), "rows": rows, "files": paths}, indent=2))
+        echo_json({"config": config_dict(config), "rows": result.table.to_dicts(), "files": paths})
         return
     for line in summary_lines(config, result.table):
         click.echo(line)
-    if paths:
-        click.echo("wrote " + ", ".join(paths))
+    echo_written(paths)

@@ -6,13 +6,13 @@ The tree options (:func:`tree_options`, :func:`build_tree`) are shared with
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from markovfork.cli import main
+from markovfork.cli.options import echo_json, json_option, no_bar_option, out_option, seed_option
 from markovfork.model.tree_summary import node_table, summarize_tree
 from markovfork.tasks import TMC, fork_tree, tmc_chain
 from markovfork.plumbing.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
@@ -57,7 +57,7 @@ def tree_options(func):
         click.option("--low-weight", type=float, default=0.1, show_default=True, help="TMC: weight of a low edge."),
         click.option("--high-edge", "high_edge", multiple=True, metavar="L,S:T[,T]",
                      help="TMC: explicit high set of row (layer L, state S); repeatable. Other rows are drawn."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of every random draw."),
+        seed_option("Seed of every random draw.", default=0, show_default=True),
     ]
     for option in reversed(options):
         func = option(func)
@@ -148,12 +148,12 @@ def _lines(info: dict) -> list[str]:
 
 @main.command("tree")
 @tree_options
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None, metavar="PREFIX",
-              help="Write the per-node table to PREFIX.parquet and PREFIX.csv.")
+@json_option("Print the summary as JSON.")
+@no_bar_option
+@out_option("Write the per-node table to PREFIX.parquet and PREFIX.csv.")
 @click.option("--export", "export", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Write the tree as JSON (readable by --from-json).")
-def tree_command(as_json, out, export, **kwargs):
+def tree_command(as_json, no_progress, out, export, **kwargs):
     """Describe a generated fork tree, a TMC (--tmc) or a JSON tree (--from-json)."""
     tree_opts, _ = split_tree_options(kwargs)
     prefix = output_prefix(out) if out is not None else None
@@ -169,6 +169,6 @@ def tree_command(as_json, out, export, **kwargs):
         writers[export] = lambda tmp: Path(tmp).write_text(text)
     write_outputs(writers)
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        echo_json(info)
     else:
         click.echo("\n".join(_lines(info)))

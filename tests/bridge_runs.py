@@ -72,7 +72,7 @@ def tiny_run(tmp_path_factory) -> TinyRun:
         config.write_text(TINY_TOML)
         out = tmp_path_factory.mktemp("run") / "out"
         threads = torch.get_num_threads()
-        args = ["bridge", "run", "--config", str(config), "--out", str(out)]
+        args = ["bridge", "run", "--config", str(config), "--out-dir", str(out)]
         with mock.patch("torch.cuda.is_available", return_value=False):
             refused = CliRunner().invoke(main, [*args, "--device", "cuda"])
         left = sorted(str(p.relative_to(out)) for p in out.rglob("*")) if out.exists() else []

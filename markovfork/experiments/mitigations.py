@@ -49,7 +49,7 @@ class MitigationsConfig:
     temperatures: tuple[float, ...] = (0.5, 0.8, 1.5, 2.0)
     min_ps: tuple[float, ...] = (0.1,)
     spreads: tuple[int, ...] = (2,)  # spread the samples over the top m children
-    spread_at: str = "fork"
+    spread_at: str = "fork"  # "first", "fork" or a depth below the start, e.g. "2"
     spread_min_p: float = 0.0  # 0: the top m children whatever their probability (the forks paper)
     diversities: tuple[str, ...] = ("problem", "rationale")
     branching: BranchingConfig = field(default_factory=_branching_default)
@@ -63,8 +63,8 @@ class MitigationsConfig:
         for i, m in enumerate(self.spreads):
             checks.integer(f"spreads[{i}]", m, 1)
         checks.real("spread_min_p", self.spread_min_p, 0.0, 1.0)
-        if self.spread_at not in AT_KINDS:
-            raise ValueError(f"spread_at must be one of {', '.join(AT_KINDS)}, got {self.spread_at!r}")
+        if self.spread_at not in AT_KINDS and not self.spread_at.isdigit():
+            raise ValueError(f"spread_at must be first, fork or a depth >= 0 such as '2', got {self.spread_at!r}")
         for d in self.diversities:
             if d not in DIVERSITY or d == "data":
                 raise ValueError(f"diversities lists data mitigations from {', '.join(x for x in DIVERSITY if x != 'data')}, got {d!r}")
@@ -102,7 +102,7 @@ def run_mitigations(config: MitigationsConfig = MitigationsConfig(), progress: b
             rows += _rows("decoding", f"min-p {p:g}", ks, score(last, decoding=Decoding(min_p=p)))
         for m in config.spreads:
             rows += _rows("decoding", f"spread-first {m} at {config.spread_at}", ks,
-                          score(last, spread=Spread(m, config.spread_at, config.spread_min_p)))
+                          score(last, spread=Spread(m, int(at) if (at := config.spread_at).isdigit() else at, config.spread_min_p)))
         bar.update(1)
         for d in config.diversities:
             run = simulate(replace(sim, diversity=d, train=plain))

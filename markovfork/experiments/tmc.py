@@ -54,7 +54,8 @@ class TMCConfig:
     m0: int = 2
     m: int = 2
     c: int = 1
-    k: int = 30
+    k: int = 30  # K: the largest k of pass@k, and the rollouts per instance (sampled engine)
+    ks: tuple[int, ...] = ()  # smaller k values also scored, each in [1, K): one table row per k
     instances: int = 200
     iterations: int = 1000
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -74,6 +75,12 @@ class TMCConfig:
         for name, low in (("layers", 3), ("m0", 2), ("m", 2), ("c", 1), ("k", 1), ("instances", 1),
                           ("iterations", 0), ("pretrain_steps", 0), ("pretrain_batch", 1)):
             checks.integer(name, getattr(self, name), low)
+        ks = tuple(self.ks)
+        for i, kk in enumerate(ks):
+            checks.integer(f"ks[{i}]", kk, 1, self.k - 1)
+        if len(set(ks)) != len(ks):
+            raise ValueError(f"ks must not repeat, got {', '.join(map(str, ks))}")
+        object.__setattr__(self, "ks", tuple(sorted(ks)))
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         self._check_sizes()
@@ -192,7 +199,8 @@ def run_tmc(config: TMCConfig = TMCConfig(), progress=None) -> TMCResult:
             thetas[method], rewards[method] = trace.theta[-1], trace.reward
         if progress is not None:
             progress(method)
-    ks = np.unique(np.array([1, config.k], dtype=np.int64))
+    row_ks = [*config.ks, config.k]
+    ks = np.unique(np.array([1, *row_ks], dtype=np.int64))
     rows = []
     for method, theta in thetas.items():
         z = chain_node_logits(tmc, theta)
@@ -200,13 +208,13 @@ def run_tmc(config: TMCConfig = TMCConfig(), progress=None) -> TMCResult:
             probs = transition_probs(tree, np.broadcast_to(z, (len(problems), tree.n_nodes)))
             score = score_policy(tree, probs, problems, ks, config.engine, n_samples=config.k,
                                  seed=child_seed(config.seed, "tmc-score", task + 1))
-            rows.append(dict(
-                method=method, task=task + 1, k=config.k, pass_at_1=float(score.pass_at_k[0]),
-                pass_at_k=float(score.pass_at_k[-1]), easy_valid=score.easy_valid, hard_valid=score.hard_valid,
-                invalid=score.invalid, path_entropy=score.path_entropy,
+            rows += [dict(
+                method=method, task=task + 1, k=kk, pass_at_1=float(score.pass_at_k[0]),
+                pass_at_k=float(score.pass_at_k[np.searchsorted(ks, kk)]), easy_valid=score.easy_valid,
+                hard_valid=score.hard_valid, invalid=score.invalid, path_entropy=score.path_entropy,
                 final_reward=_final_reward(rewards.get(method)),
                 engine=config.engine, iterations=config.iterations, lr=config.lr, seed=config.seed,
-            ))
+            ) for kk in row_ks]
     return TMCResult(config, pl.DataFrame(rows), thetas, rewards)
 
 
@@ -214,5 +222,6 @@ def config_dict(config: TMCConfig) -> dict:
     """The settings as plain data (for ``--json`` and the saved tables)."""
     d = asdict(config)
     d["methods"] = list(config.methods)
+    d["ks"] = list(config.ks)
     return d
 

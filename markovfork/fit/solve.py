@@ -34,6 +34,7 @@ import numpy as np
 from markovfork.fit.measured import Measured
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS, check_names, from_unit, to_unit
 from markovfork.fit.predict import CurvePredictor
+from markovfork.plumbing.io import json_safe
 
 __all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
            "FIT_FORMAT", "QUALITY_CHI2"]
@@ -192,16 +193,7 @@ def fit_document(result: FitResult) -> dict:
         "reduced_chi2": result.reduced_chi2,
         **{k: v for k, v in asdict(result).items() if k not in ("values", "sigma", "fixed")},
     }
-    return _nan_to_null(doc)
-
-
-def _nan_to_null(obj):
-    """``obj`` with every float nan replaced by None (strict JSON has no NaN; read back as nan)."""
-    if isinstance(obj, dict):
-        return {k: _nan_to_null(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_null(v) for v in obj]
-    return None if isinstance(obj, float) and obj != obj else obj
+    return json_safe(doc)
 
 
 def _null_to_nan(x):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import tempfile
@@ -259,6 +260,16 @@ def table_writers(df: "pl.DataFrame", prefix: str | os.PathLike) -> dict[Path, W
     """Writers of ``<prefix>.parquet`` and ``<prefix>.csv``."""
     parquet, csv = table_paths(prefix)
     return {parquet: lambda tmp: df.write_parquet(tmp), csv: lambda tmp: df.write_csv(tmp)}
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float (nan, inf) as None, in dicts, lists and tuples at any
+    depth: strict JSON has neither (the one NaN-to-null of the package)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def json_writer(obj) -> Writer:

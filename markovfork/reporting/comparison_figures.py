@@ -18,18 +18,20 @@ __all__ = ["tmc_pass_at_k_figure", "tmc_paths_figure", "posttrain_pass_at_k_figu
 TMC_COLUMNS = ("method", "task", "k", "pass_at_1", "pass_at_k", "easy_valid", "hard_valid", "invalid")
 
 
-def _tmc_table(table: pl.DataFrame) -> tuple[list[str], list[int]]:
-    """The methods (in table order) and tasks of a TMC table (``run_tmc(...).table``), checked."""
+def _tmc_table(table: pl.DataFrame) -> tuple[pl.DataFrame, list[str], list[int]]:
+    """The rows at the largest k, the methods (in table order) and tasks of a TMC table
+    (``run_tmc(...).table``), checked."""
     _check(table)
     missing = [c for c in TMC_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"the TMC table lacks the columns {missing}")
+    table = table.filter(pl.col("k") == pl.col("k").max())
     methods = table["method"].unique(maintain_order=True).to_list()
     tasks = table["task"].unique().sort().to_list()
     if table.height != len(methods) * len(tasks) or table.select("method", "task").is_duplicated().any():
         raise ValueError(f"the TMC table must hold one row per (method, task), got {table.height} rows for "
                          f"{len(methods)} methods and {len(tasks)} tasks")
-    return methods, tasks
+    return table, methods, tasks
 
 
 def _tmc_value(table: pl.DataFrame, methods, task: int, column: str) -> np.ndarray:
@@ -50,8 +52,9 @@ def _method_axis(ax, methods) -> None:
 
 def tmc_pass_at_k_figure(table: pl.DataFrame):
     """pass@K per method of the TMC experiment: grouped bars, one per task (the i-th task in
-    colour Ci), with pass@1 of the same policy and task as a white dot on each bar."""
-    methods, tasks = _tmc_table(table)
+    colour Ci), with pass@1 of the same policy and task as a white dot on each bar (K: the
+    table's largest k)."""
+    table, methods, tasks = _tmc_table(table)
     k = int(table["k"].max())
     fig, ax = _new_figure(f"TMC: pass@{k} (bars) and pass@1 (dots) per method")
     x = np.arange(len(methods))
@@ -74,7 +77,7 @@ TMC_PATH_TYPES = (("easy_valid", "easy valid", "C2"), ("hard_valid", "hard valid
 def tmc_paths_figure(table: pl.DataFrame):
     """Path-type shares per method of the TMC experiment, one panel per task: stacked bars of
     the easy-valid, hard-valid and invalid shares of the policy's paths (they sum to 1)."""
-    methods, tasks = _tmc_table(table)
+    table, methods, tasks = _tmc_table(table)
     fig, axes = _new_figure([f"task {t}: where the policy's paths go" for t in tasks])
     x = np.arange(len(methods))
     for ax, task in zip(axes, tasks):

@@ -33,7 +33,7 @@ def test_eval_matches_the_run_table(tiny, tmp_path):
     """Evaluating a run's checkpoint with the run's own config (found from the checkpoint path)
     and its base reproduces the run table's rows for that epoch."""
     ckpt = tiny.out / "sft" / "data-rho1" / "epoch-002"
-    r = _invoke(["bridge", "eval", str(ckpt), "--base", str(tiny.out / "base" / "epoch-002"), "--out", str(tmp_path)])
+    r = _invoke(["bridge", "eval", str(ckpt), "--base", str(tiny.out / "base" / "epoch-002"), "--out-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
     got = pl.read_parquet(tmp_path / "eval_results.parquet").sort("k")
     run = pl.read_parquet(tiny.out / "bridge_results.parquet").filter(
@@ -46,7 +46,7 @@ def test_eval_matches_the_run_table(tiny, tmp_path):
 
 
 def test_eval_options_reach_the_sampler(tiny, tmp_path, monkeypatch):
-    """--problems, --n-samples and the sampling options arrive in the evaluation unchanged."""
+    """--problems-file, --n-samples and the sampling options arrive in the evaluation unchanged."""
     seen = []
     real = bridge_run.evaluate_model
 
@@ -55,10 +55,10 @@ def test_eval_options_reach_the_sampler(tiny, tmp_path, monkeypatch):
         return real(model, tok, problems, n, sampling, **kwargs)
 
     monkeypatch.setattr(bridge_run, "evaluate_model", spy)
-    r = _invoke(["bridge", "eval", str(tiny.out / "base" / "epoch-002"), "--problems",
+    r = _invoke(["bridge", "eval", str(tiny.out / "base" / "epoch-002"), "--problems-file",
                  str(tiny.out / "data" / "test.jsonl"), "--n-samples", "4", "--temperature", "0.5", "--top-k", "3",
                  "--top-p", "0.9", "--min-p", "0.05", "--spread-first", "2", "--spread-position", "1",
-                 "--out", str(tmp_path)])
+                 "--out-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
     [(n_problems, n, s)] = seen
     assert (n_problems, n) == (16, 4)
@@ -80,13 +80,13 @@ def test_a_missing_base_is_reported_before_any_evaluation(tiny, monkeypatch):
     "args, message",
     [
         (["bridge", "eval", "/nonexistent/ckpt"], "no model checkpoint (config.json) in /nonexistent/ckpt"),
-        (["bridge", "run", "--device", "tpu", "--out", "{tmp}/x"], "device must be 'auto', 'cpu' or 'cuda[:i]', got 'tpu'"),
-        (["bridge", "run", "--config", "{tmp}/bad.toml", "--out", "{tmp}/y"], "unknown key 'dpeth' in [task]"),
+        (["bridge", "run", "--device", "tpu", "--out-dir", "{tmp}/x"], "device must be 'auto', 'cpu' or 'cuda[:i]', got 'tpu'"),
+        (["bridge", "run", "--config", "{tmp}/bad.toml", "--out-dir", "{tmp}/y"], "unknown key 'dpeth' in [task]"),
         (["bridge", "run", "--config", "{tmp}/missing.toml"], "config file not found"),
-        (["bridge", "run", "--config", "{tmp}/decay.toml", "--out", "{tmp}/z"],
+        (["bridge", "run", "--config", "{tmp}/decay.toml", "--out-dir", "{tmp}/z"],
          "[base] weight_decay must be >= 0, got -1.0"),
-        (["bridge", "sweep", "--rho", "0,1.5", "--out", "{tmp}/x"], "--rho values must be in [0, 1], got 1.5"),
-        (["bridge", "sweep", "--config", "{tmp}/bad.toml", "--seeds", "0,1", "--out", "{tmp}/y"],
+        (["bridge", "sweep", "--rho", "0,1.5", "--out-dir", "{tmp}/x"], "'--rho': values must be in [0, 1], got 1.5"),
+        (["bridge", "sweep", "--config", "{tmp}/bad.toml", "--seeds", "0,1", "--out-dir", "{tmp}/y"],
          "unknown key 'dpeth' in [task]"),
     ],
 )

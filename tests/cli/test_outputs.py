@@ -41,7 +41,7 @@ def no_computation(monkeypatch):
         (["sweep", "--out", "afile/deep/sw"], ["afile/deep/sw.parquet", "afile is not a directory"]),
         (["tree", "--out", "t"], ["t.parquet", "it is a directory"]),
         (["tree", "--out", "ok/t", "--export", "afile/x.json"], ["afile/x.json", "afile is not a directory"]),
-        (["coverage", "--out", "ok/c"], ["ok/c.png", "it is a directory"]),
+        (["coverage", "--out", "ok/c"], ["ok/c_pass_at_k.png", "it is a directory"]),
         (["simulate", "--out", ""], ["--out", "''"]),
         (["sweep", "--out", "newdir/"], ["--out", "'newdir/'"]),
         (["tree", "--export", "ok/"], ["--export", "'ok/'"]),
@@ -53,7 +53,7 @@ def test_bad_output_location_refused_before_computing(tmp_path, monkeypatch, no_
     (tmp_path / "afile").write_text("a file")
     (tmp_path / "t.parquet").mkdir()
     (tmp_path / "ok").mkdir()
-    (tmp_path / "ok" / "c.png").mkdir()
+    (tmp_path / "ok" / "c_pass_at_k.png").mkdir()
     (tmp_path / "ok" / "sim_pass_at_k.png").mkdir()
     before = files(tmp_path)
     assert_one_error_line(invoke(args), *named)

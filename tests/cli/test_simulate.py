@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from markovfork.cli import main
-from markovfork.cli.simulate_cmd import parse_values
+from markovfork.cli.options import parse_values
 from markovfork.reporting.results import RESULT_COLUMNS
 from markovfork.sft.simulate import load_config, simulate
 

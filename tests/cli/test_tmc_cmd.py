@@ -112,10 +112,11 @@ def no_computation(monkeypatch):
     ("args", "toml", "named"),
     [
         (["--methods", "reinforce,nope"], None, ["'--methods'", "unknown method 'nope'"]),
-        (["--methods", "kl,kl"], None, ["'--methods'", "repeat"]),
-        (["--k", "0"], None, ["k must be an integer >= 1, got 0"]),
+        (["--methods", "kl,kl"], None, ["'--methods'", "kl is given twice"]),
+        (["--k", "0"], None, ["'--k'", "every k must be >= 1, got '0'"]),
+        (["--k", "4,4"], None, ["'--k'", "4 is given twice"]),
         (["--layers", "2"], None, ["layers must be an integer >= 3, got 2"]),
-        (["--kl", "0"], None, ["kl", "got 0"]),
+        (["--kl-beta", "0"], None, ["kl", "got 0"]),
         (["--lr", "nan"], None, ["lr", "nan"]),
         (["--engine", "exact"], None, ["'--engine'", "'exact'"]),
         (["--reject-reference", "old"], None, ["'--reject-reference'", "'old'"]),
@@ -168,7 +169,7 @@ def test_progress_bar_advances_once_per_method(monkeypatch):
         def close(self):
             self.closed = True
 
-    monkeypatch.setattr(tmc_cmd, "_progress", Bar)
+    monkeypatch.setattr(tmc_cmd, "progress_bar", lambda total, desc, enabled: Bar(total, enabled))
     assert run(["--iterations", "10", "--instances", "5", "--methods", "kl,reinforce,kl-tilt"]).exit_code == 0
     assert run(["--iterations", "10", "--instances", "5", "--methods", "kl", "--no-progress"]).exit_code == 0
     (bar, quiet) = made
@@ -185,5 +186,20 @@ def test_listed_in_the_help():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0 and "tmc" in result.stdout
     result = run(["--help"])
-    for flag in ("--layers", "--m0", "--passk-k", "--reject-reference", "--kl BETA", "--reject-easy R", "--methods LIST"):
+    for flag in ("--layers", "--m0", "--passk-k", "--reject-reference", "--kl-beta BETA", "--k LIST", "--reject-easy R", "--methods LIST"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("engine", ["analytic", "sampled"])
+def test_k_list_gives_one_row_per_k_and_the_same_largest_k(engine):
+    """``--k 1,4,8``: K = 8 (the rollouts), rows at k = 1, 4 and 8; the K rows are those of ``--k 8``
+    and pass@k grows with k."""
+    args = [*SMALL, "--methods", "reinforce", "--engine", engine, "--json"]
+    many = json.loads(run([*args, "--k", "1,4,8"]).stdout)["rows"]
+    one = json.loads(run([*args, "--k", "8"]).stdout)["rows"]
+    assert [r["k"] for r in many] == [1, 4, 8] * 6  # chain, base, reinforce x tasks 1, 2
+    assert [r for r in many if r["k"] == 8] == one
+    for low, mid, high in zip(many[0::3], many[1::3], many[2::3]):
+        assert low["pass_at_k"] == low["pass_at_1"] <= mid["pass_at_k"] <= high["pass_at_k"]
+        assert {key: v for key, v in low.items() if "pass" not in key and key != "k"} == \
+            {key: v for key, v in high.items() if "pass" not in key and key != "k"}

@@ -74,8 +74,8 @@ def test_coverage_text_and_files(tmp_path):
     report = base_coverage(tree, fork_problems(tree, 60, seed=0), [1, 2, 4, 32], n_samples=32, seed=0)
     np.testing.assert_array_equal(table["pass_at_k_exact"].to_numpy(), report.exact)
     np.testing.assert_array_equal(table["pass_at_k_sampled"].to_numpy(), report.sampled.mean)
-    assert (prefix.parent / "cov.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert sorted(p.name for p in prefix.parent.iterdir()) == ["cov.csv", "cov.parquet", "cov.png"]
+    assert (prefix.parent / "cov_pass_at_k.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in prefix.parent.iterdir()) == ["cov.csv", "cov.parquet", "cov_pass_at_k.png"]
 
 
 @pytest.mark.parametrize(

@@ -299,7 +299,7 @@ def test_bridge_eval_takes_another_budget(tiny_branch_run, tmp_path):
     from markovfork.cli import main
 
     ckpt = tiny_branch_run.out / "sft" / "data-rho1" / "epoch-001"
-    r = CliRunner().invoke(main, ["bridge", "eval", str(ckpt), "--max-new-tokens", "3", "--out", str(tmp_path)])
+    r = CliRunner().invoke(main, ["bridge", "eval", str(ckpt), "--max-new-tokens", "3", "--out-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "budget 3 tokens" in r.output
     import polars as pl

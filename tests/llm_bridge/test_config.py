@@ -58,7 +58,7 @@ def test_wrong_typed_config_file_one_line_nothing_written(tmp_path, text, named)
     path = tmp_path / "run.toml"
     path.write_text(text)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["bridge", "run", "--config", str(path), "--out", str(out)])
+    result = CliRunner().invoke(main, ["bridge", "run", "--config", str(path), "--out-dir", str(out)])
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.stderr

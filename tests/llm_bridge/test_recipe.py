@@ -67,7 +67,7 @@ def test_the_recipe_is_the_papers_setting():
 
 def test_the_placeholder_checkpoint_is_refused_in_one_line(tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["bridge", "run", "--config", str(RECIPE), "--out", str(out), "--device", "cpu"])
+    result = CliRunner().invoke(main, ["bridge", "run", "--config", str(RECIPE), "--out-dir", str(out), "--device", "cpu"])
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "[model] checkpoint" in lines[0] and "/path/to/Qwen2.5-0.5B" in lines[0], lines

@@ -185,7 +185,7 @@ def test_new_keys_give_one_line_errors_and_write_nothing(tmp_path, text, named):
     path = tmp_path / "run.toml"
     path.write_text(text)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["bridge", "run", "--config", str(path), "--out", str(out)])
+    result = CliRunner().invoke(main, ["bridge", "run", "--config", str(path), "--out-dir", str(out)])
     assert_one_error_line(result, *named)
     assert not out.exists()
 

@@ -27,7 +27,7 @@ NAMES = ["rho0-seed0", "rho1-seed0", "rho0-seed1", "rho1-seed1"]  # (seed, rho) 
 
 def _sweep(config, out, *extra):
     return CliRunner().invoke(main, ["bridge", "sweep", "--config", str(config), "--rho", "0,1", "--seeds", "0,1",
-                                     "--out", str(out), *extra])
+                                     "--out-dir", str(out), *extra])
 
 
 @pytest.fixture(scope="module")
@@ -144,20 +144,20 @@ def test_gpu_request():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--rho", "0,2"], "--rho values must be in [0, 1], got 2.0 in '0,2'"),
-    (["--rho", "0.5,0.5"], "--rho lists 0.5 twice"),
-    (["--rho", "0,a"], "--rho must be a comma-separated list such as 0,0.5,1, got '0,a'"),
-    (["--seeds", "0,x"], "--seeds must be a comma-separated list such as 0,1, got '0,x'"),
-    (["--seeds", "-1"], "--seeds value must be an integer in [0,"),
-    (["--seeds", ""], "--seeds must be a comma-separated list"),
-    (["--workers", "0"], "--workers must be an integer >= 1, got 0"),
+    (["--rho", "0,2"], "'--rho': values must be in [0, 1], got 2"),
+    (["--rho", "0.5,0.5"], "'--rho': 0.5 is given twice, got '0.5,0.5'"),
+    (["--rho", "0,a"], "'--rho': expected a comma-separated list or START:STOP:STEP"),
+    (["--seeds", "0,x"], "'--seeds': expected a comma-separated list or START:STOP:STEP"),
+    (["--seeds", "-1"], "'--seeds': values must be in [0, 18446744073709551615], got -1"),
+    (["--seeds", ""], "'--seeds': expected a comma-separated list"),
+    (["--workers", "0"], "'--workers': workers must be >= 1, got 0"),
     (["--scheduler", "local:0"], "scheduler local:N needs N >= 1 workers"),
     (["--gpus-per-task", "-1", "--scheduler", "local:1"], "--gpus-per-task must be an integer >= 0, got -1"),
     (["--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler at tcp://127.0.0.1:1"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tiny_config, tmp_path, args, message):
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["bridge", "sweep", "--config", str(tiny_config), "--out", str(out), *args])
+    r = CliRunner().invoke(main, ["bridge", "sweep", "--config", str(tiny_config), "--out-dir", str(out), *args])
     assert r.exit_code == 2
     lines = r.output.strip().splitlines()  # the scheduler's case logs the plan first
     assert lines[-1].startswith("Error: ") and message in lines[-1], lines
