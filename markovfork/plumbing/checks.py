@@ -88,13 +88,19 @@ def real(name: str, value, low: float | None = None, high: float | None = None, 
     return value
 
 
+def _int64(name: str, value: int) -> int:
+    if value > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} must be below 2^63, got {value}")
+    return value
+
+
 def k_values(k, *, n: int | None = None, increasing: bool = False, name: str = "k") -> np.ndarray:
     """k of pass@k as a 1-D int64 array: a scalar or a non-empty list of integers >= 1 (and <= n
     when ``n`` is given; strictly increasing when asked)."""
     arr = np.atleast_1d(np.asarray(k, dtype=object if isinstance(k, (list, tuple)) else None))
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be an integer or a non-empty 1-D list of integers, got {_show(k)}")
-    values = (np.array([integer(name, v, 1, int(np.iinfo(np.int64).max)) for v in arr.tolist()], dtype=np.int64)
+    values = (np.array([_int64(name, integer(name, v, 1)) for v in arr.tolist()], dtype=np.int64)
               if arr.dtype == object else None)
     if values is None:
         if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
