@@ -13,7 +13,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    echo_json, json_option, list_option, no_progress_option, out_dir_option, out_option, renamed_option,
+    Needs, echo_json, json_option, needs, without_scheduler, list_option, no_progress_option, out_dir_option, out_option, renamed_option,
     scheduler_option, seed_option, workers_option,
 )
 
@@ -64,6 +64,9 @@ def run_cmd(config, device, out_dir, seed, threads, resume, as_json, no_progress
 
 
 @bridge.command("sweep")
+@needs(Needs("--gpus-per-task", "with --scheduler (the local pool has no GPU resources)",
+             lambda p: p["scheduler"] is not None),
+       without_scheduler())
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file overriding the CPU default, as for bridge run.")
 @click.option("--rho", "rhos", callback=list_option(float, "--rho", low=0, high=1), default=None, metavar="LIST",
@@ -102,6 +105,9 @@ def sweep_cmd(config, rhos, seeds, out_dir, device, threads, resume, scheduler, 
 
 
 @bridge.command("eval")
+@needs(Needs("--n-test", "without --problems-file (the file gives the test problems)",
+             lambda p: p["problems_file"] is None, remedy="drop one of them"),
+       Needs("--spread-position", "with --spread-first N >= 1", lambda p: (p["spread_first"] or 0) >= 1, ["spread_first"]))
 @click.argument("checkpoint", type=click.Path())
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML config (task, eval). Default: the config.json of the run holding CHECKPOINT, if any.")

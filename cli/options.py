@@ -124,6 +124,77 @@ def check_runs(*lists) -> None:
         raise click.UsageError(f"the grid has {n_runs} runs, more than the maximum {MAX_RUNS} (split the sweep)")
 
 
+# ----------------------------------------------------------------------------- options that need another
+class Needs:
+    """``option`` applies only when ``ok(params)`` holds, ``params`` being the command's values (None
+    where an option was not given); ``requirement`` and ``remedy`` word the refusal
+    ``--clip applies only with --method ppo: give both or drop it``. ``governing``: the parameter
+    names ``ok`` reads; when a ``--config`` file is given and none of them is on the command line,
+    the file may supply them and the rule is not checked here (the library checks the config)."""
+
+    def __init__(self, option: str, requirement: str, ok, governing=(), remedy: str = "give both or drop it"):
+        self.option, self.requirement, self.ok, self.governing = option, requirement, ok, tuple(governing)
+        self.remedy = remedy
+
+    def param(self, command: click.Command) -> click.Parameter:
+        option = self.option.split("/")[0]  # a boolean flag's pair, "--dead-ends/--full", is one parameter
+        for p in command.params:
+            if option in getattr(p, "opts", ()) or option in getattr(p, "secondary_opts", ()):
+                return p
+        raise LookupError(f"{command.name} has no option {self.option}")
+
+
+GIVEN = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave the parameter ``name`` (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in GIVEN
+
+
+def needs(*rules: Needs):
+    """The one mechanism for options that only apply with another: a decorator (placed right under
+    ``@main.command``) that refuses, before the command runs, an option the user gave whose rule
+    does not hold. The rules stay on the command (``command.needs``) for the help walk and tests."""
+    import functools
+
+    def wrap(func):
+        @functools.wraps(func)
+        def checked(*args, **params):
+            ctx = click.get_current_context()
+            check_needs(ctx, rules, params)
+            return func(*args, **params)
+
+        checked.needs = rules
+        return checked
+
+    return wrap
+
+
+def check_needs(ctx: click.Context, rules, params: dict) -> None:
+    config = next((params[n] for n in ("config_file", "config") if params.get(n) is not None), None)
+    for rule in rules:
+        p = rule.param(ctx.command)
+        if not given(ctx, p.name):
+            continue
+        if config is not None and rule.governing and not any(given(ctx, g) for g in rule.governing):
+            continue  # the --config file may set what the rule reads
+        if not rule.ok(params):
+            raise click.UsageError(f"{rule.option} applies only {rule.requirement}: {rule.remedy}")
+
+
+def has(value, items, default=()) -> bool:
+    """One of ``items`` among a LIST option's values (``default`` when the option was not given)."""
+    return any(i in (default if value is None else value) for i in items)
+
+
+def without_scheduler(option: str = "--workers") -> Needs:
+    """``--workers`` sizes the local process pool: with ``--scheduler`` (Dask) it would be ignored."""
+    return Needs(option, "with the local process pool, not with --scheduler", lambda p: p["scheduler"] is None,
+                 remedy="drop one of them")
+
+
 # ----------------------------------------------------------------------------- scalars
 def _parse_seed(ctx, param, value):
     if value is None:

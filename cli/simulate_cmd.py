@@ -9,7 +9,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    check_runs, choice_list, echo_json, echo_written, list_option, planned_outputs, scheduler_option, seed_option,
+    Needs, check_runs, choice_list, needs, without_scheduler, echo_json, echo_written, list_option, planned_outputs, scheduler_option, seed_option,
     workers_option, write_results,
 )
 from markovfork.cli.task_options import common_options, evaluation_options, evaluation_overrides, load, overrides
@@ -30,6 +30,12 @@ def _write(prefix, table, figure_names) -> list[str]:
 
 # ----------------------------------------------------------------------------- simulate
 @main.command("simulate")
+@needs(
+    Needs("--samples", "with --engine sampled or --spread M >= 1",
+          lambda p: p["engine"] == "sampled" or (p["spread"] or 0) > 0, ["engine", "spread"]),
+    *(Needs(o, "with --spread M >= 1", lambda p: (p["spread"] or 0) > 0, ["spread"])
+      for o in ("--spread-at", "--spread-min-p")),
+)
 @click.option("--decision-points", "--forks", "forks", type=click.IntRange(min=0), default=None, metavar="N",
               help="Fork-crossing training trajectories (decision points in the data): rho = N / train problems. "
                    "--forks is the same option (in tree and coverage, --forks counts fork nodes). Excludes --rho.")
@@ -72,6 +78,13 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, temperature, top_k
 
 # ----------------------------------------------------------------------------- sweep
 @main.command("sweep")
+@needs(
+    Needs("--samples", "with --engine sampled or --spread M >= 1",
+          lambda p: p["engine"] == "sampled" or (p["spread"] or 0) > 0, ["engine", "spread"]),
+    *(Needs(o, "with --spread M >= 1", lambda p: (p["spread"] or 0) > 0, ["spread"])
+      for o in ("--spread-at", "--spread-min-p")),
+    without_scheduler(),
+)
 @click.option("--rho", "rhos", callback=list_option(float, "--rho"), default=None, metavar="LIST",
               help="Prevalences: 0,0.5,1 or the inclusive range 0:1:0.1.  [default: the config's]")
 @click.option("--epochs", "epochs", callback=list_option(int, "--epochs", low=0), default=None, metavar="LIST",

@@ -87,10 +87,11 @@ def data(tmp_path_factory):
     return d
 
 
-FIT = ["fit", "--config", "cfg.toml", "--no-fork-baseline"]
+FIT = ["fit", "--config", "cfg.toml"]
 CASES = [
     # (id, arguments, fragments of the one error line)
-    ("fit-overlap", [*FIT, "runs.csv", "--train-rho", "0.5", "--predict-rho", "0.5"], ["0.5", "held out"]),
+    ("fit-overlap", [*FIT, "runs.csv", "--train-rho", "0.5", "--predict-rho", "0.5", "--no-fork-baseline"],
+     ["0.5", "held out"]),
     ("fit-conflicting-rows", [*FIT, "dup.csv"], ["dup.csv", "conflicting"]),
     ("fit-same-table-twice", [*FIT, "runs.csv", "runs.csv"], ["runs.csv", "given twice"]),
     ("fit-table-and-its-copy", [*FIT, "runs.csv", "copy.csv"], ["copy.csv", "repeats rows of"]),
@@ -135,7 +136,7 @@ CASES = [
      ["k", "1000000000"]),
     ("tmc-huge-instances", ["tmc", "--instances", "1000000000", "--no-progress"], ["instances", "1000000000"]),
     ("branching-retries-without-beta", ["branching", "--retries", "-5"], ["--retries", "--beta"]),
-    ("bridge-sweep-grid", ["bridge", "sweep", "--config", "tiny_bridge.toml", "--out", "sweep",
+    ("bridge-sweep-grid", ["bridge", "sweep", "--config", "tiny_bridge.toml", "--out-dir", "sweep",
                            "--rho", ",".join(str(i / 100) for i in range(10)),
                            "--seeds", ",".join(str(s) for s in range(2000))], ["grid", "20000"]),
 ]
