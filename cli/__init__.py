@@ -22,6 +22,15 @@ def _exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _quiet_unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` while a command runs: our signal's ``SystemExit`` raised inside a
+    callback that cannot propagate it (Numba's object-cache callback during compilation) is not
+    reported ("Exception ignored ..."); the command still ends with 128 + signal."""
+    if _received or isinstance(unraisable.exc_value, (SystemExit, KeyboardInterrupt)):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _signal_behind(exc: BaseException | None) -> int | None:
     """The signal that ``exc`` stands for: one our handler received during this command (whatever
     became of its ``SystemExit``: Numba's compiler, for one, catches it mid-compilation and raises
@@ -47,6 +56,8 @@ def _exit_quietly_on_signals() -> dict:
         handler = signal.getsignal(signum)
         if handler is not signal.SIG_IGN and handler is not None:
             saved[signum] = signal.signal(signum, _exit_on_signal)
+    if saved and sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _quiet_unraisable
     return saved
 
 
@@ -117,6 +128,8 @@ class _OneLineErrors(click.Group):
         finally:  # a caller that imported the CLI (tests, notebooks) gets its own handlers back
             for signum, handler in saved.items():
                 signal.signal(signum, handler)
+            if saved and sys.unraisablehook is _quiet_unraisable:
+                sys.unraisablehook = sys.__unraisablehook__
 
 
 def describe_os_error(exc: OSError) -> str:
