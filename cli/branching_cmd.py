@@ -81,7 +81,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     Prints, per teacher and filtered share, the last epoch's training loss per token and the
     success within the budget (and without it). Python: markovfork.branching.run_branching.
     """
-    prefix = planned_outputs(out, ("curves",))
+    prefix = planned_outputs(out, ("curves",), inputs=[config_file])
     config = load_branching_config(
         config_file, betas=betas, retries=retries,
         task=dict(points=points, children=children, depth=depth, n_correct=n_correct),

@@ -136,6 +136,11 @@ def eval_cmd(checkpoint, config, problems_file, base, n_samples, n_test, tempera
     from markovfork.llm_bridge.run import evaluate_checkpoint, find_run_config
     from markovfork.llm_bridge.tasks import Problem, read_jsonl
 
+    if out_dir is not None:  # its table may not replace a file the command reads
+        from markovfork.plumbing.io import check_not_inputs, check_outputs
+
+        outputs = check_outputs([Path(out_dir) / "eval_results.parquet", Path(out_dir) / "eval_results.csv"])
+        check_not_inputs(outputs, [p for p in (config, problems_file) if p is not None])
     if not Path(checkpoint, "config.json").is_file():
         raise ValueError(f"no model checkpoint (config.json) in {checkpoint}")
     cfg = _load(config, seed, device, None, saved=find_run_config(checkpoint) if config is None else None)

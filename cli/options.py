@@ -195,6 +195,16 @@ def without_scheduler(option: str = "--workers") -> Needs:
                  remedy="drop one of them")
 
 
+def check_size(option: str, value, n_bytes: int, what: str) -> None:
+    """The one size check of an option, before anything is allocated: a usage error naming
+    ``option`` and the estimate when ``n_bytes`` (of ``what``) exceed the memory here
+    (:func:`markovfork.plumbing.checks.fits_in_memory`)."""
+    from markovfork.plumbing.checks import fits_in_memory
+
+    if isinstance(value, int) and value > 0:
+        fits_in_memory(option, value, n_bytes, what)
+
+
 # ----------------------------------------------------------------------------- scalars
 def _parse_seed(ctx, param, value):
     if value is None:

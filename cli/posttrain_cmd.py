@@ -78,7 +78,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
     if seeds is not None and seed is not None:
         raise click.UsageError(f"--seed {seed} and --seeds are mutually exclusive")
     check_runs(methods, kls, rejects, seeds)
-    prefix = planned_outputs(out, POSTTRAIN_FIGURES)
+    prefix = planned_outputs(out, POSTTRAIN_FIGURES, inputs=[config_file, tree])
     rl = dict(iterations=iterations, lr=lr, group_size=group_size, batch_instances=batch_instances,
               reject_reference=reject_reference, clip=clip, ppo_epochs=ppo_epochs, passk_k=passk_k,
               unlikeliness=unlikeliness)

@@ -60,7 +60,7 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, temperature, top_k
     if forks is not None and rho is not None:
         raise click.UsageError(f"--forks {forks} (--decision-points) and --rho {rho:g} are mutually exclusive "
                                "(rho = decision points / train problems)")
-    prefix = planned_outputs(out, SIMULATE_FIGURES)
+    prefix = planned_outputs(out, SIMULATE_FIGURES, inputs=[config_file])
     changes = overrides(engine, n_train, n_test, feature_dim, k, forks=forks, rho=rho, diversity=diversity,
                         seed=seed, **{"train.epochs": epochs, "train.lr": lr},
                         **evaluation_overrides(temperature, top_k, top_p, min_p, spread, spread_at, spread_min_p))
@@ -113,7 +113,7 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, schedule
     if temperatures is not None and any(not t > 0 for t in temperatures):
         raise click.BadParameter(f"temperatures must be > 0, got {min(temperatures):g}", param_hint="'--temperature'")
     check_runs(rhos, epochs, lrs, seeds, diversities, temperatures)
-    prefix = planned_outputs(out, SWEEP_FIGURES)
+    prefix = planned_outputs(out, SWEEP_FIGURES, inputs=[config_file])
     evaluation = evaluation_overrides(None, top_k, top_p, min_p, spread, spread_at, spread_min_p)
     base = load(config_file, overrides(engine, n_train, n_test, feature_dim, k, seed=seed, **evaluation), k, n_samples)
     configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities,

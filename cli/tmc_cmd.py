@@ -126,7 +126,7 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
     """
     from markovfork.experiments.tmc import config_dict, run_tmc
 
-    prefix = planned_outputs(out, FIGURES)
+    prefix = planned_outputs(out, FIGURES, inputs=[config_file])
     config = load_tmc_config(
         config_file, layers=layers, m0=m0, m=m, c=c, k=None if k is None else k[-1],
         ks=None if k is None else k[:-1], instances=instances, iterations=iterations,

@@ -15,7 +15,7 @@ from markovfork.cli import main
 from markovfork.cli.options import Needs, echo_json, needs, json_option, no_bar_option, out_option, seed_option
 from markovfork.model.tree_summary import node_table, summarize_tree
 from markovfork.tasks import TMC, fork_tree, tmc_chain
-from markovfork.plumbing.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.plumbing.io import check_not_inputs, check_outputs, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.model.tree import Tree, load_tree, tree_to_json
 
 
@@ -174,7 +174,8 @@ def tree_command(as_json, no_progress, out, export, **kwargs):
     tree_opts, _ = split_tree_options(kwargs)
     prefix = output_prefix(out) if out is not None else None
     export = output_prefix(export, "--export") if export is not None else None
-    check_outputs([*(table_paths(prefix) if prefix else ()), *([export] if export else ())])
+    outputs = check_outputs([*(table_paths(prefix) if prefix else ()), *([export] if export else ())])
+    check_not_inputs(outputs, [tree_opts["from_json"]] if tree_opts["from_json"] else [])
     choice = build_tree(tree_opts)
     info = describe(choice)
     writers = {}
