@@ -122,6 +122,9 @@ class _OneLineErrors(click.Group):
         except OSError as exc:
             click.echo(f"Error: {describe_os_error(exc)}", err=True)
             sys.exit(2)
+        except OverflowError as exc:  # a number beyond what the arrays hold (64-bit integers, floats)
+            click.echo(f"Error: a value is too large: {exc} (choose smaller sizes)", err=True)
+            sys.exit(2)
         except MemoryError:
             click.echo("Error: out of memory (choose smaller sizes)", err=True)
             sys.exit(2)

@@ -51,6 +51,8 @@ def parse_values(text: str, kind: type, option: str) -> list:
             raise bad(f"the list has {len(values)} values, more than the maximum {MAX_LIST_VALUES}")
         if not all(math.isfinite(v) for v in values):
             raise bad("values must be finite")
+        if kind is int and any(not -2**63 <= v <= SEED_MAX for v in values):  # no count, k or seed is larger
+            raise bad(f"values must be in [-2^63, 2^64 - 1], got {next(v for v in values if not -2**63 <= v <= SEED_MAX)}")
     except (ValueError, OverflowError):
         raise bad(f"expected a comma-separated list or START:STOP:STEP (STEP > 0, STOP >= START) such as {example}") from None
     return refuse_repeats(values, text, option)
