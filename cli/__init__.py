@@ -14,8 +14,37 @@ import sys
 import threading
 
 
+_received: list[int] = []  # the signals our handler raised on, in this command
+
+
 def _exit_on_signal(signum, frame):
+    _received.append(signum)
     raise SystemExit(128 + signum)
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """``sys.unraisablehook`` while a command runs: our signal's ``SystemExit`` raised inside a
+    callback that cannot propagate it (Numba's object-cache callback during compilation) is not
+    reported ("Exception ignored ..."); the command still ends with 128 + signal."""
+    if _received or isinstance(unraisable.exc_value, (SystemExit, KeyboardInterrupt)):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def _signal_behind(exc: BaseException | None) -> int | None:
+    """The signal that ``exc`` stands for: one our handler received during this command (whatever
+    became of its ``SystemExit``: Numba's compiler, for one, catches it mid-compilation and raises
+    its own error instead), or a ``KeyboardInterrupt`` in the exception's chain (SIGINT under
+    Python's own handler). None for an ordinary error."""
+    if _received:
+        return _received[0]
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return signal.SIGINT
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _exit_quietly_on_signals() -> dict:
@@ -27,6 +56,8 @@ def _exit_quietly_on_signals() -> dict:
         handler = signal.getsignal(signum)
         if handler is not signal.SIG_IGN and handler is not None:
             saved[signum] = signal.signal(signum, _exit_on_signal)
+    if saved and sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _quiet_unraisable
     return saved
 
 
@@ -62,8 +93,18 @@ class _OneLineErrors(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         in_main_thread = threading.current_thread() is threading.main_thread()
         saved = _exit_quietly_on_signals() if in_main_thread else {}
+        _received.clear()
         try:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            try:
+                result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except BaseException as exc:  # a signal, however it surfaced, ends the command with 128 + signal
+                signum = _signal_behind(exc)
+                if signum is not None:
+                    raise SystemExit(128 + signum) from None
+                raise
+            if _received:  # the signal's exception was swallowed on the way (a library caught it)
+                raise SystemExit(128 + _received[0])
+            return result
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.NoArgsIsHelpError as exc:  # no arguments: the help, as --help
@@ -81,12 +122,17 @@ class _OneLineErrors(click.Group):
         except OSError as exc:
             click.echo(f"Error: {describe_os_error(exc)}", err=True)
             sys.exit(2)
+        except OverflowError as exc:  # a number beyond what the arrays hold (64-bit integers, floats)
+            click.echo(f"Error: a value is too large: {exc} (choose smaller sizes)", err=True)
+            sys.exit(2)
         except MemoryError:
             click.echo("Error: out of memory (choose smaller sizes)", err=True)
             sys.exit(2)
         finally:  # a caller that imported the CLI (tests, notebooks) gets its own handlers back
             for signum, handler in saved.items():
                 signal.signal(signum, handler)
+            if saved and sys.unraisablehook is _quiet_unraisable:
+                sys.unraisablehook = sys.__unraisablehook__
 
 
 def describe_os_error(exc: OSError) -> str:

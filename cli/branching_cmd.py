@@ -10,7 +10,7 @@ from markovfork.branching.task import BranchingTask, Teacher
 from markovfork.branching.train import ENGINES
 from markovfork.cli import main
 from markovfork.cli.options import (
-    echo_json, echo_written, json_option, list_option, no_bar_option, out_option, planned_outputs, seed_option,
+    Needs, echo_json, echo_written, needs, json_option, list_option, no_bar_option, out_option, planned_outputs, seed_option,
     write_results,
 )
 from markovfork.plumbing.config_reader import from_mapping
@@ -47,6 +47,10 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
 
 
 @main.command("branching")
+@needs(
+    Needs("--retries", "with --beta (it bounds the retries of the --beta teachers)", lambda p: p["betas"] is not None),
+    Needs("--train-size", "with --engine sampled", lambda p: p["engine"] == "sampled", ["engine"]),
+)
 @click.option("--beta", "betas", callback=list_option(float, "--beta"), default=None, metavar="LIST",
               help="Teachers' branching rates (0: convergent).  [default: 0,0.4]")
 @click.option("--retries", type=int, default=None, help="Wrong entries per decision point at most.  [default: unbounded]")
@@ -77,7 +81,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     Prints, per teacher and filtered share, the last epoch's training loss per token and the
     success within the budget (and without it). Python: markovfork.branching.run_branching.
     """
-    prefix = planned_outputs(out, ("curves",))
+    prefix = planned_outputs(out, ("curves",), inputs=[config_file])
     config = load_branching_config(
         config_file, betas=betas, retries=retries,
         task=dict(points=points, children=children, depth=depth, n_correct=n_correct),

@@ -13,7 +13,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    echo_json, json_option, list_option, no_progress_option, out_dir_option, out_option, renamed_option,
+    Needs, echo_json, json_option, needs, without_scheduler, list_option, no_progress_option, out_dir_option, out_option, renamed_option,
     scheduler_option, seed_option, workers_option,
 )
 
@@ -64,6 +64,9 @@ def run_cmd(config, device, out_dir, seed, threads, resume, as_json, no_progress
 
 
 @bridge.command("sweep")
+@needs(Needs("--gpus-per-task", "with --scheduler (the local pool has no GPU resources)",
+             lambda p: p["scheduler"] is not None),
+       without_scheduler())
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML file overriding the CPU default, as for bridge run.")
 @click.option("--rho", "rhos", callback=list_option(float, "--rho", low=0, high=1), default=None, metavar="LIST",
@@ -102,6 +105,9 @@ def sweep_cmd(config, rhos, seeds, out_dir, device, threads, resume, scheduler, 
 
 
 @bridge.command("eval")
+@needs(Needs("--n-test", "without --problems-file (the file gives the test problems)",
+             lambda p: p["problems_file"] is None, remedy="drop one of them"),
+       Needs("--spread-position", "with --spread-first N >= 1", lambda p: (p["spread_first"] or 0) >= 1, ["spread_first"]))
 @click.argument("checkpoint", type=click.Path())
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="TOML config (task, eval). Default: the config.json of the run holding CHECKPOINT, if any.")
@@ -130,6 +136,11 @@ def eval_cmd(checkpoint, config, problems_file, base, n_samples, n_test, tempera
     from markovfork.llm_bridge.run import evaluate_checkpoint, find_run_config
     from markovfork.llm_bridge.tasks import Problem, read_jsonl
 
+    if out_dir is not None:  # its table may not replace a file the command reads
+        from markovfork.plumbing.io import check_not_inputs, check_outputs
+
+        outputs = check_outputs([Path(out_dir) / "eval_results.parquet", Path(out_dir) / "eval_results.csv"])
+        check_not_inputs(outputs, [p for p in (config, problems_file) if p is not None])
     if not Path(checkpoint, "config.json").is_file():
         raise ValueError(f"no model checkpoint (config.json) in {checkpoint}")
     cfg = _load(config, seed, device, None, saved=find_run_config(checkpoint) if config is None else None)

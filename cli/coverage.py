@@ -7,7 +7,8 @@ import click
 from markovfork.cli import main
 from markovfork.cli.options import echo_json, json_option, k_option, no_bar_option, out_option, planned_outputs, \
     write_results
-from markovfork.cli.tree_cmd import build_tree, split_tree_options, tree_options
+from markovfork.cli.options import Needs, check_size
+from markovfork.cli.tree_cmd import build_tree, tree_needs, split_tree_options, tree_options
 from markovfork.engines.coverage import base_coverage, plot_coverage
 from markovfork.tasks import fork_problems, tmc_problems
 from markovfork.model.policy import Decoding
@@ -16,6 +17,7 @@ DEFAULT_K = "1,2,4,8,16,32,64"
 
 
 @main.command("coverage")
+@tree_needs(Needs("--task", "with --tmc", lambda p: p["tmc"]))
 @tree_options
 @click.option("--problems", "n_problems", type=int, default=200, show_default=True,
               help="Problems drawn on the tree (TMC: instances of --task).")
@@ -36,9 +38,11 @@ def coverage_command(n_problems, task, k, n_samples, temperature, top_k, top_p, 
                      **kwargs):
     """Exact and sampled pass@k of the base policy for a list of k."""
     tree_opts, _ = split_tree_options(kwargs)
-    prefix = planned_outputs(out, ("pass_at_k",))
+    prefix = planned_outputs(out, ("pass_at_k",), inputs=[tree_opts["from_json"]])
     choice = build_tree(tree_opts)
     seed = tree_opts["seed"]
+    check_size("--problems", n_problems, 24 * n_problems * choice.tree.n_nodes,
+               f"the problems' masks and step probabilities over {choice.tree.n_nodes:,} nodes")
     if choice.tmc is not None:
         problems = tmc_problems(choice.tree, choice.tmc, task, n_problems, seed)
     else:

@@ -9,7 +9,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    echo_json, echo_written, figure_path, json_option, list_option, no_progress_option, out_option, progress_bar,
+    Needs, echo_json, echo_written, needs, figure_path, json_option, list_option, no_progress_option, out_option, progress_bar,
     seed_option,
 )
 
@@ -62,6 +62,10 @@ def _figures(rows, arms, epochs, ks):
 
 
 @main.command("fit")
+@needs(Needs("--no-fork-baseline", "with something held out (--predict-rho or --train-until-epoch)",
+             lambda p: not p["skip_no_fork"] or bool(p["predict_rho"]) or p["train_until_epoch"] is not None),
+       Needs("--with-no-fork-baseline", "with something held out (--predict-rho or --train-until-epoch)",
+             lambda p: p["skip_no_fork"] or bool(p["predict_rho"]) or p["train_until_epoch"] is not None))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Bridge TOML the runs were made with (SFT set size, sampling); the task, arms, epochs and "

@@ -50,7 +50,7 @@ def mitigations_command(rho, epochs, engine, temperatures, min_ps, spreads, spre
     Prints pass@1 and pass@k at the largest k per mitigation. Python:
     markovfork.experiments.mitigations.run_mitigations.
     """
-    prefix = planned_outputs(out, ("pass_at_k",))
+    prefix = planned_outputs(out, ("pass_at_k",), inputs=[config_file])
     simulation = load(config_file, overrides(engine, None, None, None, k, rho=DEFAULT_RHO if rho is None and config_file is None
                                              else rho, seed=seed, **{"train.epochs": epochs}), k, None)
     base = MitigationsConfig(simulation=simulation)

@@ -51,6 +51,8 @@ def parse_values(text: str, kind: type, option: str) -> list:
             raise bad(f"the list has {len(values)} values, more than the maximum {MAX_LIST_VALUES}")
         if not all(math.isfinite(v) for v in values):
             raise bad("values must be finite")
+        if kind is int and any(not -2**63 <= v <= SEED_MAX for v in values):  # no count, k or seed is larger
+            raise bad(f"values must be in [-2^63, 2^64 - 1], got {next(v for v in values if not -2**63 <= v <= SEED_MAX)}")
     except (ValueError, OverflowError):
         raise bad(f"expected a comma-separated list or START:STOP:STEP (STEP > 0, STOP >= START) such as {example}") from None
     return refuse_repeats(values, text, option)
@@ -122,6 +124,87 @@ def check_runs(*lists) -> None:
     n_runs = math.prod(len(x) for x in lists if x is not None)
     if n_runs > MAX_RUNS:
         raise click.UsageError(f"the grid has {n_runs} runs, more than the maximum {MAX_RUNS} (split the sweep)")
+
+
+# ----------------------------------------------------------------------------- options that need another
+class Needs:
+    """``option`` applies only when ``ok(params)`` holds, ``params`` being the command's values (None
+    where an option was not given); ``requirement`` and ``remedy`` word the refusal
+    ``--clip applies only with --method ppo: give both or drop it``. ``governing``: the parameter
+    names ``ok`` reads; when a ``--config`` file is given and none of them is on the command line,
+    the file may supply them and the rule is not checked here (the library checks the config)."""
+
+    def __init__(self, option: str, requirement: str, ok, governing=(), remedy: str = "give both or drop it"):
+        self.option, self.requirement, self.ok, self.governing = option, requirement, ok, tuple(governing)
+        self.remedy = remedy
+
+    def param(self, command: click.Command) -> click.Parameter:
+        option = self.option.split("/")[0]  # a boolean flag's pair, "--dead-ends/--full", is one parameter
+        for p in command.params:
+            if option in getattr(p, "opts", ()) or option in getattr(p, "secondary_opts", ()):
+                return p
+        raise LookupError(f"{command.name} has no option {self.option}")
+
+
+GIVEN = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether the user gave the parameter ``name`` (not its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in GIVEN
+
+
+def needs(*rules: Needs):
+    """The one mechanism for options that only apply with another: a decorator (placed right under
+    ``@main.command``) that refuses, before the command runs, an option the user gave whose rule
+    does not hold. The rules stay on the command (``command.needs``) for the help walk and tests."""
+    import functools
+
+    def wrap(func):
+        @functools.wraps(func)
+        def checked(*args, **params):
+            ctx = click.get_current_context()
+            check_needs(ctx, rules, params)
+            return func(*args, **params)
+
+        checked.needs = rules
+        return checked
+
+    return wrap
+
+
+def check_needs(ctx: click.Context, rules, params: dict) -> None:
+    config = next((params[n] for n in ("config_file", "config") if params.get(n) is not None), None)
+    for rule in rules:
+        p = rule.param(ctx.command)
+        if not given(ctx, p.name):
+            continue
+        if config is not None and rule.governing and not any(given(ctx, g) for g in rule.governing):
+            continue  # the --config file may set what the rule reads
+        if not rule.ok(params):
+            raise click.UsageError(f"{rule.option} applies only {rule.requirement}: {rule.remedy}")
+
+
+def has(value, items, default=()) -> bool:
+    """One of ``items`` among a LIST option's values (``default`` when the option was not given)."""
+    return any(i in (default if value is None else value) for i in items)
+
+
+def without_scheduler(option: str = "--workers") -> Needs:
+    """``--workers`` sizes the local process pool: with ``--scheduler`` (Dask) it would be ignored."""
+    return Needs(option, "with the local process pool, not with --scheduler", lambda p: p["scheduler"] is None,
+                 remedy="drop one of them")
+
+
+def check_size(option: str, value, n_bytes: int, what: str) -> None:
+    """The one size check of an option, before anything is allocated: a usage error naming
+    ``option`` and the estimate when ``n_bytes`` (of ``what``) exceed the memory here
+    (:func:`markovfork.plumbing.checks.fits_in_memory`)."""
+    from markovfork.plumbing.checks import fits_in_memory
+
+    if isinstance(value, int) and value > 0:
+        fits_in_memory(option, value, n_bytes, what)
 
 
 # ----------------------------------------------------------------------------- scalars

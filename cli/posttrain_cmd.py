@@ -8,7 +8,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    check_runs, choice_list, echo_json, echo_written, list_option, planned_outputs, scheduler_option, seed_option,
+    Needs, check_runs, choice_list, has, needs, without_scheduler, echo_json, echo_written, list_option, planned_outputs, scheduler_option, seed_option,
     workers_option, write_results,
 )
 from markovfork.cli.task_options import common_options, overrides
@@ -21,6 +21,20 @@ POSTTRAIN_FIGURES = ("pass_at_k",)
 
 
 @main.command("posttrain")
+@needs(
+    *(Needs(o, "with --method ppo", lambda p: has(p["methods"], ["ppo"], ["grpo"]), ["methods"])
+      for o in ("--clip", "--ppo-epochs")),
+    Needs("--passk-k", "with --method passk", lambda p: has(p["methods"], ["passk"], ["grpo"]), ["methods"]),
+    Needs("--unlikeliness", "with --method unlikely", lambda p: has(p["methods"], ["unlikely"], ["grpo"]), ["methods"]),
+    Needs("--reject-reference", "with --reject-easy R > 0", lambda p: any(r > 0 for r in p["rejects"] or [0]),
+          ["rejects"]),
+    Needs("--batch-instances", "with --engine sampled", lambda p: p["engine"] == "sampled", ["engine"]),
+    Needs("--samples", "with --engine sampled", lambda p: p["engine"] == "sampled", ["engine"]),
+    *(Needs(o, "with --from sft (SFT before RL; not with --from base or --tree)",
+            lambda p: p["start"] != "base" and p["tree"] is None, ["start", "tree"])
+      for o in ("--epochs", "--sft-lr")),
+    without_scheduler(),
+)
 @click.option("--method", "methods", callback=choice_list(METHODS, "--method", "method"), default=None, metavar="LIST",
               help=f"RL update rule(s): {', '.join(METHODS)}; a list runs a sweep.  [default: grpo]")
 @click.option("--from", "start", type=click.Choice(STARTS), default=None,
@@ -64,7 +78,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
     if seeds is not None and seed is not None:
         raise click.UsageError(f"--seed {seed} and --seeds are mutually exclusive")
     check_runs(methods, kls, rejects, seeds)
-    prefix = planned_outputs(out, POSTTRAIN_FIGURES)
+    prefix = planned_outputs(out, POSTTRAIN_FIGURES, inputs=[config_file, tree])
     rl = dict(iterations=iterations, lr=lr, group_size=group_size, batch_instances=batch_instances,
               reject_reference=reject_reference, clip=clip, ppo_epochs=ppo_epochs, passk_k=passk_k,
               unlikeliness=unlikeliness)

@@ -9,7 +9,7 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    check_runs, choice_list, echo_json, echo_written, list_option, planned_outputs, scheduler_option, seed_option,
+    Needs, check_runs, choice_list, needs, without_scheduler, echo_json, echo_written, list_option, planned_outputs, scheduler_option, seed_option,
     workers_option, write_results,
 )
 from markovfork.cli.task_options import common_options, evaluation_options, evaluation_overrides, load, overrides
@@ -30,6 +30,12 @@ def _write(prefix, table, figure_names) -> list[str]:
 
 # ----------------------------------------------------------------------------- simulate
 @main.command("simulate")
+@needs(
+    Needs("--samples", "with --engine sampled or --spread M >= 1",
+          lambda p: p["engine"] == "sampled" or (p["spread"] or 0) > 0, ["engine", "spread"]),
+    *(Needs(o, "with --spread M >= 1", lambda p: (p["spread"] or 0) > 0, ["spread"])
+      for o in ("--spread-at", "--spread-min-p")),
+)
 @click.option("--decision-points", "--forks", "forks", type=click.IntRange(min=0), default=None, metavar="N",
               help="Fork-crossing training trajectories (decision points in the data): rho = N / train problems. "
                    "--forks is the same option (in tree and coverage, --forks counts fork nodes). Excludes --rho.")
@@ -54,7 +60,7 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, temperature, top_k
     if forks is not None and rho is not None:
         raise click.UsageError(f"--forks {forks} (--decision-points) and --rho {rho:g} are mutually exclusive "
                                "(rho = decision points / train problems)")
-    prefix = planned_outputs(out, SIMULATE_FIGURES)
+    prefix = planned_outputs(out, SIMULATE_FIGURES, inputs=[config_file])
     changes = overrides(engine, n_train, n_test, feature_dim, k, forks=forks, rho=rho, diversity=diversity,
                         seed=seed, **{"train.epochs": epochs, "train.lr": lr},
                         **evaluation_overrides(temperature, top_k, top_p, min_p, spread, spread_at, spread_min_p))
@@ -72,6 +78,13 @@ def simulate_command(forks, rho, epochs, lr, diversity, seed, temperature, top_k
 
 # ----------------------------------------------------------------------------- sweep
 @main.command("sweep")
+@needs(
+    Needs("--samples", "with --engine sampled or --spread M >= 1",
+          lambda p: p["engine"] == "sampled" or (p["spread"] or 0) > 0, ["engine", "spread"]),
+    *(Needs(o, "with --spread M >= 1", lambda p: (p["spread"] or 0) > 0, ["spread"])
+      for o in ("--spread-at", "--spread-min-p")),
+    without_scheduler(),
+)
 @click.option("--rho", "rhos", callback=list_option(float, "--rho"), default=None, metavar="LIST",
               help="Prevalences: 0,0.5,1 or the inclusive range 0:1:0.1.  [default: the config's]")
 @click.option("--epochs", "epochs", callback=list_option(int, "--epochs", low=0), default=None, metavar="LIST",
@@ -100,7 +113,7 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, schedule
     if temperatures is not None and any(not t > 0 for t in temperatures):
         raise click.BadParameter(f"temperatures must be > 0, got {min(temperatures):g}", param_hint="'--temperature'")
     check_runs(rhos, epochs, lrs, seeds, diversities, temperatures)
-    prefix = planned_outputs(out, SWEEP_FIGURES)
+    prefix = planned_outputs(out, SWEEP_FIGURES, inputs=[config_file])
     evaluation = evaluation_overrides(None, top_k, top_p, min_p, spread, spread_at, spread_min_p)
     base = load(config_file, overrides(engine, n_train, n_test, feature_dim, k, seed=seed, **evaluation), k, n_samples)
     configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities,

@@ -8,10 +8,10 @@ import click
 
 from markovfork.cli import main
 from markovfork.cli.options import (
-    choice_list, echo_json, echo_written, json_option, no_progress_option, out_option, planned_outputs, progress_bar,
+    Needs, choice_list, echo_json, has, needs, echo_written, json_option, no_progress_option, out_option, planned_outputs, progress_bar,
     k_option, renamed_option, seed_option, write_results,
 )
-from markovfork.experiments.tmc import TMC_METHODS
+from markovfork.experiments.tmc import DEFAULT_METHODS, TMC_METHODS
 from markovfork.rl.config import ENGINES, REJECT_REFERENCES
 
 FIGURES = ("pass_at_k", "paths")  # PREFIX_<name>.png
@@ -78,6 +78,14 @@ def _write(prefix, table) -> list[str]:
 
 
 @main.command("tmc")
+@needs(
+    Needs("--passk-k", "with --methods including passk", lambda p: has(p["methods"], ["passk"], DEFAULT_METHODS),
+          ["methods"]),
+    *(Needs(o, "with --methods including reject-easy", lambda p: has(p["methods"], ["reject-easy"], DEFAULT_METHODS),
+            ["methods"]) for o in ("--reject-easy", "--reject-reference")),
+    *(Needs(o, "with --methods including kl or kl-tilt", lambda p: has(p["methods"], ["kl", "kl-tilt"], DEFAULT_METHODS),
+            ["methods"]) for o in ("--kl-beta", "--kl")),
+)
 @click.option("--layers", type=int, default=None, help="Layers L of the chain (>= 3).  [default: 4]")
 @click.option("--m0", type=int, default=None, help="States in layer 0 (>= 2).  [default: 2]")
 @click.option("--m", type=int, default=None, help="States in every later layer (>= 2).  [default: 2]")
@@ -118,7 +126,7 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
     """
     from markovfork.experiments.tmc import config_dict, run_tmc
 
-    prefix = planned_outputs(out, FIGURES)
+    prefix = planned_outputs(out, FIGURES, inputs=[config_file])
     config = load_tmc_config(
         config_file, layers=layers, m0=m0, m=m, c=c, k=None if k is None else k[-1],
         ks=None if k is None else k[:-1], instances=instances, iterations=iterations,

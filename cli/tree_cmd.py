@@ -12,10 +12,10 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
-from markovfork.cli.options import echo_json, json_option, no_bar_option, out_option, seed_option
+from markovfork.cli.options import Needs, echo_json, needs, json_option, no_bar_option, out_option, seed_option
 from markovfork.model.tree_summary import node_table, summarize_tree
 from markovfork.tasks import TMC, fork_tree, tmc_chain
-from markovfork.plumbing.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.plumbing.io import check_not_inputs, check_outputs, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.model.tree import Tree, load_tree, tree_to_json
 
 
@@ -64,6 +64,22 @@ def tree_options(func):
     return func
 
 
+FORK_TREE_OPTIONS = ("--depth", "--branching", "--forks", "--placement", "--valid-branches", "--easy-prob",
+                     "--dead-ends/--full")
+TMC_OPTIONS = ("--layers", "--m0", "--m", "--c", "--high-weight", "--low-weight", "--high-edge")
+
+
+def tree_needs(*more: Needs):
+    """The rules of :func:`tree_options` (fork-tree options only for a generated fork tree, TMC
+    options only with --tmc), and ``more``, as one :func:`markovfork.cli.options.needs` decorator."""
+    return needs(
+        *(Needs(o, "with a generated fork tree (not with --tmc or --from-json)",
+                lambda p: not p["tmc"] and p["from_json"] is None, remedy="drop one of them") for o in FORK_TREE_OPTIONS),
+        *(Needs(o, "with --tmc", lambda p: p["tmc"]) for o in TMC_OPTIONS),
+        *more,
+    )
+
+
 @dataclass(frozen=True)
 class TreeChoice:
     """The tree built from the options, with its TMC description when it is one."""
@@ -93,8 +109,6 @@ def build_tree(opts: dict) -> TreeChoice:
             opts["seed"],
         )
         return TreeChoice(tmc.tree, "tmc", tmc)
-    if opts["high_edge"]:
-        raise click.UsageError("--high-edge needs --tmc")
     tree = fork_tree(
         opts["depth"], opts["branching"], opts["forks"], opts["placement"], opts["valid_branches"],
         opts["easy_prob"], opts["seed"], opts["dead_ends"],
@@ -147,6 +161,8 @@ def _lines(info: dict) -> list[str]:
 
 
 @main.command("tree")
+@tree_needs(Needs("--seed", "with a generated tree (not with --from-json, which is read as it is)",
+                      lambda p: p["from_json"] is None, remedy="drop one of them"))
 @tree_options
 @json_option("Print the summary as JSON.")
 @no_bar_option
@@ -158,7 +174,8 @@ def tree_command(as_json, no_progress, out, export, **kwargs):
     tree_opts, _ = split_tree_options(kwargs)
     prefix = output_prefix(out) if out is not None else None
     export = output_prefix(export, "--export") if export is not None else None
-    check_outputs([*(table_paths(prefix) if prefix else ()), *([export] if export else ())])
+    outputs = check_outputs([*(table_paths(prefix) if prefix else ()), *([export] if export else ())])
+    check_not_inputs(outputs, [tree_opts["from_json"]] if tree_opts["from_json"] else [])
     choice = build_tree(tree_opts)
     info = describe(choice)
     writers = {}

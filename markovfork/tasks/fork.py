@@ -9,6 +9,8 @@ uniform, and every step counts as easy).
 
 from __future__ import annotations
 
+import math
+
 from collections import deque
 
 import numpy as np
@@ -184,13 +186,21 @@ def fork_tree(
         raise ValueError(f"easy_prob must be in [1/branching, 1) = [{1.0 / branching:.6g}, 1), got {easy_prob}")
     if not isinstance(dead_ends, (bool, np.bool_)):
         raise ValueError(f"dead_ends must be a boolean, got {dead_ends!r}")
-    n_internal_full = (branching**depth - 1) // (branching - 1)
+    # judged by the log first: branching**depth for depth = 10^11 would take minutes to build
+    if depth * math.log2(branching) > 256 or branching * depth + 1 > max_nodes:
+        if not dead_ends or branching * depth + 1 > max_nodes:  # a dead-end spine has b * depth + 1 nodes
+            kind, advice = ("dead-end", "") if dead_ends else ("full", ", or use dead_ends=True")
+            raise ValueError(f"a {kind} depth-{depth}, branching-{branching} tree exceeds max_nodes={max_nodes} nodes; "
+                             f"lower depth or branching{advice}")
+        n_internal_full = math.inf
+    else:
+        n_internal_full = (branching**depth - 1) // (branching - 1)
     if forks > n_internal_full:
         raise ValueError(
             f"forks={forks} exceeds the {n_internal_full} internal nodes of a depth-{depth}, "
             f"branching-{branching} tree"
         )
-    if not dead_ends and (branching ** (depth + 1) - 1) // (branching - 1) > max_nodes:
+    if not dead_ends and n_internal_full * branching + 1 > max_nodes:
         raise ValueError(
             f"a full depth-{depth}, branching-{branching} tree exceeds max_nodes={max_nodes} nodes; "
             "lower depth or branching, or use dead_ends=True"

@@ -9,6 +9,7 @@ into a tree of state paths on which the exact and sampled engines run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Iterable, Mapping
@@ -240,6 +241,12 @@ def tmc_chain(
     c = checks.integer("c", c, 1)
     if c > m:
         raise ValueError(f"c must be <= m={m}, got {c}")
+    # unrolled nodes 1 + m0 (1 + m + ... + m^(layers-1)), judged by its log before the exact number
+    # (layers = 10^11 would take minutes to build as an integer, and the rows below longer still)
+    if math.log10(m0) + (layers - 1) * math.log10(m) > math.log10(MAX_NODES) or \
+            1 + m0 * (m**layers - 1) // (m - 1) > MAX_NODES:
+        raise ValueError(f"layers {layers}, m0 {m0} and m {m} unroll to a tree of more than {MAX_NODES:,} nodes: "
+                         "choose smaller ones")
     high_weight = 1.0 / c if high_weight is None else checks.real("high_weight", high_weight, 0.0, low_open=True)
     low_weight = checks.real("low_weight", low_weight, 0.0)
     seed = checks.seed(seed)

@@ -82,15 +82,19 @@ def data(tmp_path_factory):
     for name, rhos in (("planned_05", "[0.5]"), ("planned_075", "[0.75]"), ("planned_dup", "[0.5, 0.5]")):
         (d / f"{name}.toml").write_text(PLANNED.format(rhos=rhos))
     (d / "onenode.json").write_text('{"kind": "leaf", "children": [], "label": 1}')
+    (d / "cfg.parquet").write_text("rho = 0.5\n")  # a TOML file under a table's name
+    (d / "t.csv").write_text('{"kind": "leaf", "children": [], "label": 1}')  # a tree under a table's name
+    (d / "eval_results.csv").write_text("[eval]\nn_test = 10\n")
     (d / "tiny_bridge.toml").write_text("[sft]\nepochs = 1\nn_problems = 20\n[eval]\nn_test = 10\nn_samples = 4\n"
                                         "epochs = [1]\n")
     return d
 
 
-FIT = ["fit", "--config", "cfg.toml", "--no-fork-baseline"]
+FIT = ["fit", "--config", "cfg.toml"]
 CASES = [
     # (id, arguments, fragments of the one error line)
-    ("fit-overlap", [*FIT, "runs.csv", "--train-rho", "0.5", "--predict-rho", "0.5"], ["0.5", "held out"]),
+    ("fit-overlap", [*FIT, "runs.csv", "--train-rho", "0.5", "--predict-rho", "0.5", "--no-fork-baseline"],
+     ["0.5", "held out"]),
     ("fit-conflicting-rows", [*FIT, "dup.csv"], ["dup.csv", "conflicting"]),
     ("fit-same-table-twice", [*FIT, "runs.csv", "runs.csv"], ["runs.csv", "given twice"]),
     ("fit-table-and-its-copy", [*FIT, "runs.csv", "copy.csv"], ["copy.csv", "repeats rows of"]),
@@ -135,6 +139,21 @@ CASES = [
      ["k", "1000000000"]),
     ("tmc-huge-instances", ["tmc", "--instances", "1000000000", "--no-progress"], ["instances", "1000000000"]),
     ("branching-retries-without-beta", ["branching", "--retries", "-5"], ["--retries", "--beta"]),
+    # outputs that would replace an input, every command that reads a file
+    *((f"{cmd}-out-overwrites-config", [cmd, "--config", "cfg.parquet", "--out", "cfg", "--no-progress"],
+       ["cfg.parquet", "input"]) for cmd in ("simulate", "sweep", "posttrain", "mitigations", "branching", "tmc")),
+    ("posttrain-out-overwrites-tree", ["posttrain", "--tree", "t.csv", "--out", "t"], ["t.csv", "input"]),
+    ("tree-out-overwrites-json", ["tree", "--from-json", "t.csv", "--out", "t"], ["t.csv", "input"]),
+    ("tree-export-overwrites-json", ["tree", "--from-json", "onenode.json", "--export", "onenode.json"],
+     ["onenode.json", "input"]),
+    ("coverage-out-overwrites-json", ["coverage", "--from-json", "t.csv", "--out", "t"], ["t.csv", "input"]),
+    ("bridge-eval-out-dir-overwrites-config", ["bridge", "eval", "ckpt", "--config", "eval_results.csv",
+                                               "--out-dir", "."], ["eval_results.csv", "input"]),
+    # sizes: refused at once, naming the option or the size
+    ("tree-huge-depth", ["tree", "--depth", "100000000000"], ["depth-100000000000"]),
+    ("coverage-huge-depth", ["coverage", "--depth", "100000000000"], ["depth-100000000000"]),
+    ("tree-huge-tmc-layers", ["tree", "--tmc", "--layers", "100000000000"], ["layers 100000000000"]),
+    ("coverage-huge-problems", ["coverage", "--problems", "100000000000"], ["--problems", "GiB"]),
     ("bridge-sweep-grid", ["bridge", "sweep", "--config", "tiny_bridge.toml", "--out-dir", "sweep",
                            "--rho", ",".join(str(i / 100) for i in range(10)),
                            "--seeds", ",".join(str(s) for s in range(2000))], ["grid", "20000"]),

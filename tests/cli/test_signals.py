@@ -58,10 +58,10 @@ DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.S
                   "os.execv(sys.argv[1], sys.argv[1:])")
 
 
-def spawn(command: list[str]) -> subprocess.Popen:
+def spawn(command: list[str], env: dict | None = None) -> subprocess.Popen:
     """``command`` as a child process with default SIGINT handling, stdout and stderr piped."""
     return subprocess.Popen([sys.executable, "-c", DEFAULT_SIGINT, *command], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env=env)
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -198,3 +198,54 @@ def test_signal_during_start_up_is_quiet(signum):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + signum and b"Traceback" not in err, (proc.returncode, err.decode())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_numba_compiles_is_quiet(tmp_path, signum):
+    """Signalled while Numba compiles the kernels for the first time (an empty NUMBA_CACHE_DIR;
+    the signal goes once the first compiled kernel is in the cache, with more to compile): Numba's
+    compiler catches the handler's SystemExit (once it turned it into a RuntimeError traceback,
+    exit code 1); the command still ends with 128 + signal and prints nothing."""
+    cache = tmp_path / "numba-cache"
+    cache.mkdir()
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    proc = spawn([sys.executable, "-m", "markovfork.cli", "coverage", "--no-progress"], env=env)
+    try:
+        wait_for(lambda: any(cache.rglob("*.nbc")) or proc.poll() is not None, 300, "the first kernel in the cache")
+        assert proc.poll() is None, "the command ended before the signal"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert proc.returncode == 128 + signum, (proc.returncode, text)
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+
+
+def _numba_like(swallow: bool):
+    """A stand-in for Numba's compiler: it catches whatever the signal handler raises and raises its
+    own error from it (or, ``swallow``, carries on), as in a cold-cache compilation."""
+    def describe(choice):
+        try:
+            signal.raise_signal(signal.SIGTERM)
+            time.sleep(1)
+        except BaseException as exc:  # noqa: BLE001 - what the compiler does
+            if not swallow:
+                raise RuntimeError("no compiled object yet for <Library '_path_type_kernel'>") from exc
+        return {"source": "fork"}
+
+    return describe
+
+
+@pytest.mark.parametrize("swallow", [False, True], ids=["wrapped", "swallowed"])
+def test_signal_caught_by_a_library_still_ends_the_command(monkeypatch, swallow):
+    import markovfork.cli.tree_cmd as tree_cmd
+
+    monkeypatch.setattr(tree_cmd, "describe", _numba_like(swallow))
+    before = signal.getsignal(signal.SIGTERM)
+    result = CliRunner().invoke(main, ["tree", "--depth", "2"])
+    assert result.exit_code == 143, (result.output, result.exception)
+    assert result.stdout == "" and result.stderr == ""
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back

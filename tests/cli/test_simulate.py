@@ -213,7 +213,7 @@ def test_sweep_temperature_is_a_grid_dimension(tmp_path):
         (["simulate", "--top-p", "1.5"], "top_p"),
         (["simulate", "--spread", "-1"], "spread m"),
         (["simulate", "--spread-at", "root"], "root"),
-        (["simulate", "--spread-min-p", "2"], "spread min_p"),
+        (["simulate", "--spread", "2", "--spread-min-p", "2"], "spread min_p"),
         (["sweep", "--temperature", "1,0"], "temperatures must be > 0"),
     ],
 )

@@ -88,7 +88,7 @@ def test_coverage_text_and_files(tmp_path):
         (["tree", "--tmc", "--c", "5"], "got 5"),
         (["tree", "--tmc", "--high-edge", "1,1"], "'1,1'"),
         (["tree", "--tmc", "--high-edge", "0,0:1"], "lacks the forced edge to state 0"),
-        (["tree", "--high-edge", "1,1:1"], "--high-edge needs --tmc"),
+        (["tree", "--high-edge", "1,1:1"], "--high-edge applies only with --tmc"),
         (["tree", "--from-json", "no-such-tree.json"], "no-such-tree.json"),
         (["tree", "--tmc", "--from-json", "x.json"], "mutually exclusive"),
         (["coverage", "--k", "1,x"], "'1,x'"),

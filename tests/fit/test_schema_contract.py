@@ -52,8 +52,9 @@ def _write(path, rows):
 
 def _fit(tmp_path, table, *more):
     (tmp_path / "cfg.toml").write_text(CONFIG)
-    return CliRunner().invoke(main, ["fit", str(table), "--config", str(tmp_path / "cfg.toml"), "--no-fork-baseline",
-                                     *map(str, more)])
+    held_out = "--predict-rho" in more or "--train-until-epoch" in more  # --no-fork-baseline needs one
+    return CliRunner().invoke(main, ["fit", str(table), "--config", str(tmp_path / "cfg.toml"),
+                                     *(["--no-fork-baseline"] if held_out else []), *map(str, more)])
 
 
 def test_a_table_written_by_hand_from_the_schema_page_is_fitted(tmp_path):
