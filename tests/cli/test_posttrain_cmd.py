@@ -62,5 +62,5 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert_one_error_line(run([*SMALL, "--lr", "0", "--out", str(prefix)]), "lr")
     assert_one_error_line(run([*SMALL, "--method", "passk", "--engine", "sampled", "--group-size", "3",
                                "--passk-k", "4", "--out", str(prefix)]), "group_size")
-    assert_one_error_line(run([*SMALL, "--tree", str(tmp_path / "none.json"), "--out", str(prefix)]), "none.json")
+    assert_one_error_line(run(["--tree", str(tmp_path / "none.json"), "--out", str(prefix)]), "none.json")
     assert list(tmp_path.iterdir()) == []
