@@ -49,6 +49,7 @@ if _started_as_command():
 # through worker processes.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 
 import click  # noqa: E402
@@ -63,7 +64,8 @@ class _OneLineErrors(click.Group):
         in_main_thread = threading.current_thread() is threading.main_thread()
         saved = _exit_quietly_on_signals() if in_main_thread else {}
         try:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _config_notes_on_one_line():
+                return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
         except click.exceptions.NoArgsIsHelpError as exc:  # no arguments: the help, as --help
@@ -87,6 +89,28 @@ class _OneLineErrors(click.Group):
         finally:  # a caller that imported the CLI (tests, notebooks) gets its own handlers back
             for signum, handler in saved.items():
                 signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _config_notes_on_one_line():
+    """A :class:`~markovfork.plumbing.config_reader.ConfigNote` (a configuration value whose meaning
+    changed) is printed once as ``markovfork: note: ...`` on stderr; other warnings as before."""
+    import warnings
+
+    from markovfork.plumbing.config_reader import ConfigNote
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", ConfigNote)
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ConfigNote):
+                click.echo(f"markovfork: note: {message}", err=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        yield
 
 
 def describe_os_error(exc: OSError) -> str:

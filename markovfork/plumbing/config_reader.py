@@ -20,7 +20,13 @@ import typing
 
 from markovfork.plumbing import checks
 
-__all__ = ["check_value", "check_fields", "from_mapping"]
+__all__ = ["ConfigNote", "check_value", "check_fields", "from_mapping"]
+
+
+class ConfigNote(UserWarning):
+    """A configuration value that is read correctly but whose meaning changed (e.g. the simulator's
+    ``[task] depth``): shown, never an error; the CLI prints it as one ``markovfork: note:`` line on
+    stderr."""
 
 
 @functools.cache
