@@ -97,7 +97,7 @@ def _config_notes_on_one_line():
     changed) is printed once as ``markovfork: note: ...`` on stderr; other warnings as before."""
     import warnings
 
-    from markovfork.plumbing.config_reader import ConfigNote
+    from markovfork.plumbing.notes import ConfigNote  # imports nothing (start-up)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default", ConfigNote)

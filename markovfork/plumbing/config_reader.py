@@ -19,14 +19,9 @@ import types
 import typing
 
 from markovfork.plumbing import checks
+from markovfork.plumbing.notes import ConfigNote  # re-exported: the reader's warning category
 
 __all__ = ["ConfigNote", "check_value", "check_fields", "from_mapping"]
-
-
-class ConfigNote(UserWarning):
-    """A configuration value that is read correctly but whose meaning changed (e.g. the simulator's
-    ``[task] depth``): shown, never an error; the CLI prints it as one ``markovfork: note:`` line on
-    stderr."""
 
 
 @functools.cache
