@@ -135,7 +135,7 @@ CASES = [
      ["k", "1000000000"]),
     ("tmc-huge-instances", ["tmc", "--instances", "1000000000", "--no-progress"], ["instances", "1000000000"]),
     ("branching-retries-without-beta", ["branching", "--retries", "-5"], ["--retries", "--beta"]),
-    ("bridge-sweep-grid", ["bridge", "sweep", "--config", "tiny_bridge.toml", "--out", "sweep",
+    ("bridge-sweep-grid", ["bridge", "sweep", "--config", "tiny_bridge.toml", "--out-dir", "sweep",
                            "--rho", ",".join(str(i / 100) for i in range(10)),
                            "--seeds", ",".join(str(s) for s in range(2000))], ["grid", "20000"]),
 ]
