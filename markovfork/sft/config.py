@@ -181,19 +181,21 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None, **o
     if path is not None and data is not None:
         raise ValueError("give a config path or its data, not both")
     data = dict(data) if data is not None else read_toml(path) if path is not None else {}
-    note = depth_note(data, path)
-    if note:
-        warnings.warn(note, ConfigNote, stacklevel=2)
+    note = depth_note(data, path)  # the file's own value, before the overrides
     given = {key: value for key, value in overrides.items() if value is not None}
     if given.keys() & {"rho", "forks"}:
         data = {key: value for key, value in data.items() if key not in ("rho", "forks")}
     for key, value in given.items():
         _set(data, "train." + key if key.startswith(("decoding.", "spread.")) else key, value)
-    return from_mapping(SimulationConfig, data)
+    config = from_mapping(SimulationConfig, data)
+    if note:  # only for a config that was read: an error stays one line
+        warnings.warn(note, ConfigNote, stacklevel=2)
+    return config
 
 
 def depth_note(data: dict, path=None) -> str | None:
-    """The note for a configuration that sets ``[task] depth`` (``None`` when it does not): the
+    """The note for a configuration that sets a valid ``[task] depth`` (``None`` when it does not:
+    an invalid value is the reader's one-line error, alone): the
     value is nodes per arm (the bridge's meaning); until the one-meaning change the simulator
     counted the steps after the fork, one less, so an old file's ``depth = 5`` is now a shorter
     task (write 6 for the old one)."""
@@ -201,13 +203,11 @@ def depth_note(data: dict, path=None) -> str | None:
     if not isinstance(task, dict) or "depth" not in task:
         return None
     depth = task["depth"]
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 2:
+        return None  # refused by the reader: its one-line error says why
     where = f" in {path}" if path is not None else ""
-    if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 2:
-        now = f"{depth} nodes per arm ({depth - 1} steps after the fork)"
-        old = f"write depth = {depth + 1} for a file written when depth counted the steps after the fork"
-    else:
-        now, old = "nodes per arm", "older files counted the steps after the fork there, one less"
-    return f"[task] depth = {depth!r}{where} means {now}; {old} (docs/sft.md)"
+    return (f"[task] depth = {depth}{where} means {depth} nodes per arm ({depth - 1} steps after the fork); "
+            f"write depth = {depth + 1} for a file written when depth counted the steps after the fork (docs/sft.md)")
 
 
 def _set(data: dict, dotted: str, value) -> None:

@@ -245,3 +245,10 @@ def test_a_config_file_that_sets_depth_gets_a_note_not_a_silent_change(tmp_path)
     # no note without the key, nor for the Python overrides (code written for the new meaning)
     (tmp_path / "new.toml").write_text("[task]\nn_train = 40\n")
     assert load_config(tmp_path / "new.toml", **{"task.depth": 4}).task.depth == 4
+
+
+def test_a_refused_depth_or_config_is_one_error_line_without_the_note(tmp_path):
+    for text in ("[task]\ndepth = 1\n", "[task]\ndepth = false\n", "[task]\ndepth = 6\n[train]\nlr = -1\n"):
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        _one_line_error(CliRunner().invoke(main, ["simulate", "--config", str(path), *SMALL]))
