@@ -5,7 +5,7 @@ against a plain NumPy re-implementation and the target below.
     OPENBLAS_NUM_THREADS=1 python benchmarks/tmc_speed.py [--repeats 5] [--reference-repeats 3]
 
 Rows (all in this one process):
-  run_tmc <engine>   ``run_tmc(TMCConfig(engine=...))``, warm: one untimed call first (Numba
+  run_tmc <engine>   ``run_tmc(TMCConfig(rl=replace(TMC_RL, engine=...)))``, warm: one untimed call first (Numba
                      kernels compiled or loaded from the cache); the median (and best) of
                      --repeats calls. Everything counts: the chain, pretraining, every method's
                      fine-tuning and the scoring of all 9 policies on both tasks.
@@ -35,6 +35,7 @@ import resource
 import statistics
 import time
 import tracemalloc
+from dataclasses import replace
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -43,7 +44,7 @@ import numpy as np  # noqa: E402
 from markovfork.tasks import tmc_chain  # noqa: E402
 from markovfork.tasks.tmc_policy import chain_row_start  # noqa: E402
 from markovfork.rl.pretrain import pretrain_chain  # noqa: E402
-from markovfork.experiments.tmc import TMCConfig, run_tmc  # noqa: E402
+from markovfork.experiments.tmc import TMC_RL, TMCConfig, run_tmc  # noqa: E402
 from markovfork.plumbing.seeds import child_seed  # noqa: E402
 
 TARGET_S = 0.7  # the paper's ~73 s script, 100x faster
@@ -125,7 +126,7 @@ def reference_setup(config: TMCConfig):
 def reference_method(config: TMCConfig, theta, tasks, high, seed: int = 0):
     """One method of the reference: fine-tune on task 1, evaluate on both tasks."""
     rng = np.random.default_rng(seed)
-    trained = reference_finetune(theta, tasks[0], rng, config.iterations, config.group_size, config.lr)
+    trained = reference_finetune(theta, tasks[0], rng, config.rl.iterations, config.rl.group_size, config.rl.lr)
     return [reference_evaluate(trained, task, high, config.instances, config.k, rng) for task in tasks]
 
 
@@ -163,7 +164,7 @@ def main() -> None:
     print(f"numba threads: {threads} (rows marked '1 thr' run with numba.set_num_threads(1))")
     rows, results = [], {}
     for engine, n_threads in [(e, t) for e in ("analytic", "sampled") for t in dict.fromkeys((threads, 1))]:
-        config = TMCConfig(engine=engine)
+        config = TMCConfig(rl=replace(TMC_RL, engine=engine))
         numba.set_num_threads(n_threads)
         try:
             t0 = time.perf_counter()
@@ -195,8 +196,8 @@ def main() -> None:
     print(f"| {'numpy reference':<22} | {ref_total:>8.3f} | {min(per_method) * n_methods:>6.3f} | {'':>12} | "
           f"{1.0:>16.1f} | {'':>8} | {'':>3} | {ref_peak:>15.1f} |")
     print()
-    print(f"numpy reference: {statistics.median(per_method):.3f} s per method (REINFORCE, {config.iterations} "
-          f"iterations x G={config.group_size}, then {config.instances} instances x 2 tasks x {config.k} rollouts) "
+    print(f"numpy reference: {statistics.median(per_method):.3f} s per method (REINFORCE, {config.rl.iterations} "
+          f"iterations x G={config.rl.group_size}, then {config.instances} instances x 2 tasks x {config.k} rollouts) "
           f"x {n_methods} methods = {ref_total:.2f} s; per-method walls " + ", ".join(f"{w:.3f}" for w in per_method))
     for r in rows:
         median = statistics.median(r["walls"])

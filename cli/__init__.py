@@ -80,6 +80,7 @@ if _started_as_command():
 # through worker processes.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import contextlib  # noqa: E402
 import importlib  # noqa: E402
 
 import click  # noqa: E402
@@ -95,13 +96,14 @@ class _OneLineErrors(click.Group):
         saved = _exit_quietly_on_signals() if in_main_thread else {}
         _received.clear()
         try:
-            try:
-                result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-            except BaseException as exc:  # a signal, however it surfaced, ends the command with 128 + signal
-                signum = _signal_behind(exc)
-                if signum is not None:
-                    raise SystemExit(128 + signum) from None
-                raise
+            with _config_notes_on_one_line():
+                try:
+                    result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+                except BaseException as exc:  # a signal, however it surfaced, ends the command with 128 + signal
+                    signum = _signal_behind(exc)
+                    if signum is not None:
+                        raise SystemExit(128 + signum) from None
+                    raise
             if _received:  # the signal's exception was swallowed on the way (a library caught it)
                 raise SystemExit(128 + _received[0])
             return result
@@ -133,6 +135,28 @@ class _OneLineErrors(click.Group):
                 signal.signal(signum, handler)
             if saved and sys.unraisablehook is _quiet_unraisable:
                 sys.unraisablehook = sys.__unraisablehook__
+
+
+@contextlib.contextmanager
+def _config_notes_on_one_line():
+    """A :class:`~markovfork.plumbing.config_reader.ConfigNote` (a configuration value whose meaning
+    changed) is printed once as ``markovfork: note: ...`` on stderr; other warnings as before."""
+    import warnings
+
+    from markovfork.plumbing.notes import ConfigNote  # imports nothing (start-up)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", ConfigNote)
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, ConfigNote):
+                click.echo(f"markovfork: note: {message}", err=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        yield
 
 
 def describe_os_error(exc: OSError) -> str:

@@ -10,13 +10,13 @@ from markovfork.branching.task import BranchingTask, Teacher
 from markovfork.branching.train import ENGINES
 from markovfork.cli import main
 from markovfork.cli.options import (
-    Needs, echo_json, echo_written, needs, json_option, list_option, no_bar_option, out_option, planned_outputs, seed_option,
-    write_results,
+    Needs, echo_json, echo_written, json_option, list_option, needs, no_bar_option, out_option, planned_outputs,
+    renamed_option, seed_option, write_results,
 )
 from markovfork.plumbing.config_reader import from_mapping
 from markovfork.plumbing.io import read_toml
 
-TASK_OPTIONS = ("points", "children", "depth", "n_correct")
+TASK_OPTIONS = ("points", "children", "branch_tokens", "n_correct")
 
 
 def load_branching_config(path=None, *, betas=None, retries=None, task=None, **overrides) -> BranchingConfig:
@@ -27,6 +27,12 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
         raise ValueError(f"--retries {retries} applies to the teachers of --beta: give --beta too")
     data = read_toml(path) if path is not None else {}
     task_data = data.get("task", {})
+    if isinstance(task_data, dict) and "depth" in task_data:  # the key's old name (the same meaning)
+        if "branch_tokens" in task_data:
+            raise ValueError(f"[task] depth is the old name of branch_tokens; give one, got both in {path}")
+        click.echo(f"markovfork: [task] depth in {path} is deprecated, use branch_tokens "
+                   f"(depth is the path-star task's nodes per arm)", err=True)
+        task_data = data["task"] = {("branch_tokens" if k == "depth" else k): v for k, v in task_data.items()}
     if task:
         if not isinstance(task_data, dict):
             raise ValueError(f"[task] must be a table, got {task_data!r}")
@@ -58,7 +64,8 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
               help="Shares of the most-branching training trajectories to drop, each in [0, 1).  [default: 0]")
 @click.option("--points", type=int, default=None, help="Decision points D.  [default: 8]")
 @click.option("--children", type=int, default=None, help="Children b per decision point.  [default: 4]")
-@click.option("--depth", type=int, default=None, help="Tokens h of a wrong branch.  [default: 10]")
+@renamed_option("--branch-tokens", "--depth", "branch_tokens", " (depth is the path-star task's nodes per arm)", type=int,
+                default=None, help="Tokens h of a wrong branch.  [default: 10]")
 @click.option("--correct", "n_correct", type=int, default=None, help="Correct children m per point.  [default: 1]")
 @click.option("--budget", type=int, default=None, help="Tokens T allowed at evaluation.  [default: 16]")
 @click.option("--indecipherable", "freeze_a", flag_value=True, default=None,
@@ -74,7 +81,7 @@ def load_branching_config(path=None, *, betas=None, retries=None, task=None, **o
 @out_option("Write PREFIX.parquet, PREFIX.csv and PREFIX_curves.png.")
 @json_option("Print the configuration and the last epoch's rows as JSON.")
 @no_bar_option
-def branching_command(betas, retries, shares, points, children, depth, n_correct, budget, freeze_a, engine, epochs, lr, n_train,
+def branching_command(betas, retries, shares, points, children, branch_tokens, n_correct, budget, freeze_a, engine, epochs, lr, n_train,
                       seed, config_file, out, as_json, no_progress):
     """SFT on convergent vs branch-heavy trajectories: loss per token and success within a budget.
 
@@ -84,7 +91,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     prefix = planned_outputs(out, ("curves",), inputs=[config_file])
     config = load_branching_config(
         config_file, betas=betas, retries=retries,
-        task=dict(points=points, children=children, depth=depth, n_correct=n_correct),
+        task=dict(points=points, children=children, branch_tokens=branch_tokens, n_correct=n_correct),
         filtered_shares=None if shares is None else tuple(shares), budget=budget, engine=engine, epochs=epochs, lr=lr,
         n_train=n_train, seed=seed, freeze_a=freeze_a,
     )
@@ -102,7 +109,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
         return
     task = config.task
     click.echo(f"D={task.points} points, b={task.children} children ({task.n_correct} correct), wrong branches of "
-               f"{task.depth} tokens; budget {config.budget} tokens (convergent answer: {task.convergent_length}); "
+               f"{task.branch_tokens} tokens; budget {config.budget} tokens (convergent answer: {task.convergent_length}); "
                f"{config.engine} engine, {config.epochs} epochs, seed {config.seed}")
     click.echo(f"{'teacher':<36} {'dropped':>7} {'loss/token':>10} {'success':>8} {'no budget':>9} {'data len':>8}")
     for r in last.iter_rows(named=True):

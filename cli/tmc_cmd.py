@@ -27,15 +27,41 @@ def _parse_methods(ctx, param, text):
 _parse_methods.choices = TMC_METHODS
 
 
-def load_tmc_config(config_file, **overrides):
-    """A :class:`TMCConfig` from a TOML file whose keys are its field names, the options given
-    (not None) on top; every value type-checked (:func:`markovfork.plumbing.config_reader.from_mapping`)."""
-    from markovfork.experiments.tmc import TMCConfig
+RL_OPTIONS = ("engine", "iterations", "lr", "group_size", "kl", "reject_easy", "reject_reference", "passk_k")
+
+
+def load_tmc_config(config_file, rl=None, **overrides):
+    """A :class:`TMCConfig` from a TOML file whose keys are its field names, with the RL settings
+    in a table ``[rl]`` (RLConfig's fields but ``method`` and ``seed``; the defaults are
+    ``TMC_RL``'s), then the options given (not None) on top: ``rl`` for the RL ones; every value
+    type-checked (:func:`markovfork.plumbing.config_reader.from_mapping`). A file that still gives
+    an RL setting at the top level (the layout before ``[rl]``) is read, with a one-line note."""
+    from dataclasses import asdict
+
+    from markovfork.experiments.tmc import TMC_RL, TMCConfig
     from markovfork.plumbing.config_reader import from_mapping
     from markovfork.plumbing.io import read_toml
+    from markovfork.rl.config import RLConfig
 
     data = read_toml(config_file) if config_file is not None else {}
+    rl_data = data.pop("rl", {})
+    if not isinstance(rl_data, dict):
+        raise ValueError(f"[rl] must be a table, got {rl_data!r}")
+    unread = sorted({"method", "seed"} & set(rl_data))
+    if unread:
+        raise ValueError(f"[rl] {unread[0]} is not read: the experiment runs each of its methods, seeded from "
+                         f"the top-level seed; remove it")
+    moved = [key for key in RL_OPTIONS if key in data]
+    if moved:
+        both = [key for key in moved if key in rl_data]
+        if both:
+            raise ValueError(f"{both[0]} is given at the top level and in [rl]; give it once, in [rl]")
+        click.echo(f"markovfork: {', '.join(moved)} at the top level of {config_file} is deprecated, "
+                   f"put the RL settings in an [rl] table", err=True)
+        rl_data = {**rl_data, **{key: data.pop(key) for key in moved}}
+    rl_data = {**rl_data, **{key: value for key, value in (rl or {}).items() if value is not None}}
     data.update({key: value for key, value in overrides.items() if value is not None})
+    data["rl"] = from_mapping(RLConfig, {**asdict(TMC_RL), **rl_data}, "rl")
     return from_mapping(TMCConfig, data)
 
 
@@ -46,8 +72,8 @@ def summary_lines(config, table) -> list[str]:
     rows = {(r["method"], r["task"]): r for r in table.iter_rows(named=True) if r["k"] == k}
     methods = list(dict.fromkeys(table["method"]))
     lines = [
-        f"TMC L={config.layers} M0={config.m0} M={config.m} C={config.c}, {config.engine} engine, "
-        f"{config.iterations} iterations at lr {config.lr:g}, seed {config.seed}; "
+        f"TMC L={config.layers} M0={config.m0} M={config.m} C={config.c}, {config.rl.engine} engine, "
+        f"{config.rl.iterations} iterations at lr {config.rl.lr:g}, seed {config.seed}; "
         f"{config.instances} instances per task, K={k}",
         f"{'':<12} {'task 1':^17} {'task 2':^17} {'task 2 path shares':^22}".rstrip(),
         f"{'method':<12} {'pass@1':>8} {f'pass@{k}':>8} {'pass@1':>8} {f'pass@{k}':>8} "
@@ -111,7 +137,7 @@ def _write(prefix, table) -> list[str]:
 @click.option("--passk-k", type=int, default=None, help="k of the passk method's objective.  [default: 4]")
 @seed_option("Seed of the chain, pretraining, training and evaluation.  [default: 0]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="TOML file whose keys are TMCConfig's fields (layers, m0, ..., seed); options given here "
+              help="TOML file whose keys are TMCConfig's fields (layers, m0, ..., seed; the RL settings in [rl]); options given here "
                    "override it.")
 @out_option("Write PREFIX.parquet, PREFIX.csv (the table), PREFIX_pass_at_k.png and PREFIX_paths.png.")
 @json_option("Print the configuration and the rows as JSON.")
@@ -129,9 +155,9 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
     prefix = planned_outputs(out, FIGURES, inputs=[config_file])
     config = load_tmc_config(
         config_file, layers=layers, m0=m0, m=m, c=c, k=None if k is None else k[-1],
-        ks=None if k is None else k[:-1], instances=instances, iterations=iterations,
-        methods=methods, engine=engine, lr=lr, group_size=group_size, kl=kl, reject_easy=reject_easy,
-        reject_reference=reject_reference, passk_k=passk_k, seed=seed,
+        ks=None if k is None else k[:-1], instances=instances, methods=methods, seed=seed,
+        rl=dict(engine=engine, iterations=iterations, lr=lr, group_size=group_size, kl=kl, reject_easy=reject_easy,
+                reject_reference=reject_reference, passk_k=passk_k),
     )
     bar = progress_bar(len(config.methods), "tmc", not no_progress)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
-from markovfork.cli.options import Needs, echo_json, needs, json_option, no_bar_option, out_option, seed_option
+from markovfork.cli.options import Needs, echo_json, json_option, needs, no_bar_option, out_option, renamed_option, seed_option
 from markovfork.model.tree_summary import node_table, summarize_tree
 from markovfork.tasks import TMC, fork_tree, tmc_chain
 from markovfork.plumbing.io import check_not_inputs, check_outputs, output_prefix, table_paths, table_writers, write_outputs
@@ -37,7 +37,8 @@ def tree_options(func):
         click.option("--from-json", "from_json", type=click.Path(dir_okay=False), default=None,
                      help="Read the tree from a JSON file (see docs/model.md for the format)."),
         click.option("--tmc", is_flag=True, help="Build the layered multi-task chain (TMC) instead of a fork tree."),
-        click.option("--depth", type=int, default=6, show_default=True, help="Fork tree: steps from root to leaf."),
+        renamed_option("--levels", "--depth", "levels", " (depth is the path-star task's nodes per arm)", type=int,
+                       default=6, show_default=True, help="Fork tree: levels below the root (steps from root to leaf)."),
         click.option("--branching", type=int, default=2, show_default=True, help="Fork tree: children per internal node."),
         click.option("--forks", type=int, default=1, show_default=True,
                      help="Fork tree: number of fork nodes (in simulate, --forks counts decision points in the data)."),
@@ -64,7 +65,7 @@ def tree_options(func):
     return func
 
 
-FORK_TREE_OPTIONS = ("--depth", "--branching", "--forks", "--placement", "--valid-branches", "--easy-prob",
+FORK_TREE_OPTIONS = ("--levels", "--branching", "--forks", "--placement", "--valid-branches", "--easy-prob",
                      "--dead-ends/--full")
 TMC_OPTIONS = ("--layers", "--m0", "--m", "--c", "--high-weight", "--low-weight", "--high-edge")
 
@@ -110,14 +111,14 @@ def build_tree(opts: dict) -> TreeChoice:
         )
         return TreeChoice(tmc.tree, "tmc", tmc)
     tree = fork_tree(
-        opts["depth"], opts["branching"], opts["forks"], opts["placement"], opts["valid_branches"],
+        opts["levels"], opts["branching"], opts["forks"], opts["placement"], opts["valid_branches"],
         opts["easy_prob"], opts["seed"], opts["dead_ends"],
     )
     return TreeChoice(tree, "fork", None)
 
 
 TREE_OPTION_NAMES = (
-    "from_json", "tmc", "depth", "branching", "forks", "placement", "valid_branches", "easy_prob", "dead_ends",
+    "from_json", "tmc", "levels", "branching", "forks", "placement", "valid_branches", "easy_prob", "dead_ends",
     "layers", "m0", "m", "c", "high_weight", "low_weight", "high_edge", "seed",
 )
 

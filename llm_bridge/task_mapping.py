@@ -10,10 +10,9 @@ that need a look-up; copying a name from the prompt is not a step):
 bridge                    simulator                              why
 ========================  =====================================  ==========================
 task.arms = A             task.arms = A                          branches of the fork
-task.depth = D            task.depth = D - 1                     forward: the arm choice, then
-(nodes per arm)           (steps after the fork;                 D - 1 look-ups (a2 .. aD)
-                          path_star.steps_after_fork)
-                          (reverse: D look-ups = depth + 1)      reverse: aD-1 .. a1, s
+task.depth = D            task.depth = D                         forward: the arm choice, then
+(nodes per arm)           (nodes per arm, the same meaning)      D - 1 look-ups (a2 .. aD)
+                          (reverse: D look-ups)                  reverse: aD-1 .. a1, s
                           task.rationale_steps = D               rationale: t's chain back to s
 base: forward and reverse task.mode_prior = (1/2, 1/2, 0)        the base's undirected
 walks with equal odds     (fork_format "rationale":              derivations never use "?";
@@ -65,7 +64,7 @@ from markovfork.llm_bridge.run_files import sft_settings
 from markovfork.fit.experiment import Experiment
 from markovfork.model.policy import Decoding
 from markovfork.sft.config import SimulationConfig, TrainSettings
-from markovfork.tasks.path_star import PathStarTask, distinct_problems, steps_after_fork
+from markovfork.tasks.path_star import PathStarTask, distinct_problems
 from markovfork.model.spread import Spread
 
 __all__ = ["BASE_MODE_PRIOR", "RATIONALE_MODE_PRIOR", "FREE_FIELDS", "sft_arms", "simulation_config",
@@ -103,7 +102,7 @@ def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | N
     if diversity not in ("data", "problem"):
         raise ValueError(f"diversity must be 'data' or 'problem', got {diversity!r}")
     if run.task.depth < 2:
-        raise ValueError(f"the simulator needs a bridge depth >= 2 (depth - 1 look-ups after the fork), got {run.task.depth}")
+        raise ValueError(f"the simulator needs a bridge depth >= 2 nodes per arm (the arm choice and >= 1 look-up), got {run.task.depth}")
     sampling = run.eval.sampling
     if sampling.spread_first and sampling.spread_position:
         raise ValueError(
@@ -118,7 +117,7 @@ def simulation_config(run: RunConfig, rho: float, diversity: str, free: dict | N
         sim_diversity = diversity
     task = PathStarTask(
         arms=run.task.arms,
-        depth=steps_after_fork(run.task.depth),
+        depth=run.task.depth,
         rationale_steps=run.task.depth,
         mode_prior=free.pop("task.mode_prior", RATIONALE_MODE_PRIOR if sim_diversity == "rationale" else BASE_MODE_PRIOR),
         n_train=distinct_problems(run.sft.n_problems, rho, diversity),

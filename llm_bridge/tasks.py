@@ -83,7 +83,7 @@ class TaskSpec:
     """Shape of the task distribution."""
 
     arms: int = 2  # arms hanging off the source (the fork's branching factor, as PathStarTask.arms)
-    depth: int = 5  # nodes per arm = path_star.arm_nodes(PathStarTask.depth); the target is the leaf of one arm
+    depth: int = 5  # nodes per arm (the same meaning as PathStarTask.depth); the target is the leaf of one arm
     answer: str = "path"  # "path" (plain path) or "arith" (ArithChain)
     max_constant: int = 20  # arith: edge constants are drawn from 1..max_constant
     max_source_value: int = 20  # arith: the source value is drawn from 0..max_source_value

@@ -3,10 +3,10 @@ come with lower success, and what filtering the most-branching trajectories does
 
 **Task.** A chain of D decision points, each with b children: m correct (``n_correct``, default 1)
 and b - m wrong. Every step is one token. At point i the solver emits a child: a correct child
-moves it to point i + 1; a wrong child enters a dead-end branch of h tokens (the choice is the
-branch's first token). Each entry hides a contradiction at depth g ~ Uniform{1..h}, drawn afresh
+moves it to point i + 1; a wrong child enters a dead-end branch of h tokens (``branch_tokens``; the choice is
+the branch's first token). Each entry hides a contradiction at token g ~ Uniform{1..h}, drawn afresh
 per entry; the tokens of the branch are forced (no choice) except at the contradiction, where the
-solver either backtracks (one token, back to point i) or goes on (forced tokens to depth h, then a
+solver either backtracks (one token, back to point i) or goes on (forced tokens to token h, then a
 wrong answer: failure). After point D - 1 the answer follows (one forced token). A budget of T
 tokens cuts generation: success = a correct answer with at most T tokens in all. A convergent
 trajectory has D + 1 tokens.

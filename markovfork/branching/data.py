@@ -59,7 +59,7 @@ class Counts:
 
 def teacher_trajectories(task: BranchingTask, teacher: Teacher, n: int, seed: int) -> Trajectories:
     """``n`` trajectories of ``teacher`` on ``task``, from the stream ``(seed, "teacher")``:
-    W_i = min(G - 1, r) with G ~ Geometric(1 - beta) on {1, 2, ...}, then the depths g of all
+    W_i = min(G - 1, r) with G ~ Geometric(1 - beta) on {1, 2, ...}, then the contradiction tokens g of all
     entries, in trajectory order."""
     n = checks.integer("n", n, 1, MAX_TRAJECTORIES)
     rng = child_rng(seed, "teacher")
@@ -72,10 +72,10 @@ def teacher_trajectories(task: BranchingTask, teacher: Teacher, n: int, seed: in
         if teacher.retries is not None:
             w = np.minimum(w, teacher.retries)
     branches = w.sum(axis=1)
-    depths = rng.integers(1, task.depth + 1, size=int(branches.sum()))
+    contradiction = rng.integers(1, task.branch_tokens + 1, size=int(branches.sum()))
     excursion = np.zeros(n, dtype=np.int64)  # sum over the trajectory's entries of g + 1
     owner = np.repeat(np.arange(n), branches)
-    np.add.at(excursion, owner, depths + 1)
+    np.add.at(excursion, owner, contradiction + 1)
     return Trajectories(task.points, branches.astype(np.int64), task.convergent_length + excursion)
 
 

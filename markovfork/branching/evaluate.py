@@ -43,7 +43,7 @@ def success_within_budget(task: BranchingTask, params: Params, budget: int) -> f
     """Exact probability of a correct answer within ``budget`` tokens (module docstring)."""
     budget = _budget(budget)
     p, q = decision_probs(task, params)
-    d, h = task.points, task.depth
+    d, h = task.points, task.branch_tokens
     f = np.zeros((d + 1, budget + 1))
     f[0, 0] = 1.0
     back = (1.0 - p) * q / h
@@ -64,7 +64,7 @@ def success_unbounded(task: BranchingTask, params: Params) -> float:
 
 
 @numba.njit(cache=True)
-def _rollout_kernel(p, q, points, depth, budget, states, success, length, branches):
+def _rollout_kernel(p, q, points, tokens, budget, states, success, length, branches):
     """One rollout per stream state; writes success, tokens emitted (capped at the budget) and
     wrong entries. Draw order as in the module docstring."""
     for r in range(states.shape[0]):
@@ -87,7 +87,7 @@ def _rollout_kernel(p, q, points, depth, budget, states, success, length, branch
                 continue
             nb += 1
             x, s0, s1, s2, s3 = xoshiro_next(s0, s1, s2, s3)
-            g = 1 + np.int64(to_unit(x) * depth)
+            g = 1 + np.int64(to_unit(x) * tokens)
             t += g - 1
             if t >= budget:
                 break
@@ -95,7 +95,7 @@ def _rollout_kernel(p, q, points, depth, budget, states, success, length, branch
             if to_unit(x) < q:
                 t += 1  # backtrack
                 continue
-            t += depth - g + 1  # the rest of the branch and the wrong answer
+            t += tokens - g + 1  # the rest of the branch and the wrong answer
             break
         success[r] = ok
         length[r] = min(t, budget)
@@ -115,7 +115,7 @@ def rollouts(task: BranchingTask, params: Params, budget: int, n: int, seed: int
     n = checks.integer("n", n, 1, MAX_ROLLOUTS)
     p, q = decision_probs(task, params)
     out = RolloutArrays(np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
-    _rollout_kernel(p, q, task.points, task.depth, budget, stream_states(seed, n), out.success, out.length, out.branches)
+    _rollout_kernel(p, q, task.points, task.branch_tokens, budget, stream_states(seed, n), out.success, out.length, out.branches)
     return out
 
 
@@ -134,14 +134,14 @@ def rollouts_reference(task: BranchingTask, params: Params, budget: int, n: int,
                 i += 1
                 continue
             nb += 1
-            g = 1 + int(next(draws) * task.depth)
+            g = 1 + int(next(draws) * task.branch_tokens)
             t += g - 1
             if t >= budget:
                 break
             if next(draws) < q:
                 t += 1
                 continue
-            t += task.depth - g + 1
+            t += task.branch_tokens - g + 1
             break
         else:
             if i == task.points:

@@ -24,7 +24,7 @@ __all__ = ["BranchingTask", "Params", "Teacher", "decision_probs", "branch_count
 
 MAX_POINTS = 1_000
 MAX_CHILDREN = 1_000
-MAX_DEPTH = 10_000
+MAX_BRANCH_TOKENS = 10_000
 MAX_BETA = 0.95  # unbounded retries: mean W = beta / (1 - beta) <= 19
 PMF_TAIL = 1e-17  # unbounded retries: the per-point pmf is cut where the tail mass is below this
 
@@ -36,7 +36,7 @@ class BranchingTask:
 
     points: int = 8  # D
     children: int = 4  # b
-    depth: int = 10  # h: tokens of a wrong branch (its entry token included)
+    branch_tokens: int = 10  # h: tokens of a wrong branch (its entry token included)
     n_correct: int = 1  # m: correct children per decision point (1 <= m < b)
     base_a: float = 1.0  # a0: logit of each correct child (wrong children: 0)
     base_c: float = 0.0  # c0: backtrack logit at a contradiction (continue: 0)
@@ -45,7 +45,7 @@ class BranchingTask:
         check_fields(self)
         checks.integer("points", self.points, 1, MAX_POINTS)
         checks.integer("children", self.children, 2, MAX_CHILDREN)
-        checks.integer("depth", self.depth, 1, MAX_DEPTH)
+        checks.integer("branch_tokens", self.branch_tokens, 1, MAX_BRANCH_TOKENS)
         checks.integer(f"n_correct (children = {self.children})", self.n_correct, 1, self.children - 1)
         checks.real("base_a", self.base_a, -50.0, 50.0)
         checks.real("base_c", self.base_c, -50.0, 50.0)
@@ -62,7 +62,7 @@ class BranchingTask:
     @property
     def mean_excursion(self) -> float:
         """Expected tokens of one wrong entry that ends in a backtrack: E[g] + 1 = (h + 1) / 2 + 1."""
-        return (self.depth + 1) / 2 + 1
+        return (self.branch_tokens + 1) / 2 + 1
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Teacher:
         if self.retries is None:
             checks.real("beta", self.beta, 0.0, MAX_BETA)
         else:
-            checks.integer("retries", self.retries, 1, MAX_DEPTH)
+            checks.integer("retries", self.retries, 1, MAX_BRANCH_TOKENS)
             checks.real("beta", self.beta, 0.0, 1.0)
 
     @property

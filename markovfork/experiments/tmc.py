@@ -21,7 +21,7 @@ weighted by how often the base reaches them), applied to the shared rows.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -31,24 +31,34 @@ from markovfork.tasks.tmc_policy import (
     chain_edge_index, chain_node_logits, chain_theta_from_transitions, n_chain_edges, tmc_instance_population,
 )
 from markovfork.model.policy import transition_probs
-from markovfork.rl.config import ENGINES, RLConfig
+from markovfork.rl.config import RLConfig
 from markovfork.rl.evaluate import score_policy
 from markovfork.rl.pretrain import pretrain_chain
 from markovfork.rl.train import RLStart, tabular_model, train_rl
 from markovfork.plumbing.seeds import child_seed
 
-__all__ = ["TMC_METHODS", "TMCConfig", "TMCResult", "run_tmc", "kl_tilt_theta"]
+__all__ = ["TMC_METHODS", "TMC_RL", "TMCConfig", "TMCResult", "run_tmc", "kl_tilt_theta"]
 
 TMC_METHODS = ("reinforce", "raft", "ppo", "grpo", "passk", "unlikely", "reject-easy", "kl", "kl-tilt")
 DEFAULT_METHODS = ("reinforce", "raft", "ppo", "grpo", "reject-easy", "kl", "kl-tilt")
 _RULE = {"reject-easy": "reinforce", "kl": "reinforce"}
 TRAIN_INSTANCES = 4096  # sampled training instances when a task has more than 12 valid paths
+# The RL settings of every method's run (each declared once, in RLConfig), with the experiment's
+# defaults: 1000 iterations at lr 0.1, beta 0.5 (kl, kl-tilt), r = 5 (reject-easy), and no shared
+# skill (the chain policy is tabular). ``method`` and ``seed`` are set per method by
+# TMCConfig.rl_config; ``kl`` applies to the kl methods only, ``reject_easy`` to reject-easy only.
+TMC_RL = RLConfig(method="reinforce", iterations=1000, lr=0.1, kl=0.5, reject_easy=5, train_skill=False)
 
 
 @dataclass(frozen=True)
 class TMCConfig:
     """The experiment's settings; defaults are the paper's (L=4, M0=2, M=2, C=1, K=30, 200
-    instances, 1000 fine-tuning iterations) and ours where it states none (lr, G, beta)."""
+    instances, 1000 fine-tuning iterations) and ours where it states none (lr, G, beta).
+
+    ``rl`` holds the RL settings (:class:`~markovfork.rl.config.RLConfig`, :data:`TMC_RL` by
+    default): the engine (also the scoring's), iterations, lr, group_size, kl (beta of ``kl`` and
+    ``kl-tilt``), reject_easy, reject_reference, passk_k, and the rest of RLConfig. Its ``method``
+    and ``seed`` are not read: each method of ``methods`` is one run, seeded from ``seed``."""
 
     layers: int = 4
     m0: int = 2
@@ -57,23 +67,18 @@ class TMCConfig:
     k: int = 30  # K: the largest k of pass@k, and the rollouts per instance (sampled engine)
     ks: tuple[int, ...] = ()  # smaller k values also scored, each in [1, K): one table row per k
     instances: int = 200
-    iterations: int = 1000
     methods: tuple[str, ...] = DEFAULT_METHODS
-    engine: str = "analytic"
-    lr: float = 0.1
-    group_size: int = 8
-    kl: float = 0.5
-    reject_easy: int = 5
-    reject_reference: str = "base"
-    passk_k: int = 4
+    rl: RLConfig = TMC_RL  # the RL runs' settings (RLConfig is frozen: one shared default is safe)
     pretrain_steps: int = 200
     pretrain_batch: int = 256
     pretrain_lr: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.rl, RLConfig):
+            raise ValueError(f"rl must be an RLConfig, got {checks._show(self.rl)}")
         for name, low in (("layers", 3), ("m0", 2), ("m", 2), ("c", 1), ("k", 1), ("instances", 1),
-                          ("iterations", 0), ("pretrain_steps", 0), ("pretrain_batch", 1)):
+                          ("pretrain_steps", 0), ("pretrain_batch", 1)):
             checks.integer(name, getattr(self, name), low)
         ks = tuple(self.ks)
         for i, kk in enumerate(ks):
@@ -81,8 +86,6 @@ class TMCConfig:
         if len(set(ks)) != len(ks):
             raise ValueError(f"ks must not repeat, got {', '.join(map(str, ks))}")
         object.__setattr__(self, "ks", tuple(sorted(ks)))
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         self._check_sizes()
         methods = tuple(self.methods)
         if not methods:
@@ -93,7 +96,7 @@ class TMCConfig:
         if len(set(methods)) != len(methods):
             raise ValueError(f"methods must not repeat, got {', '.join(methods)}")
         object.__setattr__(self, "methods", methods)
-        checks.real("kl", self.kl, 0.0, low_open=True)
+        checks.real("kl", self.rl.kl, 0.0, low_open=True)
         checks.real("pretrain_lr", self.pretrain_lr, 0.0, low_open=True)
         for m in methods:  # every setting of every RL run is checked here, before any work
             self.rl_config("reinforce" if m == "kl-tilt" else m)
@@ -116,17 +119,16 @@ class TMCConfig:
                              f"more than {MAX_NODES:,}: choose smaller ones")
         checks.fits_in_memory("instances", self.instances, 2 * 9 * self.instances * nodes,
                               f"two tasks' instance masks and step probabilities over {nodes:,} nodes")
-        if self.engine == "sampled":
+        if self.rl.engine == "sampled":
             checks.fits_in_memory("k", self.k, 2 * 8 * self.instances * self.k,
                                   f"the sampled engine's k rollouts of {self.instances} instances")
 
     def rl_config(self, method: str) -> RLConfig:
-        """The RL run of one method (seeded by the experiment's seed and the method)."""
-        return RLConfig(
-            method=_RULE.get(method, method), engine=self.engine, iterations=self.iterations, lr=self.lr,
-            group_size=self.group_size, kl=self.kl if method == "kl" else 0.0,
-            reject_easy=self.reject_easy if method == "reject-easy" else 0,
-            reject_reference=self.reject_reference, passk_k=self.passk_k, train_skill=False,
+        """The RL run of one method: :attr:`rl` with the method's update rule, its kl / reject_easy
+        (0 for the other methods) and a seed from the experiment's seed and the method."""
+        return replace(
+            self.rl, method=_RULE.get(method, method), kl=self.rl.kl if method == "kl" else 0.0,
+            reject_easy=self.rl.reject_easy if method == "reject-easy" else 0,
             seed=child_seed(self.seed, "tmc-rl", method),
         )
 
@@ -193,7 +195,7 @@ def run_tmc(config: TMCConfig = TMCConfig(), progress=None) -> TMCResult:
     rewards = {}
     for method in config.methods:
         if method == "kl-tilt":
-            thetas[method] = kl_tilt_theta(tmc, base, population, weights, config.kl)
+            thetas[method] = kl_tilt_theta(tmc, base, population, weights, config.rl.kl)
         else:
             trace = train_rl(model, population, config.rl_config(method), RLStart(base), weights=weights)
             thetas[method], rewards[method] = trace.theta[-1], trace.reward
@@ -206,21 +208,23 @@ def run_tmc(config: TMCConfig = TMCConfig(), progress=None) -> TMCResult:
         z = chain_node_logits(tmc, theta)
         for task, problems in enumerate(tests):
             probs = transition_probs(tree, np.broadcast_to(z, (len(problems), tree.n_nodes)))
-            score = score_policy(tree, probs, problems, ks, config.engine, n_samples=config.k,
+            score = score_policy(tree, probs, problems, ks, config.rl.engine, n_samples=config.k,
                                  seed=child_seed(config.seed, "tmc-score", task + 1))
             rows += [dict(
                 method=method, task=task + 1, k=kk, pass_at_1=float(score.pass_at_k[0]),
                 pass_at_k=float(score.pass_at_k[np.searchsorted(ks, kk)]), easy_valid=score.easy_valid,
                 hard_valid=score.hard_valid, invalid=score.invalid, path_entropy=score.path_entropy,
                 final_reward=_final_reward(rewards.get(method)),
-                engine=config.engine, iterations=config.iterations, lr=config.lr, seed=config.seed,
+                engine=config.rl.engine, iterations=config.rl.iterations, lr=config.rl.lr, seed=config.seed,
             ) for kk in row_ks]
     return TMCResult(config, pl.DataFrame(rows), thetas, rewards)
 
 
 def config_dict(config: TMCConfig) -> dict:
-    """The settings as plain data (for ``--json`` and the saved tables)."""
+    """The settings as plain data (for ``--json`` and the saved tables); the RL settings are the
+    table ``rl`` (RLConfig's fields, without ``method`` and ``seed``, set per method)."""
     d = asdict(config)
+    d["rl"] = {key: value for key, value in d["rl"].items() if key not in ("method", "seed")}
     d["methods"] = list(config.methods)
     d["ks"] = list(config.ks)
     return d

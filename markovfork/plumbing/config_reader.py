@@ -19,8 +19,9 @@ import types
 import typing
 
 from markovfork.plumbing import checks
+from markovfork.plumbing.notes import ConfigNote  # re-exported: the reader's warning category
 
-__all__ = ["check_value", "check_fields", "from_mapping"]
+__all__ = ["ConfigNote", "check_value", "check_fields", "from_mapping"]
 
 
 @functools.cache

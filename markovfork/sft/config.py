@@ -10,12 +10,13 @@ number that would have been needed.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
 from markovfork.plumbing import checks
-from markovfork.plumbing.config_reader import check_fields, from_mapping
+from markovfork.plumbing.config_reader import ConfigNote, check_fields, from_mapping
 from markovfork.plumbing.io import read_toml
 from markovfork.model.policy import Decoding
 from markovfork.sft.data import SFTMix
@@ -30,6 +31,7 @@ __all__ = [
     "TrainSettings",
     "SimulationConfig",
     "load_config",
+    "depth_note",
     "config_dict",
     "config_grid",
     "memory_estimate",
@@ -148,7 +150,7 @@ def memory_estimate(t: PathStarTask, s: TrainSettings, engine: str = "analytic",
     nodes = t.n_nodes
     fork_children = 3 + t.arms
     trajectories = t.n_train * s.trajectories_per_problem * (2 if diversity == "problem" else 1)
-    longest = 1 + t.rationale_steps + 1 + t.depth + 1  # root, rationale, arm choice, arm, leaf
+    longest = 1 + t.rationale_steps + 1 + t.steps_after_fork + 1  # root, rationale, arm choice, arm, leaf
     rollouts = s.n_samples if engine == "sampled" else 0
     return (
         16 * n * t.feature_dim
@@ -171,16 +173,41 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None, **o
     ``decoding.<field>`` / ``spread.<field>``; ``None`` values are ignored (options the user did not give). An
     override of ``rho`` or ``forks`` replaces the file's other one. Every value is type-checked
     (:mod:`markovfork.plumbing.config_reader`); errors name the section, key and value. ``data``: the
-    file's tables already read (instead of ``path``)."""
+    file's tables already read (instead of ``path``).
+
+    A file (or ``data``) that sets ``[task] depth`` gets a :class:`ConfigNote` warning naming the
+    meaning, nodes per arm (:func:`depth_note`): older simulator configs counted the steps after
+    the fork there, one less, and the same key must not change a task silently."""
     if path is not None and data is not None:
         raise ValueError("give a config path or its data, not both")
     data = dict(data) if data is not None else read_toml(path) if path is not None else {}
+    note = depth_note(data, path)  # the file's own value, before the overrides
     given = {key: value for key, value in overrides.items() if value is not None}
     if given.keys() & {"rho", "forks"}:
         data = {key: value for key, value in data.items() if key not in ("rho", "forks")}
     for key, value in given.items():
         _set(data, "train." + key if key.startswith(("decoding.", "spread.")) else key, value)
-    return from_mapping(SimulationConfig, data)
+    config = from_mapping(SimulationConfig, data)
+    if note:  # only for a config that was read: an error stays one line
+        warnings.warn(note, ConfigNote, stacklevel=2)
+    return config
+
+
+def depth_note(data: dict, path=None) -> str | None:
+    """The note for a configuration that sets a valid ``[task] depth`` (``None`` when it does not:
+    an invalid value is the reader's one-line error, alone): the
+    value is nodes per arm (the bridge's meaning); until the one-meaning change the simulator
+    counted the steps after the fork, one less, so an old file's ``depth = 5`` is now a shorter
+    task (write 6 for the old one)."""
+    task = data.get("task")
+    if not isinstance(task, dict) or "depth" not in task:
+        return None
+    depth = task["depth"]
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 2:
+        return None  # refused by the reader: its one-line error says why
+    where = f" in {path}" if path is not None else ""
+    return (f"[task] depth = {depth}{where} means {depth} nodes per arm ({depth - 1} steps after the fork); "
+            f"write depth = {depth + 1} for a file written when depth counted the steps after the fork (docs/sft.md)")
 
 
 def _set(data: dict, dotted: str, value) -> None:

@@ -1,13 +1,16 @@
 """The path-star task as a reasoning tree with three reasoning modes at the root.
 
-Each problem asks for the end of one arm of a path-star graph. The root is a *mode choice*
-(a fork whose branches are all valid):
+Each problem asks for the end of one arm of a path-star graph whose arms have ``depth`` nodes
+(**depth = nodes per arm**, as in the LLM bridge's ``[task] depth`` and the ``depth`` column of a
+results table; the steps of the tree follow from it). The root is a *mode choice* (a fork whose
+branches are all valid):
 
 * ``forward``: pick an arm at the source (a FORK with one valid arm, hidden from the
-  left-to-right context), then walk ``depth`` decipherable steps along it;
-* ``reverse``: substitute back from the target (``depth + 1`` decipherable steps, no fork);
+  left-to-right context: the arm's first node), then walk the arm's other ``depth - 1`` nodes,
+  one decipherable step each (:attr:`PathStarTask.steps_after_fork`);
+* ``reverse``: substitute back from the target (``depth`` decipherable steps, no fork);
 * ``rationale``: ``rationale_steps`` extra decipherable steps that name the arm, then the arm
-  choice as a *decipherable* step, then ``depth`` steps.
+  choice as a *decipherable* step, then ``depth - 1`` steps.
 
 Every decipherable node's first child is the correct step; its other children are dead-end
 leaves (wrong answers), so the tree stays linear in ``depth``. A problem's correct leaves are the
@@ -16,13 +19,8 @@ ends of its arm in the forward and rationale subtrees and the end of the reverse
 This module is the one definition of the task that the simulator, the fit and the LLM bridge
 (``llm_bridge/tasks.py``, its text rendering) share: :data:`MODES` (the order of ``mode_prior``
 and of the tree's mode heads), :data:`DIVERSITIES`, the arm count, the SFT mix counts
-(:func:`fork_count`, :func:`distinct_problems`) and ``depth``. **depth** here is the number of
-decipherable steps along an arm *after the fork*; the path-star graph (the bridge's
-``[task] depth``, the ``depth`` column of a results table) counts the *nodes per arm*, one more
-(the arm choice). The two are converted in one place only, :func:`arm_nodes` and
-:func:`steps_after_fork`:
-
-    nodes per arm D = depth + 1.
+(:func:`fork_count`, :func:`distinct_problems`) and ``depth`` (nodes per arm, one meaning
+everywhere; ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -36,25 +34,17 @@ from markovfork.plumbing.config_reader import check_fields
 from markovfork.model.problems import Problems
 from markovfork.model.tree import DECIPHERABLE, FORK, LEAF, Tree, TreeBuilder
 
-__all__ = ["PathStarTask", "PathStar", "MODES", "DIVERSITIES", "arm_nodes", "steps_after_fork", "check_arms",
-           "fork_count", "distinct_problems"]
+__all__ = ["PathStarTask", "PathStar", "MODES", "DIVERSITIES", "check_depth", "check_arms", "fork_count",
+           "distinct_problems"]
 
 MODES = ("forward", "reverse", "rationale")  # reasoning modes, in the order of mode_prior and the tree's heads
 DIVERSITIES = ("data", "problem")  # SFT mix: one mode per problem, or both modes of the same problems
 
 
-def arm_nodes(depth: int) -> int:
-    """Nodes per arm of the path-star graph (the bridge's ``depth``) for ``depth`` steps after
-    the fork: D = depth + 1 (the arm choice, then ``depth`` look-ups)."""
-    return checks.integer("depth", depth, 1) + 1
-
-
-def steps_after_fork(nodes_per_arm: int) -> int:
-    """The simulator's ``depth`` of a graph with ``nodes_per_arm`` nodes per arm: D - 1 (>= 1)."""
-    nodes = checks.integer("nodes per arm", nodes_per_arm, 1)
-    if nodes < 2:
-        raise ValueError(f"the simulator needs >= 2 nodes per arm (>= 1 look-up after the fork), got {nodes}")
-    return nodes - 1
+def check_depth(depth: int) -> int:
+    """The nodes per arm of the path-star graph, an integer >= 2 (the arm choice and at least
+    one look-up after it: a one-node arm leaves the tree no step after the fork)."""
+    return checks.integer("depth (nodes per arm)", depth, 2)
 
 
 def check_arms(arms: int) -> int:
@@ -86,7 +76,7 @@ class PathStarTask:
     """Configuration of the path-star task and its base model."""
 
     arms: int = 2  # branches at the source (the fork of the forward mode)
-    depth: int = 5  # decipherable steps along an arm after the fork
+    depth: int = 6  # nodes per arm (as the bridge's [task] depth): the arm choice, then depth - 1 steps
     branching: int = 2  # children of each decipherable step: 1 correct + (branching-1) dead ends
     rationale_steps: int = 2  # extra steps of the rationale mode before the (decipherable) arm choice
     mode_prior: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)  # base P(forward, reverse, rationale)
@@ -99,7 +89,7 @@ class PathStarTask:
     def __post_init__(self) -> None:
         check_fields(self)
         check_arms(self.arms)
-        checks.integer("depth", self.depth, 1)
+        check_depth(self.depth)
         checks.integer("branching", self.branching, 2)
         checks.integer("rationale_steps", self.rationale_steps, 0)
         for i, p in enumerate(self.mode_prior):
@@ -113,12 +103,18 @@ class PathStarTask:
         checks.integer("n_test", self.n_test, 1)
 
     @property
+    def steps_after_fork(self) -> int:
+        """Decipherable steps along an arm after the arm choice: ``depth - 1`` (the arm's other
+        nodes; a reverse chain takes ``depth`` steps, the arm choice included)."""
+        return self.depth - 1
+
+    @property
     def n_nodes(self) -> int:
         """Nodes of the task tree: the root, three mode heads, and per mode the chains below
         (each decipherable step adds ``branching`` children)."""
         b = self.branching
-        arm = 1 + self.depth * b  # an arm choice node and its chain
-        return 1 + 3 + self.arms * arm + (self.depth + 1) * b + self.rationale_steps * b + self.arms * arm
+        arm = 1 + self.steps_after_fork * b  # an arm choice node and its chain
+        return 1 + 3 + self.arms * arm + self.depth * b + self.rationale_steps * b + self.arms * arm
 
     @property
     def base_skill(self) -> float:
@@ -163,15 +159,16 @@ def _build(task: PathStarTask, seed: int) -> PathStar:
     root = tb.add(FORK, valid_branches=3)
     heads = [tb.add(FORK if m == 0 else DECIPHERABLE, task.mode_prior[m], root, label=m) for m in range(3)]
     answer = np.zeros((3, task.arms), dtype=np.int64)
-    # forward: fork over arms, then `depth` steps along each arm
+    steps = task.steps_after_fork  # an arm's nodes after its first (the arm choice)
+    # forward: fork over arms, then depth - 1 steps along each arm
     for a in range(task.arms):
-        answer[0, a] = chain(tb.add(DECIPHERABLE, 1.0 / task.arms, heads[0], label=a), task.depth, True)
-    # reverse: depth + 1 decipherable steps, the arm step included
-    answer[1, :] = chain(heads[1], task.depth + 1, True)
-    # rationale: rationale_steps steps, a decipherable arm choice, then `depth` steps
+        answer[0, a] = chain(tb.add(DECIPHERABLE, 1.0 / task.arms, heads[0], label=a), steps, True)
+    # reverse: depth decipherable steps, the arm step included
+    answer[1, :] = chain(heads[1], task.depth, True)
+    # rationale: rationale_steps steps, a decipherable arm choice, then depth - 1 steps
     choice = chain(heads[2], task.rationale_steps, False)
     for a in range(task.arms):
-        answer[2, a] = chain(tb.add(DECIPHERABLE, 1.0 / task.arms, choice, label=a), task.depth, True)
+        answer[2, a] = chain(tb.add(DECIPHERABLE, 1.0 / task.arms, choice, label=a), steps, True)
     tree, new_id = tb.build()
 
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ def _enumerate(task: BranchingTask, params: Params, budget: int) -> tuple[float,
     """(success mass, total mass) over every token sequence, one token at a time: each child of
     each decision point, each contradiction depth, each forced token, each backtrack choice."""
     p, q = decision_probs(task, params)
-    m, b, h, d = task.n_correct, task.children, task.depth, task.points
+    m, b, h, d = task.n_correct, task.children, task.branch_tokens, task.points
     success = total = 0.0
 
     def point(i, t, w):
@@ -53,7 +53,7 @@ def _enumerate(task: BranchingTask, params: Params, budget: int) -> tuple[float,
 )
 def test_dp_equals_enumeration(points, children, depth, budget, a, c, two_correct):
     m = 2 if two_correct and children > 2 else 1
-    task = BranchingTask(points=points, children=children, depth=depth, n_correct=m)
+    task = BranchingTask(points=points, children=children, branch_tokens=depth, n_correct=m)
     params = Params(a, c)
     success, total = _enumerate(task, params, budget)
     assert abs(total - 1.0) < 1e-12
@@ -61,7 +61,7 @@ def test_dp_equals_enumeration(points, children, depth, budget, a, c, two_correc
 
 
 def test_dp_without_binding_budget_is_the_closed_form():
-    task = BranchingTask(points=6, depth=4)
+    task = BranchingTask(points=6, branch_tokens=4)
     params = Params(0.3, 1.2)
     assert abs(success_within_budget(task, params, 2000) - success_unbounded(task, params)) < 1e-12
     assert success_within_budget(task, params, task.points) == 0.0  # the answer needs token D + 1
@@ -71,7 +71,7 @@ def test_dp_without_binding_budget_is_the_closed_form():
 @given(points=st.integers(1, 5), depth=st.integers(1, 6), budget=st.integers(1, 30),
        a=st.floats(-3, 3), c=st.floats(-3, 3), seed=st.integers(0, 2**64 - 1))
 def test_rollout_kernel_equals_reference(points, depth, budget, a, c, seed):
-    task = BranchingTask(points=points, depth=depth)
+    task = BranchingTask(points=points, branch_tokens=depth)
     fast = rollouts(task, Params(a, c), budget, 50, seed)
     slow = rollouts_reference(task, Params(a, c), budget, 50, seed)
     for name in ("success", "length", "branches"):
@@ -79,7 +79,7 @@ def test_rollout_kernel_equals_reference(points, depth, budget, a, c, seed):
 
 
 def test_rollouts_agree_with_dp():
-    task = BranchingTask(points=8, depth=10)
+    task = BranchingTask(points=8, branch_tokens=10)
     n = 200_000
     for params, budget in ((Params(1.5, 1.0), 16), (Params(3.0, -0.5), 12), (Params(1.0, 2.0), 10_000)):
         exact = success_within_budget(task, params, budget)

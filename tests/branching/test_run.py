@@ -11,7 +11,7 @@ from markovfork.branching.run import TABLE_COLUMNS, run_branching
 
 
 def test_analytic_table_rows_and_values():
-    task = BranchingTask(points=6, depth=6)
+    task = BranchingTask(points=6, branch_tokens=6)
     config = BranchingConfig(task=task, teachers=(Teacher(0.0), Teacher(0.4)), filtered_shares=(0.0, 0.5),
                              epochs=8, budget=12)
     table = run_branching(config)
@@ -28,7 +28,7 @@ def test_analytic_table_rows_and_values():
 
 
 def test_sampled_table_has_rollouts_and_kept_counts():
-    config = BranchingConfig(task=BranchingTask(points=5, depth=4), filtered_shares=(0.0, 0.25), engine="sampled",
+    config = BranchingConfig(task=BranchingTask(points=5, branch_tokens=4), filtered_shares=(0.0, 0.25), engine="sampled",
                              epochs=3, n_train=400, n_rollouts=4000, budget=10, eval_epochs=(0, 3), seed=9)
     table = run_branching(config)
     assert table.height == 8
@@ -50,3 +50,29 @@ def test_sampled_table_has_rollouts_and_kept_counts():
 def test_config_checks(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BranchingConfig(**kwargs)
+
+
+def test_old_depth_spellings_still_read_as_branch_tokens(tmp_path):
+    """``depth`` names the path-star task's nodes per arm; the wrong branch's length is
+    ``branch_tokens``. The old option and key still work (the same meaning), with a note."""
+    import json
+
+    from click.testing import CliRunner
+
+    from markovfork.cli import main
+
+    args = ["branching", "--points", "2", "--epochs", "1", "--json"]
+    old_toml, new_toml = tmp_path / "old.toml", tmp_path / "new.toml"
+    old_toml.write_text("[task]\ndepth = 3\n")
+    new_toml.write_text("[task]\nbranch_tokens = 3\n")
+    new = CliRunner().invoke(main, [*args, "--branch-tokens", "3"])
+    assert new.exit_code == 0 and not new.stderr, new.output
+    assert json.loads(new.stdout)["config"]["task"]["branch_tokens"] == 3
+    for extra in (["--depth", "3"], ["--config", str(old_toml)], ["--config", str(new_toml)]):
+        result = CliRunner().invoke(main, [*args, *extra])
+        assert result.exit_code == 0 and result.stdout == new.stdout, (extra, result.output)
+        assert ("deprecated" in result.stderr) == (extra[1] != str(new_toml)), result.stderr
+    both = tmp_path / "both.toml"
+    both.write_text("[task]\ndepth = 3\nbranch_tokens = 3\n")
+    result = CliRunner().invoke(main, [*args, "--config", str(both)])
+    assert result.exit_code == 2 and "give one" in result.stderr

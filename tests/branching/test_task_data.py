@@ -31,10 +31,10 @@ def test_decision_probs():
 
 
 def test_teacher_dataset_counts_and_means():
-    task = BranchingTask(points=6, depth=5)
+    task = BranchingTask(points=6, branch_tokens=5)
     data = teacher_trajectories(task, Teacher(0.4), 40_000, seed=3)
     extra = data.length - task.convergent_length  # sum of g + 1 over the entries, g in 1..h
-    assert np.all(extra >= 2 * data.branches) and np.all(extra <= (task.depth + 1) * data.branches)
+    assert np.all(extra >= 2 * data.branches) and np.all(extra <= (task.branch_tokens + 1) * data.branches)
     expect = expected_counts(task, Teacher(0.4))
     se_b = np.sqrt(6 * 0.4) / 0.6 / np.sqrt(len(data))  # sd of a negative binomial / sqrt(N)
     assert abs(data.branches.mean() - expect.wrong) < 5 * se_b
@@ -43,7 +43,7 @@ def test_teacher_dataset_counts_and_means():
     assert np.all(capped.branches == 12)
     same = teacher_trajectories(task, Teacher(0.4), 40_000, seed=3)
     assert np.array_equal(same.length, data.length) and np.array_equal(same.branches, data.branches)
-    flat = teacher_trajectories(BranchingTask(points=3, depth=1), Teacher(0.5), 100, seed=1)
+    flat = teacher_trajectories(BranchingTask(points=3, branch_tokens=1), Teacher(0.5), 100, seed=1)
     assert np.array_equal(flat.length, 4 + 2 * flat.branches)  # h = 1: every entry costs 2 tokens
 
 
@@ -94,7 +94,7 @@ def test_exact_filter_is_the_large_sample_limit():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(points=0), "points must be an integer in"),
     (dict(n_correct=4), r"n_correct \(children = 4\) must be an integer in \[1, 3\]"),
-    (dict(depth=2.0), "depth must be an integer"),
+    (dict(branch_tokens=2.0), "branch_tokens must be an integer"),
 ])
 def test_task_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -150,8 +150,8 @@ CASES = [
     ("bridge-eval-out-dir-overwrites-config", ["bridge", "eval", "ckpt", "--config", "eval_results.csv",
                                                "--out-dir", "."], ["eval_results.csv", "input"]),
     # sizes: refused at once, naming the option or the size
-    ("tree-huge-depth", ["tree", "--depth", "100000000000"], ["depth-100000000000"]),
-    ("coverage-huge-depth", ["coverage", "--depth", "100000000000"], ["depth-100000000000"]),
+    ("tree-huge-levels", ["tree", "--levels", "100000000000"], ["100000000000"]),
+    ("coverage-huge-levels", ["coverage", "--levels", "100000000000"], ["100000000000"]),
     ("tree-huge-tmc-layers", ["tree", "--tmc", "--layers", "100000000000"], ["layers 100000000000"]),
     ("coverage-huge-problems", ["coverage", "--problems", "100000000000"], ["--problems", "GiB"]),
     ("bridge-sweep-grid", ["bridge", "sweep", "--config", "tiny_bridge.toml", "--out-dir", "sweep",

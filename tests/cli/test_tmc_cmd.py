@@ -3,6 +3,7 @@ text table, seeds, the TOML config and its overrides, and one-line errors that w
 
 import json
 import math
+from dataclasses import replace
 
 import polars as pl
 import pytest
@@ -10,11 +11,11 @@ from click.testing import CliRunner
 
 import markovfork.experiments.tmc as tmc_experiment
 from markovfork.cli import main
-from markovfork.experiments.tmc import TMCConfig, run_tmc
+from markovfork.experiments.tmc import TMC_RL, TMCConfig, run_tmc
 from cli_checks import assert_one_error_line, files
 
 SMALL = ["--iterations", "50", "--instances", "20", "--no-progress"]
-SMALL_CONFIG = dict(iterations=50, instances=20)
+SMALL_CONFIG = dict(rl=replace(TMC_RL, iterations=50), instances=20)
 
 
 def run(args):
@@ -64,7 +65,7 @@ def test_json_holds_the_config_and_the_rows():
     result = run([*SMALL, "--methods", "grpo", "--engine", "sampled", "--json"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    config = TMCConfig(methods=("grpo",), engine="sampled", **SMALL_CONFIG)
+    config = TMCConfig(methods=("grpo",), rl=replace(TMC_RL, iterations=50, engine="sampled"), instances=20)
     assert data["config"] == tmc_experiment.config_dict(config) and data["files"] == []
     table = run_tmc(config).table
     assert len(data["rows"]) == table.height == 6
@@ -84,17 +85,17 @@ def test_same_seed_same_table_and_another_seed_another():
 
 def test_config_file_is_read_and_flags_override_it(tmp_path):
     path = tmp_path / "tmc.toml"
-    path.write_text('iterations = 50\ninstances = 20\nmethods = ["reinforce", "raft"]\nengine = "sampled"\n'
-                    "seed = 3\nlr = 0.2\ngroup_size = 4\nk = 10\n")
+    path.write_text('instances = 20\nmethods = ["reinforce", "raft"]\nseed = 3\nk = 10\n'
+                    '[rl]\niterations = 50\nengine = "sampled"\nlr = 0.2\ngroup_size = 4\n')
     data = json.loads(run(["--config", str(path), "--json", "--no-progress"]).stdout)
-    expect = TMCConfig(iterations=50, instances=20, methods=("reinforce", "raft"), engine="sampled", seed=3, lr=0.2,
-                       group_size=4, k=10)
+    expect = TMCConfig(instances=20, methods=("reinforce", "raft"), seed=3, k=10,
+                       rl=replace(TMC_RL, iterations=50, engine="sampled", lr=0.2, group_size=4))
     assert data["config"] == tmc_experiment.config_dict(expect)
     assert [r["method"] for r in data["rows"][::2]] == ["chain", "base", "reinforce", "raft"]
     data = json.loads(run(["--config", str(path), "--json", "--no-progress", "--methods", "kl", "--seed", "4",
                            "--engine", "analytic", "--k", "5"]).stdout)
     assert data["config"]["methods"] == ["kl"] and data["config"]["seed"] == 4 and data["config"]["k"] == 5
-    assert data["config"]["engine"] == "analytic" and data["config"]["lr"] == 0.2  # the file's, not overridden
+    assert data["config"]["rl"]["engine"] == "analytic" and data["config"]["rl"]["lr"] == 0.2  # the file's, not overridden
     assert {r["k"] for r in data["rows"]} == {5}
 
 
@@ -203,3 +204,20 @@ def test_k_list_gives_one_row_per_k_and_the_same_largest_k(engine):
         assert low["pass_at_k"] == low["pass_at_1"] <= mid["pass_at_k"] <= high["pass_at_k"]
         assert {key: v for key, v in low.items() if "pass" not in key and key != "k"} == \
             {key: v for key, v in high.items() if "pass" not in key and key != "k"}
+
+
+def test_a_flat_config_file_of_the_old_layout_is_read_with_a_note(tmp_path):
+    """Before [rl], the RL settings sat at the top level: such a file gives the same config, with a
+    one-line note; a setting given in both places, or [rl] method / seed, is refused."""
+    flat, nested = tmp_path / "flat.toml", tmp_path / "nested.toml"
+    flat.write_text('instances = 20\nmethods = ["reinforce"]\niterations = 50\nlr = 0.2\n')
+    nested.write_text('instances = 20\nmethods = ["reinforce"]\n[rl]\niterations = 50\nlr = 0.2\n')
+    old, new = (run(["--config", str(p), "--json", "--no-progress"]) for p in (flat, nested))
+    assert old.exit_code == new.exit_code == 0 and old.stdout == new.stdout
+    assert "iterations, lr at the top level" in old.stderr and "[rl]" in old.stderr and not new.stderr
+    both = tmp_path / "both.toml"
+    both.write_text("lr = 0.2\n[rl]\nlr = 0.3\n")
+    assert "give it once" in run(["--config", str(both), "--no-progress"]).stderr
+    seeded = tmp_path / "seeded.toml"
+    seeded.write_text("[rl]\nseed = 3\n")
+    assert "[rl] seed is not read" in run(["--config", str(seeded), "--no-progress"]).stderr

@@ -21,7 +21,7 @@ def run(args):
 
 
 def test_tree_text_summary():
-    result = run(["tree", "--depth", "5", "--branching", "3", "--forks", "4", "--placement", "bottom"])
+    result = run(["tree", "--levels", "5", "--branching", "3", "--forks", "4", "--placement", "bottom"])
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "tree (fork): 364 nodes, 121 internal (4 forks, 117 decipherable), 243 leaves"
@@ -39,7 +39,7 @@ def test_tree_tmc_json_has_paper_number():
 
 def test_tree_export_then_from_json_and_node_table(tmp_path):
     exported = tmp_path / "t.json"
-    args = ["tree", "--depth", "6", "--forks", "3", "--dead-ends", "--easy-prob", "0.8", "--seed", "4"]
+    args = ["tree", "--levels", "6", "--forks", "3", "--dead-ends", "--easy-prob", "0.8", "--seed", "4"]
     first = run([*args, "--json", "--export", str(exported), "--out", str(tmp_path / "nodes")])
     second = run(["tree", "--from-json", str(exported), "--json"])
     a, b = json.loads(first.stdout), json.loads(second.stdout)
@@ -63,7 +63,7 @@ def test_coverage_exact_json_equals_library():
 
 def test_coverage_text_and_files(tmp_path):
     prefix = tmp_path / "sub" / "cov"
-    result = run(["coverage", "--depth", "4", "--forks", "2", "--problems", "60", "--samples", "32",
+    result = run(["coverage", "--levels", "4", "--forks", "2", "--problems", "60", "--samples", "32",
                   "--k", "1,2,4,32", "--out", str(prefix)])
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -81,9 +81,9 @@ def test_coverage_text_and_files(tmp_path):
 @pytest.mark.parametrize(
     "args, named",
     [
-        (["tree", "--depth", "3", "--forks", "100"], "forks=100"),
+        (["tree", "--levels", "3", "--forks", "100"], "forks=100"),
         (["tree", "--placement", "middle"], "'middle'"),
-        (["tree", "--depth", "0"], "got 0"),
+        (["tree", "--levels", "0"], "got 0"),
         (["tree", "--easy-prob", "1.5"], "got 1.5"),
         (["tree", "--tmc", "--c", "5"], "got 5"),
         (["tree", "--tmc", "--high-edge", "1,1"], "'1,1'"),
@@ -117,3 +117,11 @@ def test_bad_json_tree_names_the_node(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.strip() == "Error: node 1: transition probabilities sum to 0.6, not 1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]  # nothing written
+
+
+def test_depth_is_a_deprecated_alias_of_levels():
+    """``depth`` means the path-star task's nodes per arm; the fork tree's option is --levels and
+    the old spelling still builds the same tree, with a one-line note."""
+    old, new = run(["tree", "--depth", "4", "--json"]), run(["tree", "--levels", "4", "--json"])
+    assert old.exit_code == new.exit_code == 0 and old.stdout == new.stdout
+    assert "--depth is deprecated, use --levels" in old.stderr and not new.stderr

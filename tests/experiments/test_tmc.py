@@ -15,6 +15,8 @@ Measured (``run_tmc()``, seed 0; pass@1 of task 1 / pass@30 of task 2):
     kl-tilt       0.745 / 0.775      0.748 / 0.755
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,7 @@ from markovfork.tasks.tmc_policy import (
     chain_edge_index, chain_node_logits, chain_theta_from_transitions, n_chain_edges, tmc_instance_population,
 )
 from markovfork.model.policy import transition_probs
-from markovfork.experiments.tmc import DEFAULT_METHODS, TMCConfig, kl_tilt_theta, run_tmc
+from markovfork.experiments.tmc import DEFAULT_METHODS, TMC_RL, TMCConfig, kl_tilt_theta, run_tmc
 
 RL_METHODS = ("reinforce", "raft", "ppo", "grpo", "reject-easy", "kl")
 KEEPERS = ("reject-easy", "kl", "kl-tilt")
@@ -32,7 +34,14 @@ KEEPERS = ("reject-easy", "kl", "kl-tilt")
 
 @pytest.fixture(scope="module")
 def runs():
-    return {engine: run_tmc(TMCConfig(engine=engine)) for engine in ("analytic", "sampled")}
+    return {engine: run_tmc(_config(engine=engine)) for engine in ("analytic", "sampled")}
+
+
+def _config(**kw) -> TMCConfig:
+    """A TMCConfig with RLConfig's fields among ``kw`` set on its ``rl`` (TMC_RL's defaults)."""
+    rl_keys = {f.name for f in dataclasses.fields(TMC_RL)} - {"method", "seed"}  # set per method
+    rl = {k: kw.pop(k) for k in list(kw) if k in rl_keys}
+    return TMCConfig(rl=dataclasses.replace(TMC_RL, **rl), **kw)
 
 
 def _cell(result, method, task, column):
@@ -112,10 +121,10 @@ def test_training_curves_and_final_reward(runs):
 
 
 def test_same_seed_same_table_and_seed_matters():
-    a, b = run_tmc(TMCConfig(engine="sampled")), run_tmc(TMCConfig(engine="sampled"))
+    a, b = run_tmc(_config(engine="sampled")), run_tmc(_config(engine="sampled"))
     assert a.table.equals(b.table)
     called = []
-    c = run_tmc(TMCConfig(engine="sampled", seed=1, methods=("reinforce", "kl-tilt")), progress=called.append)
+    c = run_tmc(_config(engine="sampled", seed=1, methods=("reinforce", "kl-tilt")), progress=called.append)
     assert called == ["reinforce", "kl-tilt"]
     assert not np.array_equal(c.theta["reinforce"], a.theta["reinforce"])
 
@@ -125,7 +134,22 @@ def test_same_seed_same_table_and_seed_matters():
                                       (dict(layers=2), "layers"), (dict(lr=-1.0), "lr")])
 def test_bad_settings_are_value_errors(kw, name):
     with pytest.raises(ValueError, match=name):
-        TMCConfig(**kw)
+        _config(**kw)
+
+
+def test_each_rl_setting_is_declared_once_in_rlconfig():
+    """TMCConfig holds an RLConfig; each method's run is that RLConfig with the method's rule, its
+    kl / reject_easy (0 elsewhere) and a seed of its own."""
+    from markovfork.rl.config import RLConfig
+
+    rl_fields = {f.name for f in dataclasses.fields(RLConfig)}
+    assert not rl_fields & {f.name for f in dataclasses.fields(TMCConfig)} - {"seed"}
+    config = _config(lr=0.3, group_size=4, kl=0.7, reject_easy=3, clip=0.1)
+    kl, reject, ppo = (config.rl_config(m) for m in ("kl", "reject-easy", "ppo"))
+    assert (kl.method, kl.kl, kl.reject_easy, kl.lr, kl.group_size) == ("reinforce", 0.7, 0, 0.3, 4)
+    assert (reject.method, reject.kl, reject.reject_easy) == ("reinforce", 0.0, 3)
+    assert (ppo.method, ppo.clip, ppo.train_skill) == ("ppo", 0.1, False)
+    assert len({kl.seed, reject.seed, ppo.seed}) == 3
 
 
 # ----------------------------------------------------------------------------- KL tilt

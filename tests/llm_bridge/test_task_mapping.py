@@ -23,7 +23,7 @@ def test_default_bridge_run_maps_field_by_field():
     assert [(c.prevalence, c.diversity) for c in configs] == [(0.0, "data"), (0.5, "data"), (1.0, "data")]
     for c in configs:
         t, s = c.task, c.train
-        assert (t.arms, t.depth, t.rationale_steps) == (2, 4, 5)
+        assert (t.arms, t.depth, t.rationale_steps) == (2, 5, 5)  # depth: nodes per arm in both
         assert (t.n_train, t.n_test) == (2000, 200)
         assert t.mode_prior == BASE_MODE_PRIOR
         assert s.epochs == 12 and s.evaluation_epochs == (0, 1, 3, 6, 12)
@@ -75,7 +75,7 @@ def test_variations_map():
     prob = configs[-1]
     assert (prob.diversity, prob.prevalence, prob.task.n_train) == ("problem", 0.3, 70)  # 100 - min(30, 70)
     for c in configs:
-        assert (c.task.arms, c.task.depth, c.task.rationale_steps, c.seed) == (3, 2, 3, 7)
+        assert (c.task.arms, c.task.depth, c.task.rationale_steps, c.seed) == (3, 3, 3, 7)
         assert c.train.evaluation_epochs == (0, 2, 5) and c.train.ks == (1, 2, 4, 8, 12) and c.train.n_samples == 12
         d = c.train.decoding
         assert (d.temperature, d.top_k, d.top_p, d.min_p) == (0.7, 2, 0.9, 0.05)
@@ -95,7 +95,7 @@ def test_spread_first_at_the_first_token_maps_to_a_spread_at_the_root():
     # base modes (1/2, 1/2, 0): the rationale mode (probability 0) is no candidate, the samples
     # alternate forward / reverse: pass@1 is the mean of the two modes' success
     a, d, arms = cfg.task.base_step_accuracy, cfg.task.depth, cfg.task.arms
-    forward, reverse = a**d / arms, a ** (d + 1)
+    forward, reverse = a ** (d - 1) / arms, a**d  # d nodes per arm: d - 1 steps after the fork
     assert base.pass_at_k[0] == pytest.approx(0.5 * (forward + reverse), abs=1e-9)
     # at k = n: four samples in each mode (without the spread: 1 - (1 - mean)^8)
     assert base.pass_at_k[-1] == pytest.approx(1 - (1 - forward) ** 4 * (1 - reverse) ** 4, abs=1e-9)

@@ -117,9 +117,11 @@ def test_bridge_shaped_table():
 # ----------------------------------------------------------------------------- TMC experiment
 @pytest.fixture(scope="module")
 def tmc_table():
-    from markovfork.experiments.tmc import TMCConfig, run_tmc
+    from dataclasses import replace
 
-    return run_tmc(TMCConfig(methods=("reinforce", "kl"), iterations=50, instances=20, k=8)).table
+    from markovfork.experiments.tmc import TMC_RL, TMCConfig, run_tmc
+
+    return run_tmc(TMCConfig(methods=("reinforce", "kl"), rl=replace(TMC_RL, iterations=50), instances=20, k=8)).table
 
 
 def _tmc_column(table, task, column):

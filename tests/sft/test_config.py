@@ -215,3 +215,40 @@ def test_any_document_gives_a_config_or_one_line_value_error():
             assert "\n" not in str(exc)
 
     check()
+
+
+# ----------------------------------------------------------------------------- depth: nodes per arm
+def test_depth_is_nodes_per_arm_and_the_defaults_tree_is_unchanged():
+    """depth counts the nodes per arm (the bridge's meaning): the default 6 is the tree of 5 steps
+    after the fork; one node per arm (no step after the fork) is refused."""
+    task = PathStarTask()
+    assert (task.depth, task.steps_after_fork) == (6, 5)
+    assert task.build(0).tree.depth.max() == 1 + task.rationale_steps + 1 + task.steps_after_fork
+    with pytest.raises(ValueError, match=r"depth \(nodes per arm\) must be an integer >= 2, got 1"):
+        PathStarTask(depth=1)
+
+
+def test_a_config_file_that_sets_depth_gets_a_note_not_a_silent_change(tmp_path):
+    """The key kept its name and changed its meaning: a file that sets [task] depth is read with the
+    new meaning and told so (a ConfigNote from Python, one ``markovfork: note:`` line from the CLI)."""
+    from markovfork.plumbing.config_reader import ConfigNote
+
+    path = tmp_path / "old.toml"
+    path.write_text("[task]\ndepth = 5\n")
+    with pytest.warns(ConfigNote, match=r"depth = 5 in .*old.toml means 5 nodes per arm \(4 steps after the fork\); "
+                                        r"write depth = 6"):
+        assert load_config(path).task.depth == 5
+    result = CliRunner().invoke(main, ["simulate", "--config", str(path), *SMALL])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("markovfork: note:")]
+    assert len(notes) == 1 and "5 nodes per arm" in notes[0], result.stderr
+    # no note without the key, nor for the Python overrides (code written for the new meaning)
+    (tmp_path / "new.toml").write_text("[task]\nn_train = 40\n")
+    assert load_config(tmp_path / "new.toml", **{"task.depth": 4}).task.depth == 4
+
+
+def test_a_refused_depth_or_config_is_one_error_line_without_the_note(tmp_path):
+    for text in ("[task]\ndepth = 1\n", "[task]\ndepth = false\n", "[task]\ndepth = 6\n[train]\nlr = -1\n"):
+        path = tmp_path / "bad.toml"
+        path.write_text(text)
+        _one_line_error(CliRunner().invoke(main, ["simulate", "--config", str(path), *SMALL]))

@@ -15,7 +15,7 @@ from markovfork.tasks.path_star import PathStarTask
 from markovfork.sft.train import derive_seeds, train_analytic
 from markovfork.model.spread import Spread, spread_nodes
 
-TASK = PathStarTask(depth=3, feature_dim=60, n_train=60, n_test=300)
+TASK = PathStarTask(depth=4, feature_dim=60, n_train=60, n_test=300)
 
 
 @pytest.fixture(scope="module")
@@ -103,4 +103,4 @@ def test_spread_pass_at_k_in_a_run_is_the_estimator_target():
 def _forward_reverse(t: PathStarTask) -> float:
     """Base pass@1 with the samples split over forward and reverse: the mean of their successes."""
     a = t.base_step_accuracy
-    return 0.5 * (a**t.depth / t.arms + a ** (t.depth + 1))
+    return 0.5 * (a**t.steps_after_fork / t.arms + a**t.depth)

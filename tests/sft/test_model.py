@@ -11,7 +11,7 @@ from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient, 
 from markovfork.tasks.path_star import PathStarTask
 from markovfork.model.tree import DECIPHERABLE
 
-SMALL = PathStarTask(depth=3, feature_dim=40, n_train=30, n_test=20)
+SMALL = PathStarTask(depth=4, feature_dim=40, n_train=30, n_test=20)
 
 
 def _random_params(ps, rng):

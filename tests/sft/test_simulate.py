@@ -15,7 +15,7 @@ from markovfork.sft.simulate import SimulationConfig, config_grid, load_config, 
 from markovfork.tasks.path_star import PathStarTask
 from markovfork.sft.train import train_analytic
 
-SMALL = PathStarTask(depth=3, feature_dim=40, n_train=30, n_test=20)
+SMALL = PathStarTask(depth=4, feature_dim=40, n_train=30, n_test=20)
 
 
 # --- the phenomena, at the default settings (one analytic run takes well under a second) ---

@@ -37,7 +37,7 @@ def _mean_loss(ps, params, steps) -> float:
 
 @pytest.mark.parametrize("diversity", ["data", "problem"])
 def test_analytic_states_every_epoch_with_the_loss_at_their_parameters(diversity):
-    ps = PathStarTask(depth=3, feature_dim=30, n_train=40, n_test=20).build(3)
+    ps = PathStarTask(depth=4, feature_dim=30, n_train=40, n_test=20).build(3)
     mix = SFTMix(0.6, diversity)
     states = list(train_analytic(ps, mix, TrainSettings(epochs=5), seed=3))
     assert [s.epoch for s in states] == [0, 1, 2, 3, 4, 5]
@@ -48,7 +48,7 @@ def test_analytic_states_every_epoch_with_the_loss_at_their_parameters(diversity
 
 
 def test_sampled_epoch_zero_loss_and_every_epoch():
-    ps = PathStarTask(depth=3, feature_dim=30, n_train=40, n_test=20).build(5)
+    ps = PathStarTask(depth=4, feature_dim=30, n_train=40, n_test=20).build(5)
     mix = SFTMix(0.5)
     states = list(train_sampled(ps, mix, TrainSettings(epochs=3, batch_size=8), seed=5))
     assert [s.epoch for s in states] == [0, 1, 2, 3]
@@ -59,7 +59,7 @@ def test_sampled_epoch_zero_loss_and_every_epoch():
 
 def test_states_are_snapshots():
     """A state kept while training goes on still describes its own epoch: epoch 0 is the base."""
-    ps = PathStarTask(depth=3, feature_dim=20, n_train=30, n_test=10).build(1)
+    ps = PathStarTask(depth=4, feature_dim=20, n_train=30, n_test=10).build(1)
     states = list(train_analytic(ps, SFTMix(1.0), TrainSettings(epochs=3), seed=1))
     base = states[0].params()
     assert not base.theta.any() and not base.weight.any() and base.skill == ps.task.base_skill

@@ -197,7 +197,7 @@ def test_deep_dead_end_tree_memory_is_linear():
 
 
 def test_depth_20000_dead_ends_in_seconds():
-    """`markovfork tree --depth 20000 --dead-ends` took 35 s and 6.4 GB."""
+    """`markovfork tree --levels 20000 --dead-ends` took 35 s and 6.4 GB."""
     start = time.perf_counter()
     spine = fork_tree(20000, 2, 0, dead_ends=True)
     forked = fork_tree(20000, 2, 1, dead_ends=True)

@@ -13,8 +13,9 @@ from markovfork.sft.train import train_analytic
 
 
 def test_base_model_pass_at_1_is_the_closed_form():
-    """Base: mode prior x (forward 1/arms a^depth, reverse a^(depth+1), rationale a^(r+1+depth))."""
-    task = PathStarTask(depth=4, rationale_steps=2, feature_dim=10, n_train=10, n_test=30)
+    """Base: mode prior x (forward 1/arms a^(D-1), reverse a^D, rationale a^(r+D)), D = depth
+    (nodes per arm)."""
+    task = PathStarTask(depth=5, rationale_steps=2, feature_dim=10, n_train=10, n_test=30)
     ps = task.build(1)
     base = next(train_analytic(ps, SFTMix(1.0), TrainSettings(epochs=0), 0))
     probs = transition_probs(ps.tree, base.test_logits())
@@ -24,7 +25,7 @@ def test_base_model_pass_at_1_is_the_closed_form():
     assert pass1[0] == pytest.approx(expected, rel=1e-12)
 
 
-@given(arms=st.integers(2, 4), depth=st.integers(1, 4), branching=st.integers(2, 4), rationale=st.integers(0, 3))
+@given(arms=st.integers(2, 4), depth=st.integers(2, 5), branching=st.integers(2, 4), rationale=st.integers(0, 3))
 @settings(max_examples=20)
 def test_node_count_is_the_built_trees(arms, depth, branching, rationale):
     task = PathStarTask(arms=arms, depth=depth, branching=branching, rationale_steps=rationale,
