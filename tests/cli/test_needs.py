@@ -44,7 +44,7 @@ CASES = [
     ("coverage", ["--task", "1"], "--task"),
     ("tree", ["--from-json", "t.json", "--seed", "3"], "--seed"),
     *((cmd, ["--tmc", opt, value], opt) for cmd in ("tree", "coverage") for opt, value in (
-        ("--depth", "3"), ("--branching", "3"), ("--forks", "2"), ("--placement", "random"),
+        ("--levels", "3"), ("--branching", "3"), ("--forks", "2"), ("--placement", "random"),
         ("--valid-branches", "2"), ("--easy-prob", "0.6"), )),
     ("tree", ["--tmc", "--full"], "--dead-ends/--full"),
     ("coverage", ["--tmc", "--dead-ends"], "--dead-ends/--full"),

@@ -245,7 +245,7 @@ def test_signal_caught_by_a_library_still_ends_the_command(monkeypatch, swallow)
 
     monkeypatch.setattr(tree_cmd, "describe", _numba_like(swallow))
     before = signal.getsignal(signal.SIGTERM)
-    result = CliRunner().invoke(main, ["tree", "--depth", "2"])
+    result = CliRunner().invoke(main, ["tree", "--levels", "2"])
     assert result.exit_code == 143, (result.output, result.exception)
     assert result.stdout == "" and result.stderr == ""
     assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
