@@ -32,7 +32,7 @@ __all__ = ["KINDS", "MapFit", "fit_prior", "fit_map", "components", "predict", "
 
 KINDS = ("markov", "logit")
 STARTS = {  # Nelder-Mead starting points (unconstrained vectors), the best result is kept
-    "markov": [np.array([special.logit(0.2), 2.0, 1.5, 0.0, 0.0]), np.array([special.logit(0.4), 3.0, 1.0, -0.5, 0.5])],
+    "markov": [np.array([special.logit(0.2), 2.0, 1.5, 0.0, 0.0])],
     "logit": [np.array([1.0, 1.0]), np.array([0.5, 1.5])],
 }
 LIMIT = 30.0  # every unconstrained coordinate stays in [-LIMIT, LIMIT] (Delta = 30: the rare group is gone)
@@ -103,7 +103,7 @@ def fit_map(kind: str, n_b, c_b, n_t, c_t, *, weights=None, prior=None, grid_siz
     best = None
     for x0 in (STARTS[kind] if starts is None else starts):
         res = optimize.minimize(nll, np.asarray(x0, dtype=np.float64), method="Nelder-Mead",
-                                options={"maxfev": max_evals, "xatol": 1e-4, "fatol": 1e-7})
+                                options={"maxfev": max_evals, "xatol": 1e-3, "fatol": 1e-4})
         if best is None or res.fun < best.fun:
             best = res
     log_choose = special.gammaln(n_t_k + 1.0) - special.gammaln(c_t_k + 1.0) - special.gammaln(n_t_k - c_t_k + 1.0)
