@@ -11,12 +11,12 @@ Per-problem step probabilities: softmax of (base logit + N(0, 1) noise) per prob
 Rows (all in this one process, compiled functions warmed up first):
   floor            one bare xoshiro256** uniform in a numba loop (the engine's RNG), 1 thread
   numpy random     numpy Generator.random (PCG64) filling an array, per draw (for reference)
-  engine leaves    markovfork.sampled.sample_leaves (method "auto": paths at this workload),
+  engine leaves    markovfork.engines.sampled.sample_leaves (method "auto": paths at this workload),
                    1 and 2 numba threads; input checks and all per-problem set-up included
-  engine counts    markovfork.sampled.sample_rollouts (leaves classified, not returned)
+  engine counts    markovfork.engines.sampled.sample_rollouts (leaves classified, not returned)
   engine walk      sample_leaves(method="walk"): one uniform per step, no set-up
   engine uneven    sample_leaves on a tree with leaves at uneven depths (1 thread)
-  numpy reference  markovfork.sampled.sample_leaves_reference (vectorised over samples)
+  numpy reference  markovfork.engines.sampled.sample_leaves_reference (vectorised over samples)
   quantecon        MarkovChain(P_sparse).simulate(ts_length=depth+1, init=0, num_reps=n)
                    on the same tree as a sparse transition matrix (leaves absorbing), one
                    chain per problem; only simulate is timed (its lazily cached CDFs warm)
@@ -28,7 +28,7 @@ problem; and 1- vs 2-thread scaling on a larger workload (--scale-problems x --s
 alternated, next to the scaling of bare draws (the machine's ceiling).
 
 --against REV instead times this engine against the one at git revision REV (its
-markovfork/sampled.py or markovfork/sampled/ and markovfork/streams.py, loaded as temporary
+markovfork/engines/sampled.py or markovfork/engines/sampled/ and markovfork/engines/sampled/streams.py, loaded as temporary
 modules), alternated round by round on the engine workloads, after checking that both return
 the same leaves and counts; it prints per-round ratios new / old.
 """
@@ -50,15 +50,15 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from markovfork.policy import transition_probs
-from markovfork.problems import Problems
-from markovfork.sampled import sample_leaves, sample_leaves_reference, sample_rollouts
-from markovfork.sampled.kernel_tree import kernel_tree
-from markovfork.sampled.paths import path_buffers, path_setup
-from markovfork.sampled.rows import probs_ok
-from markovfork.streams import stream_states, to_unit, xoshiro_next
-from markovfork.tree import PROB_TOL
-from markovfork.tree import LEAF, tree_from_children
+from markovfork.model.policy import transition_probs
+from markovfork.model.problems import Problems
+from markovfork.engines.sampled import sample_leaves, sample_leaves_reference, sample_rollouts
+from markovfork.engines.sampled.kernel_tree import kernel_tree
+from markovfork.engines.sampled.paths import path_buffers, path_setup
+from markovfork.engines.sampled.rows import probs_ok
+from markovfork.engines.sampled.streams import stream_states, to_unit, xoshiro_next
+from markovfork.model.tree import PROB_TOL
+from markovfork.model.tree import LEAF, tree_from_children
 
 DEPTH = 10
 
@@ -179,8 +179,8 @@ def sparse_chain(tree, probs_row):
 
 
 def load_engine_at(rev: str):
-    """The sampled engine of git revision ``rev`` as a temporary module (markovfork.sampled and
-    markovfork.streams renamed in its sources; everything else comes from this checkout)."""
+    """The sampled engine of git revision ``rev`` as a temporary module (markovfork.engines.sampled and
+    markovfork.engines.sampled.streams renamed in its sources; everything else comes from this checkout)."""
     root = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
@@ -189,9 +189,9 @@ def load_engine_at(rev: str):
     sha = git("rev-parse", "--verify", f"{rev}^{{commit}}").strip()
     package, streams = f"_sampled_{sha[:12]}", f"_streams_{sha[:12]}"
     dest = Path(tempfile.gettempdir()) / f"markovfork-engine-{sha[:12]}"
-    for name in git("ls-tree", "-r", "--name-only", sha, "markovfork/sampled.py", "markovfork/sampled",
-                    "markovfork/streams.py").split():
-        text = git("show", f"{sha}:{name}").replace("markovfork.sampled", package).replace("markovfork.streams", streams)
+    for name in git("ls-tree", "-r", "--name-only", sha, "markovfork/engines/sampled.py", "markovfork/sampled",
+                    "markovfork/engines/sampled/streams.py").split():
+        text = git("show", f"{sha}:{name}").replace("markovfork.engines.sampled", package).replace("markovfork.engines.sampled.streams", streams)
         rel = name.removeprefix("markovfork/")
         target = dest / (package + rel.removeprefix("sampled") if rel.startswith("sampled") else streams + ".py")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +204,7 @@ def load_engine_at(rev: str):
 def compare_against(rev: str, rounds: int, tree, probs, start, problems, n: int, rng) -> None:
     """This engine and the one at ``rev`` on the same workloads, alternated round by round (the
     order flips every round); each entry is the best of a few calls. Results must be identical."""
-    import markovfork.sampled as new
+    import markovfork.engines.sampled as new
 
     old, sha = load_engine_at(rev)
     uneven = benchmark_tree(p_stop=0.3)

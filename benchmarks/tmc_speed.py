@@ -40,11 +40,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from markovfork.generators import tmc_chain  # noqa: E402
-from markovfork.generators.tmc_policy import chain_row_start  # noqa: E402
+from markovfork.tasks import tmc_chain  # noqa: E402
+from markovfork.tasks.tmc_policy import chain_row_start  # noqa: E402
 from markovfork.rl.pretrain import pretrain_chain  # noqa: E402
-from markovfork.rl.tmc_experiment import TMCConfig, run_tmc  # noqa: E402
-from markovfork.seeds import child_seed  # noqa: E402
+from markovfork.experiments.tmc import TMCConfig, run_tmc  # noqa: E402
+from markovfork.plumbing.seeds import child_seed  # noqa: E402
 
 TARGET_S = 0.7  # the paper's ~73 s script, 100x faster
 PAPER_SCRIPT_S = 73.0

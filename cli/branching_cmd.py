@@ -12,8 +12,8 @@ from markovfork.branching.task import BranchingTask, Teacher
 from markovfork.branching.train import ENGINES
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import _figure_path, _finite, _planned_outputs, list_option
-from markovfork.config_reader import from_mapping
-from markovfork.io import figure_writer, read_toml, table_writers, write_outputs
+from markovfork.plumbing.config_reader import from_mapping
+from markovfork.plumbing.io import figure_writer, read_toml, table_writers, write_outputs
 
 TASK_OPTIONS = ("points", "children", "depth", "n_correct")
 
@@ -84,7 +84,7 @@ def branching_command(betas, retries, shares, points, children, depth, n_correct
     table = run_branching(config)
     paths = []
     if prefix is not None:
-        from markovfork.comparison_figures import branching_figure
+        from markovfork.reporting.comparison_figures import branching_figure
 
         writers = {**table_writers(table, prefix), _figure_path(prefix, "curves"): figure_writer(branching_figure(table))}
         paths = [str(p) for p in write_outputs(writers)]

@@ -133,8 +133,8 @@ def counts_cmd(run_dirs, out) -> None:
     """Per-problem success counts of finished bridge runs (RUN_DIRS), as one table."""
     import polars as pl
 
-    from markovfork.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
-    from markovfork.llm_bridge.counts import problem_counts
+    from markovfork.plumbing.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
+    from markovfork.llm_bridge.run_files import problem_counts
 
     prefix = output_prefix(out)
     check_outputs(table_paths(prefix))  # before reading anything

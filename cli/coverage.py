@@ -9,10 +9,10 @@ import click
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import _parse_k  # one parser of k lists (also START:STOP:STEP)
 from markovfork.cli.tree_cmd import build_tree, split_tree_options, tree_options
-from markovfork.coverage import base_coverage, plot_coverage
-from markovfork.generators import fork_problems, tmc_problems
-from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
-from markovfork.policy import Decoding
+from markovfork.engines.coverage import base_coverage, plot_coverage
+from markovfork.tasks import fork_problems, tmc_problems
+from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.model.policy import Decoding
 
 DEFAULT_K = "1,2,4,8,16,32,64"
 

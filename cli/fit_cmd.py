@@ -97,12 +97,12 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
             seed, as_json) -> None:
     """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
     predict held-out rhos or epochs, next to baselines."""
-    from markovfork import _checks
+    from markovfork.plumbing import checks
     from markovfork.fit.heldout import fit_and_predict, read_results
-    from markovfork.io import check_outputs, figure_writer, json_writer, output_prefix, table_paths, table_writers, \
+    from markovfork.plumbing.io import check_outputs, figure_writer, json_writer, output_prefix, table_paths, table_writers, \
         write_outputs
 
-    _checks.seed(seed, "--seed")
+    checks.seed(seed, "--seed")
     paths = []
     if out is not None:
         prefix = output_prefix(out)

@@ -1,5 +1,5 @@
 """``markovfork mitigations``: every mitigation of coverage shrinkage priced side by side (thin
-over :mod:`markovfork.mitigations`)."""
+over :mod:`markovfork.experiments.mitigations`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import click
 from markovfork.branching.task import Teacher
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import _figure_path, _finite, _load, _overrides, _planned_outputs, _parse_k, list_option
-from markovfork.io import figure_writer, table_writers, write_outputs
-from markovfork.mitigations import DEFAULT_RHO, MitigationsConfig, run_mitigations
+from markovfork.plumbing.io import figure_writer, table_writers, write_outputs
+from markovfork.experiments.mitigations import DEFAULT_RHO, MitigationsConfig, run_mitigations
 from markovfork.sft.simulate import ENGINES
-from markovfork.spread import AT_KINDS
+from markovfork.model.spread import AT_KINDS
 
 
 @main.command("mitigations")
@@ -48,7 +48,7 @@ def mitigations_command(rho, epochs, engine, temperatures, min_ps, spreads, spre
     spread-first), data (problem-level diversity, rationale) and filtering branch-heavy data.
 
     Prints pass@1 and pass@k at the largest k per mitigation. Python:
-    markovfork.mitigations.run_mitigations.
+    markovfork.experiments.mitigations.run_mitigations.
     """
     prefix = _planned_outputs(out, ("pass_at_k",))
     simulation = _load(config_file, _overrides(engine, None, None, None, k, rho=DEFAULT_RHO if rho is None and config_file is None
@@ -66,7 +66,7 @@ def mitigations_command(rho, epochs, engine, temperatures, min_ps, spreads, spre
     table = run_mitigations(config, progress=not no_progress)
     paths = []
     if prefix is not None:
-        from markovfork.comparison_figures import mitigations_figure
+        from markovfork.reporting.comparison_figures import mitigations_figure
 
         writers = {**table_writers(table, prefix), _figure_path(prefix, "pass_at_k"): figure_writer(mitigations_figure(table))}
         paths = [str(p) for p in write_outputs(writers)]

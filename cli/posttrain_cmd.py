@@ -1,6 +1,6 @@
 """``markovfork posttrain``: RL (RLVR) on the path-star task of ``simulate``, from the base model
 or after SFT; lists of methods, KL coefficients, reject-easy settings or seeds run as a sweep
-(thin over :mod:`markovfork.rl.posttrain`)."""
+(thin over :mod:`markovfork.experiments.posttrain`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from markovfork.cli.simulate_cmd import (
     MAX_RUNS, _common_options, _figure_path, _finite, _overrides, _planned_outputs, choice_list, list_option,
     scheduler_option,
 )
-from markovfork.io import figure_writer, table_writers, write_outputs
+from markovfork.plumbing.io import figure_writer, table_writers, write_outputs
 from markovfork.rl.config import METHODS, REJECT_REFERENCES
-from markovfork.rl.posttrain import (
+from markovfork.experiments.posttrain import (
     RUN_KEYS, STARTS, at_end_of_rl, load_posttrain_config, posttrain, posttrain_grid, posttrain_table,
 )
 from markovfork.sft.data import DIVERSITY
@@ -63,7 +63,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
 
     Prints pass@1 and pass@k at the largest k for the base, the start of RL and its end. With
     lists (--method a,b --kl 0,0.1 --reject-easy 0,5 --seeds 0,1) runs every combination in
-    parallel. Python: markovfork.rl.posttrain.
+    parallel. Python: markovfork.experiments.posttrain.
     """
     if seeds is not None and seed is not None:
         raise click.UsageError(f"--seed {seed} and --seeds are mutually exclusive")
@@ -109,7 +109,7 @@ def posttrain_command(methods, start, tree, iterations, lr, group_size, batch_in
 
 def _write(prefix, table) -> list[str]:
     """The table and the pass@k figure, written as one output set."""
-    from markovfork.comparison_figures import posttrain_pass_at_k_figure
+    from markovfork.reporting.comparison_figures import posttrain_pass_at_k_figure
 
     writers = {**table_writers(table, prefix),
                _figure_path(prefix, "pass_at_k"): figure_writer(posttrain_pass_at_k_figure(table))}

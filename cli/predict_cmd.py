@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
-from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
 
 SUMMARY_EPOCHS = (1, 4, 12)  # epochs printed (those evaluated), besides 0 and the last
 
@@ -48,7 +48,7 @@ def _summary_lines(table, pred) -> list[str]:
 def predict_command(params, config_file, seed, out, as_json):
     """Predict the pass@k curves (per rho, diversity, epoch, k) of a bridge run not yet made.
 
-    Maps the planned run onto the simulator (markovfork.task_mapping) and evaluates it at the
+    Maps the planned run onto the simulator (markovfork.llm_bridge.task_mapping) and evaluates it at the
     fitted parameters; refuses settings outside what the fit covers. Python:
     markovfork.fit.planned.predict_planned.
     """

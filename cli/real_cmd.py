@@ -80,7 +80,7 @@ def real_fit_cmd(base_path, tuned_path, base_label, tuned_label, subsample, seed
     """Fit the two-group post-training map (docs/real-models.md) to the per-problem counts of a
     base and a tuned model; print the fitted parameters, the predicted vs measured tuned pass@k
     with bootstrap intervals, the crossover k* and the baselines."""
-    from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+    from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
     from markovfork.real.counts import paired_counts
     from markovfork.real.experiment import METHODS, run_real_fit
 

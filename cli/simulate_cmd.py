@@ -10,10 +10,10 @@ from dataclasses import asdict
 import click
 
 from markovfork.cli import main
-from markovfork.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, table_paths, table_writers, write_outputs
 from markovfork.sft.data import DIVERSITY
 from markovfork.sft.simulate import ENGINES, SimulationConfig, config_dict, config_grid, load_config, simulate, sweep
-from markovfork.spread import Spread
+from markovfork.model.spread import Spread
 
 
 # ----------------------------------------------------------------------------- list parsing
@@ -136,7 +136,7 @@ def _evaluation_overrides(temperature, top_k, top_p, min_p, spread, spread_at, s
 
 
 def _parse_scheduler(ctx, param, text):
-    from markovfork.executors import parse_scheduler
+    from markovfork.plumbing.executors import parse_scheduler
 
     try:
         parse_scheduler(text)
@@ -218,7 +218,7 @@ def _planned_outputs(out, figure_names) -> "pathlib.Path | None":
 
 def _write(prefix, table, figure_names) -> list[str]:
     """Draw the figures, then write them and the table as one output set."""
-    from markovfork.figures import results_figures
+    from markovfork.reporting.figures import results_figures
 
     figures = results_figures(table, figure_names)
     writers = {**table_writers(table, prefix), **{_figure_path(prefix, n): figure_writer(f) for n, f in figures.items()}}

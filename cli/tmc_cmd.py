@@ -1,6 +1,6 @@
 """``markovfork tmc``: the multi-task chain (TMC) experiment of the Markovian view of
 post-training: pretrain a tabular policy on the chain, fine-tune it on task 1 with each method,
-score both tasks (thin over :func:`markovfork.rl.tmc_experiment.run_tmc`)."""
+score both tasks (thin over :func:`markovfork.experiments.tmc.run_tmc`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import sys
 import click
 
 from markovfork.cli import main
-from markovfork.io import check_outputs, figure_writer, output_prefix, read_toml, table_paths, table_writers, \
+from markovfork.plumbing.io import check_outputs, figure_writer, output_prefix, read_toml, table_paths, table_writers, \
     write_outputs
 from markovfork.rl.config import ENGINES, REJECT_REFERENCES
-from markovfork.rl.tmc_experiment import TMC_METHODS
+from markovfork.experiments.tmc import TMC_METHODS
 
 FIGURES = ("pass_at_k", "paths")  # PREFIX_<name>.png
 
@@ -50,9 +50,9 @@ def _planned_outputs(out):
 
 def load_tmc_config(config_file, **overrides):
     """A :class:`TMCConfig` from a TOML file whose keys are its field names, the options given
-    (not None) on top; every value type-checked (:func:`markovfork.config_reader.from_mapping`)."""
-    from markovfork.config_reader import from_mapping
-    from markovfork.rl.tmc_experiment import TMCConfig
+    (not None) on top; every value type-checked (:func:`markovfork.plumbing.config_reader.from_mapping`)."""
+    from markovfork.plumbing.config_reader import from_mapping
+    from markovfork.experiments.tmc import TMCConfig
 
     data = read_toml(config_file) if config_file is not None else {}
     data.update({key: value for key, value in overrides.items() if value is not None})
@@ -102,7 +102,7 @@ def summary_lines(config, table) -> list[str]:
 
 def _write(prefix, table) -> list[str]:
     """Draw both figures, then write them and the table as one output set."""
-    from markovfork.comparison_figures import tmc_pass_at_k_figure, tmc_paths_figure
+    from markovfork.reporting.comparison_figures import tmc_pass_at_k_figure, tmc_paths_figure
 
     figures = {"pass_at_k": tmc_pass_at_k_figure(table), "paths": tmc_paths_figure(table)}
     writers = {**table_writers(table, prefix), **{_figure_path(prefix, n): figure_writer(figures[n]) for n in FIGURES}}
@@ -147,9 +147,9 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
     the easy / hard / invalid path shares on both tasks.
 
     Rows chain (the true chain) and base (the pretrained policy) come first. Python:
-    markovfork.rl.tmc_experiment.run_tmc.
+    markovfork.experiments.tmc.run_tmc.
     """
-    from markovfork.rl.tmc_experiment import config_dict, run_tmc
+    from markovfork.experiments.tmc import config_dict, run_tmc
 
     prefix = _planned_outputs(out)
     config = load_tmc_config(

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 
 from markovfork.cli import main
-from markovfork.describe import node_table, summarize_tree
-from markovfork.generators import TMC, fork_tree, tmc_chain
-from markovfork.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
-from markovfork.tree import Tree, load_tree, tree_to_json
+from markovfork.model.tree_summary import node_table, summarize_tree
+from markovfork.tasks import TMC, fork_tree, tmc_chain
+from markovfork.plumbing.io import check_outputs, output_prefix, table_paths, table_writers, write_outputs
+from markovfork.model.tree import Tree, load_tree, tree_to_json
 
 
 def _parse_high_edge(text: str) -> tuple[tuple[int, int], list[int]]:

@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 from markovfork.llm_bridge.tasks import Example, Problem, TaskSpec, _forward_words, vocabulary
 
 __all__ = ["BACKTRACK", "backtrack_vocabulary", "backtrack_response", "branch_count", "branch_mix",
@@ -79,7 +79,7 @@ def branch_mix(examples: Sequence[Example], branch_rate: float, seed: int) -> li
     """Each ``forward`` example becomes a ``backtrack`` one with probability ``branch_rate``
     (wrong arm uniform over the non-target arms, g uniform in 1..depth); others pass unchanged.
     The three draws per forward example come from one generator seeded with ``seed``, in order."""
-    _checks.real("branch_rate", branch_rate, 0.0, 1.0)
+    checks.real("branch_rate", branch_rate, 0.0, 1.0)
     rng = np.random.default_rng(seed)
     out = []
     for e in examples:
@@ -101,7 +101,7 @@ def branch_mix(examples: Sequence[Example], branch_rate: float, seed: int) -> li
 def filter_most_branching(examples: Sequence[Example], share: float, seed: int) -> list[Example]:
     """Drop ``round(share * N)`` examples, those with the most backtracks first; among equal
     counts the order of a permutation seeded with ``seed`` decides. The rest keep their order."""
-    _checks.real("filter_share", share, 0.0, 1.0, high_open=True)
+    checks.real("filter_share", share, 0.0, 1.0, high_open=True)
     n = len(examples)
     n_drop = int(round(share * n))
     tie = np.random.default_rng(seed).permutation(n)

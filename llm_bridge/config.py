@@ -9,7 +9,7 @@ file overrides any field by section, e.g.::
     [sft]
     rhos = [0.0, 1.0]
 
-Every value is type-checked against the field's annotation by :mod:`markovfork.config_reader`
+Every value is type-checked against the field's annotation by :mod:`markovfork.plumbing.config_reader`
 (the same reader as the simulator's), from a TOML file and from the constructors alike; unknown
 sections or keys are an error (a typo must not silently fall back to a default), and every error
 is one line naming the section, key and value. This module imports no torch.
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from markovfork import _checks
-from markovfork.config_reader import check_fields, from_mapping
-from markovfork.io import read_toml
+from markovfork.plumbing import checks
+from markovfork.plumbing.config_reader import check_fields, from_mapping
+from markovfork.plumbing.io import read_toml
 from markovfork.llm_bridge.tasks import TaskSpec, prompt_text, response_text, sample_problem
 
 __all__ = [
@@ -79,8 +79,8 @@ class OptimizerConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        _checks.integer("micro_batch_size", self.micro_batch_size, 0)
-        _checks.integer("tokens_per_step", self.tokens_per_step, 0)
+        checks.integer("micro_batch_size", self.micro_batch_size, 0)
+        checks.integer("tokens_per_step", self.tokens_per_step, 0)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.warmup_steps < 0:
@@ -92,7 +92,7 @@ class OptimizerConfig:
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         for i, beta in enumerate(self.betas):
-            _checks.real(f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
+            checks.real(f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
 
 
 @dataclass
@@ -126,8 +126,8 @@ class SFTConfig(OptimizerConfig):
         super().__post_init__()
         if self.keep_checkpoints not in ("all", "evaluated"):
             raise ValueError(f"keep_checkpoints must be 'all' or 'evaluated', got {self.keep_checkpoints!r}")
-        _checks.real("branch_rate", self.branch_rate, 0.0, 1.0)
-        _checks.real("filter_share", self.filter_share, 0.0, 1.0, high_open=True)
+        checks.real("branch_rate", self.branch_rate, 0.0, 1.0)
+        checks.real("filter_share", self.filter_share, 0.0, 1.0, high_open=True)
         if self.branch_rate > 0 and self.fork_format != "forward":
             raise ValueError(f"branch_rate > 0 needs fork_format 'forward' (backtracking enters a forward arm), "
                              f"got {self.fork_format!r}")
@@ -226,7 +226,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        _checks.seed(self.seed)
+        checks.seed(self.seed)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         bad = [e for e in self.eval.epochs if e > self.sft.epochs]
@@ -265,7 +265,7 @@ def positions_needed(task: TaskSpec, sampling: SamplingConfig, backtrack: bool =
 
 def config_from_dict(d: dict) -> RunConfig:
     """A RunConfig from nested dicts (a parsed TOML file or :meth:`RunConfig.to_dict`), every value
-    type-checked (:func:`markovfork.config_reader.from_mapping`)."""
+    type-checked (:func:`markovfork.plumbing.config_reader.from_mapping`)."""
     return from_mapping(RunConfig, d)
 
 

@@ -8,7 +8,7 @@ Layout of ``out``::
     base/epoch-NNN/                base checkpoints (save_pretrained + tokenizer + trainer state)
     sft/<div>-rho<r>/epoch-NNN/    SFT checkpoints
     eval/*.json                    evaluation of each checkpoint (cached, so resume skips it)
-    bridge_results.{parquet,csv}   the results table (markovfork.results schema, engine "llm")
+    bridge_results.{parquet,csv}   the results table (markovfork.reporting.results schema, engine "llm")
     fig_*.png                      figures
     summary.json                   wall times, throughput, peak memory
 
@@ -30,11 +30,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from markovfork.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
-from markovfork.results import results_frame
+from markovfork.plumbing.io import check_outputs, figure_writer, table_paths, table_writers, write_json, write_outputs, write_table
+from markovfork.reporting.results import results_frame
 from markovfork.llm_bridge.backtrack import branch_count, branch_mix, filter_most_branching
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
-from markovfork.llm_bridge.counts import eval_file, run_name, sft_settings
+from markovfork.llm_bridge.run_files import eval_file, run_name, sft_settings
 from markovfork.llm_bridge.evaluate import EvalResult, evaluate_model, length_budget
 from markovfork.llm_bridge.local_checkpoint import load_tokenizer, task_tokenizers
 from markovfork.llm_bridge.scale import eval_throughput, resolve_batch_sizes, throughput_line
@@ -274,10 +274,10 @@ def _summary(timings: dict, throughput: dict, n_params: int, device, base_res: P
 
 
 def _figures(table: pl.DataFrame, out: Path) -> dict:
-    """Writers of the run's figures (markovfork.figures): pass@k of every run at its last epoch
+    """Writers of the run's figures (markovfork.reporting.figures): pass@k of every run at its last epoch
     against the base, shrinkage at the largest k against rho per epoch, fork accuracy and
     confidence against epochs; none for an empty table."""
-    from markovfork.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_rho
+    from markovfork.reporting.figures import plot_fork_confidence, plot_pass_at_k, plot_shrinkage_vs_rho
 
     if table.is_empty():
         return {}

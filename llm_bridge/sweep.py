@@ -18,7 +18,7 @@ depends on the seed, the task, the model, ``[base]`` and the test set, none of w
 varies per rho: training it once per seed saves (rhos - 1) base trainings per seed, at the price
 of one barrier (all bases before any SFT).
 
-Tasks go through :func:`markovfork.executors.run_tasks`: the local process pool (the device is
+Tasks go through :func:`markovfork.plumbing.executors.run_tasks`: the local process pool (the device is
 the configuration's, CUDA when present under ``auto``; one worker by default on CUDA) or Dask,
 where each run asks for ``{"GPU": gpus_per_task}`` worker resources when the scheduler's workers
 advertise ``GPU`` (:func:`gpu_request`), and runs on any worker otherwise.
@@ -37,11 +37,11 @@ from pathlib import Path
 
 import polars as pl
 
-from markovfork import _checks
-from markovfork.executors import parse_scheduler, run_tasks
-from markovfork.io import check_outputs, table_paths, table_writers, write_outputs
+from markovfork.plumbing import checks
+from markovfork.plumbing.executors import parse_scheduler, run_tasks
+from markovfork.plumbing.io import check_outputs, table_paths, table_writers, write_outputs
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
-from markovfork.llm_bridge.counts import eval_file, rho_label
+from markovfork.llm_bridge.run_files import eval_file, rho_label
 
 __all__ = ["SweepTask", "parse_rhos", "parse_seeds", "task_name", "sweep_tasks", "run_task", "gpu_request", "run_sweep"]
 
@@ -83,7 +83,7 @@ def parse_rhos(text: str) -> list[float]:
 
 def parse_seeds(text: str) -> list[int]:
     """``--seeds``: distinct non-negative integer seeds."""
-    return [_checks.seed(s, "--seeds value") for s in _parse_list(text, int, "--seeds")]
+    return [checks.seed(s, "--seeds value") for s in _parse_list(text, int, "--seeds")]
 
 
 def task_name(rho: float, seed: int) -> str:
@@ -155,11 +155,11 @@ def run_task(task: SweepTask) -> pl.DataFrame:
 def gpu_request(scheduler: str | None, gpus_per_task: int | None = None) -> dict | None:
     """The Dask worker resources each run asks for: ``{"GPU": gpus_per_task}`` (default 1) on a
     Dask scheduler, None on the local pool (its device is the configuration's) or with 0.
-    :func:`markovfork.dask_executor.run_on_dask` asks for it only when some worker advertises
+    :func:`markovfork.plumbing.dask_executor.run_on_dask` asks for it only when some worker advertises
     it (``dask worker --resources GPU=1``), and then sends one run per GPU; otherwise the runs
     go to any worker (CPU)."""
     kind, _ = parse_scheduler(scheduler)
-    n = 1 if gpus_per_task is None else _checks.integer("--gpus-per-task", gpus_per_task, 0)
+    n = 1 if gpus_per_task is None else checks.integer("--gpus-per-task", gpus_per_task, 0)
     return None if kind == "pool" or n == 0 else {"GPU": n}
 
 
@@ -172,7 +172,7 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
     out = Path(out)
     kind, n_dask = parse_scheduler(scheduler)
     if workers is not None:
-        workers = _checks.integer("--workers", workers, 1)
+        workers = checks.integer("--workers", workers, 1)
     if not rhos or not seeds:
         raise ValueError(f"a sweep needs at least one rho and one seed, got rhos {rhos} and seeds {seeds}")
     # everything that can reject the sweep runs before the first file is written

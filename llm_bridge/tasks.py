@@ -44,8 +44,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from markovfork.config_reader import check_fields
-from markovfork.io import atomic_path
+from markovfork.plumbing.config_reader import check_fields
+from markovfork.plumbing.io import atomic_path
 
 __all__ = [
     "ANSWER_FORMATS",

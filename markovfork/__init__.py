@@ -15,19 +15,19 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "markovfork.estimators": ["pass_at_k", "mean_pass_at_k", "PassAtKSummary", "crossover_k"],
-    "markovfork.extrapolate": ["BetaBinomialFit", "fit_beta_binomial", "extrapolate_pass_at_k"],
-    "markovfork.tree": ["Tree", "tree_from_dict", "load_tree"],
-    "markovfork.generators": ["fork_tree", "fork_problems", "tmc_chain", "tmc_tree", "tmc_problems"],
-    "markovfork.problems": ["Problems"],
-    "markovfork.policy": ["Policy", "Decoding", "problem_logits", "transition_probs"],
-    "markovfork.exact": ["success_probability", "reach_probability", "exact_pass_at_k"],
-    "markovfork.sampled": ["sample_leaves", "sample_rollouts"],
+    "markovfork.metrics.estimators": ["pass_at_k", "mean_pass_at_k", "PassAtKSummary", "crossover_k"],
+    "markovfork.metrics.extrapolate": ["BetaBinomialFit", "fit_beta_binomial", "extrapolate_pass_at_k"],
+    "markovfork.model.tree": ["Tree", "tree_from_dict", "load_tree"],
+    "markovfork.tasks": ["fork_tree", "fork_problems", "tmc_chain", "tmc_tree", "tmc_problems"],
+    "markovfork.model.problems": ["Problems"],
+    "markovfork.model.policy": ["Policy", "Decoding", "problem_logits", "transition_probs"],
+    "markovfork.engines.exact": ["success_probability", "reach_probability", "exact_pass_at_k"],
+    "markovfork.engines.sampled": ["sample_leaves", "sample_rollouts"],
     "markovfork.sft.simulate": ["SimulationConfig", "load_config", "simulate", "sweep"],
     "markovfork.rl.config": ["RLConfig"],
     "markovfork.rl.train": ["train_rl"],
-    "markovfork.rl.tmc_experiment": ["TMCConfig", "run_tmc"],
-    "markovfork.rl.posttrain": ["PosttrainConfig", "posttrain"],
+    "markovfork.experiments.tmc": ["TMCConfig", "run_tmc"],
+    "markovfork.experiments.posttrain": ["PosttrainConfig", "posttrain"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

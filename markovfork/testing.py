@@ -34,9 +34,9 @@ try:
 except ImportError as err:  # pragma: no cover - exercised by a subprocess test
     raise ImportError('markovfork.testing needs hypothesis: pip install "markovfork[test]"') from err
 
-from markovfork.exact import exact_pass_at_k, success_probability
-from markovfork.problems import Problems
-from markovfork.tree import DECIPHERABLE, FORK, LEAF, Tree, tree_from_children
+from markovfork.engines.exact import exact_pass_at_k, success_probability
+from markovfork.model.problems import Problems
+from markovfork.model.tree import DECIPHERABLE, FORK, LEAF, Tree, tree_from_children
 
 __all__ = [
     "MAX_NODES", "MAX_PROBLEMS", "random_trees", "build_case", "trees", "policies", "problems", "TreeCase",
@@ -131,7 +131,7 @@ def _tree_children(tree: Tree) -> list[list[int]]:
 
 @st.composite
 def trees(draw, max_nodes: int = MAX_NODES) -> Tree:
-    """A random :class:`~markovfork.tree.Tree` of 1 to ``max_nodes`` nodes: any shape, random
+    """A random :class:`~markovfork.model.tree.Tree` of 1 to ``max_nodes`` nodes: any shape, random
     fork/decipherable kinds and easy flags, base step probabilities on a coarse grid (zeros
     allowed)."""
     children, kind, easy = _draw_shape(draw, max_nodes)
@@ -152,7 +152,7 @@ def policies(tree: Tree, n_problems: int = 1):
 
 
 def problems(tree: Tree, n_problems: int = 1):
-    """Strategy: :class:`~markovfork.problems.Problems` over ``tree``: random start nodes and
+    """Strategy: :class:`~markovfork.model.problems.Problems` over ``tree``: random start nodes and
     correct/valid leaves (correct implies valid; no features)."""
     children = _tree_children(tree)
 

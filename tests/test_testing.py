@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from markovfork import pass_at_k
-from markovfork.exact import success_probability
-from markovfork.problems import Problems
+from markovfork.engines.exact import success_probability
+from markovfork.model.problems import Problems
 from markovfork.testing import (
     assert_bounded_and_monotone,
     assert_matches_engine,
@@ -29,7 +29,7 @@ from markovfork.testing import (
     tree_cases,
     trees,
 )
-from markovfork.tree import tree_from_children
+from markovfork.model.tree import tree_from_children
 
 
 def plug_in(n, c, k):
@@ -156,7 +156,7 @@ def test_count_tables_are_valid(table, same):
 def test_core_imports_without_hypothesis_and_testing_names_the_extra():
     code = (
         "import sys; sys.modules['hypothesis'] = None\n"
-        "import markovfork, markovfork.estimators as e\n"
+        "import markovfork, markovfork.metrics.estimators as e\n"
         "assert e.extrapolate_pass_at_k(4, [0, 2, 4], 100) > 0\n"
         "try:\n    import markovfork.testing\nexcept ImportError as err:\n    print(err)\n"
     )

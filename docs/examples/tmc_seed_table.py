@@ -1,7 +1,7 @@
 """The TMC results table of docs/posttraining.md: the mean over seeds 0-4 for each engine and
 reject-easy reference (markdown rows). Run: python docs/examples/tmc_seed_table.py"""
 import polars as pl
-from markovfork.rl.tmc_experiment import run_tmc, TMCConfig, TMC_METHODS
+from markovfork.experiments.tmc import run_tmc, TMCConfig, TMC_METHODS
 for eng in ("analytic","sampled"):
     for ref in ("base","current"):
         t=pl.concat([run_tmc(TMCConfig(engine=eng, methods=TMC_METHODS, seed=s, reject_reference=ref)).table for s in range(5)])

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 from markovfork.branching.task import BranchingTask, Teacher, branch_count_pmf
-from markovfork.seeds import child_rng
+from markovfork.plumbing.seeds import child_rng
 
 __all__ = ["Trajectories", "Counts", "teacher_trajectories", "filter_most_branching", "expected_counts"]
 
@@ -61,7 +61,7 @@ def teacher_trajectories(task: BranchingTask, teacher: Teacher, n: int, seed: in
     """``n`` trajectories of ``teacher`` on ``task``, from the stream ``(seed, "teacher")``:
     W_i = min(G - 1, r) with G ~ Geometric(1 - beta) on {1, 2, ...}, then the depths g of all
     entries, in trajectory order."""
-    n = _checks.integer("n", n, 1, MAX_TRAJECTORIES)
+    n = checks.integer("n", n, 1, MAX_TRAJECTORIES)
     rng = child_rng(seed, "teacher")
     if teacher.beta == 0.0:
         w = np.zeros((n, task.points), dtype=np.int64)
@@ -82,7 +82,7 @@ def teacher_trajectories(task: BranchingTask, teacher: Teacher, n: int, seed: in
 def filter_most_branching(data: Trajectories, share: float, seed: int = 0) -> Trajectories:
     """``data`` without its floor(share N) most-branching trajectories (ties broken by a random
     permutation from the stream ``(seed, "filter")``); the kept ones stay in their order."""
-    share = _checks.real("share", share, 0.0, 1.0, high_open=True)
+    share = checks.real("share", share, 0.0, 1.0, high_open=True)
     n = len(data)
     drop = int(np.floor(share * n))
     if drop == 0:
@@ -105,7 +105,7 @@ def expected_counts(task: BranchingTask, teacher: Teacher, share: float = 0.0) -
     """Expected token counts per kept trajectory (the ratio of expectations is the large-N limit
     of the dataset's token-averaged loss). With E[B] over the kept distribution,
     E[L] = D + 1 + E[B] ((h + 1) / 2 + 1)."""
-    share = _checks.real("share", share, 0.0, 1.0, high_open=True)
+    share = checks.real("share", share, 0.0, 1.0, high_open=True)
     if share == 0.0:
         mean_b = task.points * teacher.mean_entries()
     else:

@@ -11,7 +11,7 @@ and (1 - P)(1 - q) f[i, t] ends in a wrong answer. The answer takes one more tok
 D - 1, so success within T tokens is sum_{t <= T - 1} f[D, t]. Without a budget it is
 (P / (P + (1 - P)(1 - q)))^D.
 
-Rollouts: rollout r draws from xoshiro256** stream (seed, r) (:mod:`markovfork.streams`), per
+Rollouts: rollout r draws from xoshiro256** stream (seed, r) (:mod:`markovfork.engines.sampled.streams`), per
 decision token one uniform u (correct iff u < P), then for a wrong entry g = 1 + floor(u' h) and,
 when the contradiction is reached within T tokens, a uniform u'' (backtrack iff u'' < q).
 """
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 from markovfork.branching.task import BranchingTask, Params, decision_probs
-from markovfork.estimators import pass_at_k
-from markovfork.streams import stream_states, stream_uniforms, to_unit, xoshiro_next
+from markovfork.metrics.estimators import pass_at_k
+from markovfork.engines.sampled.streams import stream_states, stream_uniforms, to_unit, xoshiro_next
 
 __all__ = ["success_within_budget", "success_unbounded", "RolloutArrays", "RolloutSummary", "rollouts", "rollouts_reference",
            "evaluate_rollouts"]
@@ -36,7 +36,7 @@ MAX_ROLLOUTS = 100_000_000
 
 
 def _budget(budget) -> int:
-    return _checks.integer("budget", budget, 1, MAX_BUDGET)
+    return checks.integer("budget", budget, 1, MAX_BUDGET)
 
 
 def success_within_budget(task: BranchingTask, params: Params, budget: int) -> float:
@@ -112,7 +112,7 @@ class RolloutArrays:
 def rollouts(task: BranchingTask, params: Params, budget: int, n: int, seed: int) -> RolloutArrays:
     """``n`` rollouts of the policy under ``budget`` (Numba kernel)."""
     budget = _budget(budget)
-    n = _checks.integer("n", n, 1, MAX_ROLLOUTS)
+    n = checks.integer("n", n, 1, MAX_ROLLOUTS)
     p, q = decision_probs(task, params)
     out = RolloutArrays(np.zeros(n, dtype=np.bool_), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
     _rollout_kernel(p, q, task.points, task.depth, budget, stream_states(seed, n), out.success, out.length, out.branches)
@@ -164,8 +164,8 @@ class RolloutSummary:
 
 
 def evaluate_rollouts(task: BranchingTask, params: Params, budget: int, n: int, seed: int, ks=(1,)) -> RolloutSummary:
-    """Summary of ``n`` rollouts; pass@k from :func:`markovfork.estimators.pass_at_k`."""
-    ks = _checks.k_values(list(ks) if isinstance(ks, tuple) else ks, n=n)
+    """Summary of ``n`` rollouts; pass@k from :func:`markovfork.metrics.estimators.pass_at_k`."""
+    ks = checks.k_values(list(ks) if isinstance(ks, tuple) else ks, n=n)
     r = rollouts(task, params, budget, n, seed)
     c = int(r.success.sum())
     return RolloutSummary(n, c, ks, np.atleast_1d(pass_at_k(n, c, ks)), float(r.length.mean()), float(r.branches.mean()))

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 from markovfork.branching.data import expected_counts, filter_most_branching, teacher_trajectories
 from markovfork.branching.evaluate import evaluate_rollouts, success_unbounded, success_within_budget
 from markovfork.branching.task import BranchingTask, Teacher
 from markovfork.branching.train import ENGINES, MAX_EPOCHS, MAX_LR, train_sft
-from markovfork.config_reader import check_fields
-from markovfork.seeds import child_seed
+from markovfork.plumbing.config_reader import check_fields
+from markovfork.plumbing.seeds import child_seed
 
 __all__ = ["BranchingConfig", "run_branching", "TABLE_COLUMNS"]
 
@@ -76,21 +76,21 @@ class BranchingConfig:
         if not self.filtered_shares:
             raise ValueError("filtered_shares must be a non-empty list of shares, got []")
         for i, f in enumerate(self.filtered_shares):
-            _checks.real(f"filtered_shares[{i}]", f, 0.0, 1.0, high_open=True)
+            checks.real(f"filtered_shares[{i}]", f, 0.0, 1.0, high_open=True)
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
-        _checks.integer("epochs", self.epochs, 0, MAX_EPOCHS)
-        _checks.real("lr", self.lr, 0.0, MAX_LR, low_open=True)
-        _checks.integer("steps_per_epoch", self.steps_per_epoch, 1, 1_000)
-        _checks.integer("n_train", self.n_train, 1, 10_000_000)
-        _checks.integer("batch_size", self.batch_size, 1)
-        _checks.integer("budget", self.budget, 1, 1_000_000)
-        _checks.integer("n_rollouts", self.n_rollouts, 1, 100_000_000)
+        checks.integer("epochs", self.epochs, 0, MAX_EPOCHS)
+        checks.real("lr", self.lr, 0.0, MAX_LR, low_open=True)
+        checks.integer("steps_per_epoch", self.steps_per_epoch, 1, 1_000)
+        checks.integer("n_train", self.n_train, 1, 10_000_000)
+        checks.integer("batch_size", self.batch_size, 1)
+        checks.integer("budget", self.budget, 1, 1_000_000)
+        checks.integer("n_rollouts", self.n_rollouts, 1, 100_000_000)
         if self.eval_epochs is not None and not self.eval_epochs:
             raise ValueError("eval_epochs must be a non-empty list of epochs (leave it out for 0, 1, 2, 4, ..., epochs)")
         for i, e in enumerate(self.eval_epochs or ()):
-            _checks.integer(f"eval_epochs[{i}]", e, 0, self.epochs)
-        _checks.integer("seed", self.seed, 0, INT64_MAX)
+            checks.integer(f"eval_epochs[{i}]", e, 0, self.epochs)
+        checks.integer("seed", self.seed, 0, INT64_MAX)
 
     @property
     def evaluation_epochs(self) -> tuple[int, ...]:

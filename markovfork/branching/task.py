@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork import _checks
-from markovfork.config_reader import check_fields
+from markovfork.plumbing import checks
+from markovfork.plumbing.config_reader import check_fields
 
 __all__ = ["BranchingTask", "Params", "Teacher", "decision_probs", "branch_count_pmf"]
 
@@ -43,12 +43,12 @@ class BranchingTask:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        _checks.integer("points", self.points, 1, MAX_POINTS)
-        _checks.integer("children", self.children, 2, MAX_CHILDREN)
-        _checks.integer("depth", self.depth, 1, MAX_DEPTH)
-        _checks.integer(f"n_correct (children = {self.children})", self.n_correct, 1, self.children - 1)
-        _checks.real("base_a", self.base_a, -50.0, 50.0)
-        _checks.real("base_c", self.base_c, -50.0, 50.0)
+        checks.integer("points", self.points, 1, MAX_POINTS)
+        checks.integer("children", self.children, 2, MAX_CHILDREN)
+        checks.integer("depth", self.depth, 1, MAX_DEPTH)
+        checks.integer(f"n_correct (children = {self.children})", self.n_correct, 1, self.children - 1)
+        checks.real("base_a", self.base_a, -50.0, 50.0)
+        checks.real("base_c", self.base_c, -50.0, 50.0)
 
     @property
     def base(self) -> "Params":
@@ -73,8 +73,8 @@ class Params:
     c: float
 
     def __post_init__(self) -> None:
-        _checks.real("a", self.a)
-        _checks.real("c", self.c)
+        checks.real("a", self.a)
+        checks.real("c", self.c)
 
     def array(self) -> np.ndarray:
         return np.array([self.a, self.c])
@@ -101,10 +101,10 @@ class Teacher:
     def __post_init__(self) -> None:
         check_fields(self)
         if self.retries is None:
-            _checks.real("beta", self.beta, 0.0, MAX_BETA)
+            checks.real("beta", self.beta, 0.0, MAX_BETA)
         else:
-            _checks.integer("retries", self.retries, 1, MAX_DEPTH)
-            _checks.real("beta", self.beta, 0.0, 1.0)
+            checks.integer("retries", self.retries, 1, MAX_DEPTH)
+            checks.real("beta", self.beta, 0.0, 1.0)
 
     @property
     def name(self) -> str:

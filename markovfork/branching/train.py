@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 from markovfork.branching.data import Counts, Trajectories
 from markovfork.branching.task import BranchingTask, Params
-from markovfork.seeds import child_rng
+from markovfork.plumbing.seeds import child_rng
 
 __all__ = ["ENGINES", "TrainResult", "loss_and_gradient", "train_sft"]
 
@@ -72,10 +72,10 @@ class TrainResult:
 
 def _settings(epochs, lr, steps_per_epoch, batch_size):
     return (
-        _checks.integer("epochs", epochs, 0, MAX_EPOCHS),
-        _checks.real("lr", lr, 0.0, MAX_LR, low_open=True),
-        _checks.integer("steps_per_epoch", steps_per_epoch, 1, 1_000),
-        _checks.integer("batch_size", batch_size, 1),
+        checks.integer("epochs", epochs, 0, MAX_EPOCHS),
+        checks.real("lr", lr, 0.0, MAX_LR, low_open=True),
+        checks.integer("steps_per_epoch", steps_per_epoch, 1, 1_000),
+        checks.integer("batch_size", batch_size, 1),
     )
 
 

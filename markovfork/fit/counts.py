@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 
 __all__ = ["predicted_histogram", "measured_histogram", "histogram_distance"]
 
@@ -25,7 +25,7 @@ def predicted_histogram(success, n_samples: int) -> np.ndarray:
     """(..., n + 1) mixture of Binomial(n, s_x) over the last axis of ``success`` (nan: no problem)."""
     from scipy.stats import binom
 
-    n = _checks.integer("n_samples", n_samples, 1)
+    n = checks.integer("n_samples", n_samples, 1)
     s = np.asarray(success, dtype=np.float64)
     flat = s.reshape(-1, s.shape[-1])
     c = np.arange(n + 1)
@@ -35,7 +35,7 @@ def predicted_histogram(success, n_samples: int) -> np.ndarray:
 
 def measured_histogram(correct, n_samples: int) -> np.ndarray:
     """(n + 1,) share of problems with c correct samples, from per-problem counts ``correct``."""
-    n = _checks.integer("n_samples", n_samples, 1)
+    n = checks.integer("n_samples", n_samples, 1)
     c = np.asarray(correct)
     if c.ndim != 1 or c.size == 0 or not np.issubdtype(c.dtype, np.integer) or c.min() < 0 or c.max() > n:
         raise ValueError(f"correct must be a non-empty list of counts in [0, n_samples={n}], got {c.tolist()[:8]}")

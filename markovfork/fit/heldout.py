@@ -19,7 +19,7 @@ Baselines, scored on the same cells:
   grow; the fork choice stays what the shared logits make it), lr and base skill fitted.
 * ``beta_binomial`` (large k, needs per-problem counts): per held-out (seed, arm, epoch), each
   problem's count of correct samples subsampled without replacement to n = 8 (hypergeometric,
-  seeded), a beta-binomial with a zero mass fitted (:func:`markovfork.extrapolate.fit_beta_binomial`)
+  seeded), a beta-binomial with a zero mass fitted (:func:`markovfork.metrics.extrapolate.fit_beta_binomial`)
   and extrapolated to the ks above 8; scored at those ks only, next to the others there.
 """
 
@@ -138,7 +138,7 @@ def _held_counts(counts, predictor, held: np.ndarray):
 def beta_binomial_curves(counts, predictor, held: np.ndarray, *, small_n: int = SMALL_N, seed: int = 0) -> np.ndarray:
     """(arms, epochs, ks) beta-binomial extrapolation from counts subsampled to ``small_n`` (module
     docstring), mean over seeds, on the held-out (arm, epoch) pairs of ``held`` (others nan)."""
-    from markovfork.extrapolate import fit_beta_binomial
+    from markovfork.metrics.extrapolate import fit_beta_binomial
 
     rng = np.random.default_rng(seed)
     out = np.full((len(predictor.arms), predictor.epochs.size, predictor.ks.size), np.nan)

@@ -1,4 +1,4 @@
-"""Measured pass@k curves as fit observations: a results table (``markovfork.results`` schema,
+"""Measured pass@k curves as fit observations: a results table (``markovfork.reporting.results`` schema,
 any engine) indexed against a predictor's (arm, epoch, k) grid, with binomial standard errors.
 
 Each row is one observation: the mean over ``m`` test problems of a per-problem pass@k, whose

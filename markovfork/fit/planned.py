@@ -93,7 +93,7 @@ def _differences(a: dict, b: dict, prefix: str, skip=()) -> list[str]:
 def coverage_problems(fit: FitResult, planned) -> list[str]:
     """The settings of ``planned`` (a RunConfig) outside what ``fit`` covers, one string each
     (empty: the prediction is an interpolation of the fitted run)."""
-    from markovfork.task_mapping import sft_arms
+    from markovfork.llm_bridge.task_mapping import sft_arms
 
     fitted = fitted_run(fit)
     a, b = fitted.to_dict(), planned.to_dict()
@@ -157,10 +157,10 @@ def _parameter_sd(predictor: CurvePredictor, values: dict, cov: np.ndarray, shap
 
 
 def prediction_table(pred: Prediction):
-    """The prediction as a results table (``markovfork.results`` schema, engine ``"predicted"``):
+    """The prediction as a results table (``markovfork.reporting.results`` schema, engine ``"predicted"``):
     pass_at_k_post and, as an extra column, ``pass_at_k_post_sd``; the fork metrics and the
     training loss are not predicted (nan)."""
-    from markovfork.results import results_frame
+    from markovfork.reporting.results import results_frame
 
     nan = float("nan")
     base = pred.pass_at_k[:, 0, :]
@@ -182,8 +182,8 @@ def prediction_table(pred: Prediction):
 
 
 def prediction_figure(table):
-    """pass@k against k of the prediction (:func:`markovfork.figures.plot_pass_at_k`): one arm,
+    """pass@k against k of the prediction (:func:`markovfork.reporting.figures.plot_pass_at_k`): one arm,
     a line per epoch; several arms, a line per arm at its last epoch."""
-    from markovfork.figures import plot_pass_at_k
+    from markovfork.reporting.figures import plot_pass_at_k
 
     return plot_pass_at_k(table)

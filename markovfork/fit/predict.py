@@ -1,7 +1,7 @@
 """Predicted pass@k curves of a bridge run's SFT arms as a function of the free parameters.
 
 For each arm (rho, diversity) of the run, the simulator configuration is the one
-:func:`markovfork.task_mapping.simulation_config` gives, run with the analytic engine (exact
+:func:`markovfork.llm_bridge.task_mapping.simulation_config` gives, run with the analytic engine (exact
 expectations; the measurement noise is the fit's business). Two devices make the prediction a
 cheap, smooth function of the parameters, evaluated in one process on compiled kernels:
 
@@ -33,11 +33,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from markovfork.exact import exact_pass_at_k, success_probability
+from markovfork.engines.exact import exact_pass_at_k, success_probability
 from markovfork.fit.parameters import PARAMETERS, check_names
-from markovfork.policy import transition_probs
+from markovfork.model.policy import transition_probs
 from markovfork.sft.train import derive_seeds, train_analytic
-from markovfork.task_mapping import sft_arms, simulation_config
+from markovfork.llm_bridge.task_mapping import sft_arms, simulation_config
 
 __all__ = ["CurvePredictor", "pass_at_k_table"]
 

@@ -142,7 +142,7 @@ def _covariance(jac: np.ndarray, u: np.ndarray, scale: float, edge: float = 1e-6
 def save_fit(result: FitResult, path: str | Path) -> Path:
     """Write ``result`` as JSON (atomically): the values, standard errors, bounds and meanings of
     the parameters, the fit statistics and the fingerprint of the data they came from."""
-    from markovfork.io import write_json
+    from markovfork.plumbing.io import write_json
 
     return write_json(fit_document(result), Path(path))
 

@@ -1,6 +1,6 @@
 """Baselines for the tuned model's pass@k curve, on the same (sub)sampled counts.
 
-* beta-binomial: the tuned model's own counts fitted by :func:`markovfork.extrapolate.fit_beta_binomial`
+* beta-binomial: the tuned model's own counts fitted by :func:`markovfork.metrics.extrapolate.fit_beta_binomial`
   (zero-inflated), pass@k = (1 - w)(1 - B(a, b + k) / B(a, b)) for any k;
 * plug-in: the mean over problems of the unbiased estimator 1 - C(n - c, k) / C(n, k) for
   k <= n; beyond n the curve is held at its value at k = n (the share of problems solved at
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from markovfork.estimators import pass_at_k
-from markovfork.extrapolate import fit_beta_binomial
+from markovfork.metrics.estimators import pass_at_k
+from markovfork.metrics.extrapolate import fit_beta_binomial
 
 __all__ = ["beta_binomial_curve", "plug_in_curve"]
 

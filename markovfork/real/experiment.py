@@ -3,7 +3,7 @@ hypergeometric subsample of each problem's samples), predict the tuned pass@k cu
 crossover k*, bootstrap intervals over problems, and the baselines on the same counts.
 
 Measured curves are the unbiased estimator on the full counts (k <= n); errors (RMSE, max) and
-interval coverage are over k = 1..n. k* = :func:`markovfork.estimators.crossover_k` on k = 1..K
+interval coverage are over k = 1..n. k* = :func:`markovfork.metrics.estimators.crossover_k` on k = 1..K
 (first k where base pass@k >= tuned pass@k, linear interpolation between integers).
 """
 
@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from markovfork.estimators import crossover_k, pass_at_k
+from markovfork.metrics.estimators import crossover_k, pass_at_k
 from markovfork.real.baselines import beta_binomial_curve, plug_in_curve
 from markovfork.real.fit import fit_map, predict, subsample_counts
-from markovfork.seeds import child_seed
+from markovfork.plumbing.seeds import child_seed
 
 __all__ = ["run_real_fit", "METHODS"]
 

@@ -1,7 +1,7 @@
 """Maximum-likelihood fit of a per-problem post-training map, predictions, and bootstrap intervals.
 
 Two stages of one likelihood L(base) L(tuned | base): the heterogeneity prior (a, b, w) of the
-base rates maximises L(base) (:func:`markovfork.extrapolate.fit_beta_binomial`), then the map's
+base rates maximises L(base) (:func:`markovfork.metrics.extrapolate.fit_beta_binomial`), then the map's
 parameters theta maximise
 
     log L(tuned | base; theta) = sum_i log sum_j w_ij sum_t P(t | p_ij) Bin(c'_i | n'_i, f_t(p_ij; theta))
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from markovfork.extrapolate import BetaBinomialFit, fit_beta_binomial
+from markovfork.metrics.extrapolate import BetaBinomialFit, fit_beta_binomial
 from markovfork.real.model import (
     MarkovParams, PosteriorGrid, log_likelihood, logit_map_components, markov_components, posterior_grid,
 )

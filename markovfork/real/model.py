@@ -23,7 +23,7 @@ sharpened twice. Parameters theta = (r, Delta, lam, alpha, beta_phi).
 
 The likelihood of the tuned counts (c'_i of n'_i) given the base counts integrates the base
 rate's posterior under the heterogeneity prior (the zero-inflated beta of
-:mod:`markovfork.extrapolate`): an atom at p = 0 with weight pi0_i and Beta(a + c_i, b + n_i - c_i)
+:mod:`markovfork.metrics.extrapolate`): an atom at p = 0 with weight pi0_i and Beta(a + c_i, b + n_i - c_i)
 otherwise, integrated by G-point Gauss-Legendre in the Beta's quantile scale,
 
     L_i = sum_j w_ij sum_t P(t | p_ij) Bin(c'_i | n'_i, f_t(p_ij; theta)).
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from markovfork.extrapolate import BetaBinomialFit
+from markovfork.metrics.extrapolate import BetaBinomialFit
 
 __all__ = [
     "tilt", "two_group_map", "MarkovParams", "markov_components", "logit_map_components", "PosteriorGrid",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork import _checks
+from markovfork.plumbing import checks
 
 __all__ = ["METHODS", "ENGINES", "REJECT_REFERENCES", "RLConfig", "GRPO_EPS"]
 
@@ -68,17 +68,17 @@ class RLConfig:
             raise ValueError(
                 f"reject_reference must be one of {', '.join(REJECT_REFERENCES)}, got {self.reject_reference!r}"
             )
-        _checks.integer("iterations", self.iterations, 0, 10**8)
-        _checks.real("lr", self.lr, 0.0, low_open=True)
-        _checks.integer("group_size", self.group_size, 1, 10**6)
-        _checks.integer("batch_instances", self.batch_instances, 1, 10**6)
-        _checks.real("kl", self.kl, 0.0)
-        _checks.integer("reject_easy", self.reject_easy, 0, 10**6)
-        _checks.real("clip", self.clip, 0.0, 1.0, low_open=True)
-        _checks.integer("ppo_epochs", self.ppo_epochs, 1, 10**4)
-        _checks.integer("passk_k", self.passk_k, 1, 10**6)
-        _checks.real("unlikeliness", self.unlikeliness, 0.0, 1.0)
-        _checks.seed(self.seed)
+        checks.integer("iterations", self.iterations, 0, 10**8)
+        checks.real("lr", self.lr, 0.0, low_open=True)
+        checks.integer("group_size", self.group_size, 1, 10**6)
+        checks.integer("batch_instances", self.batch_instances, 1, 10**6)
+        checks.real("kl", self.kl, 0.0)
+        checks.integer("reject_easy", self.reject_easy, 0, 10**6)
+        checks.real("clip", self.clip, 0.0, 1.0, low_open=True)
+        checks.integer("ppo_epochs", self.ppo_epochs, 1, 10**4)
+        checks.integer("passk_k", self.passk_k, 1, 10**6)
+        checks.real("unlikeliness", self.unlikeliness, 0.0, 1.0)
+        checks.seed(self.seed)
         if self.method == "grpo" and self.group_size < 2:
             raise ValueError(f"method grpo needs group_size >= 2 (a group of one has no relative advantage), got {self.group_size}")
         if self.engine == "sampled" and self.method in ("reinforce-baseline", "ppo", "unlikely") and self.group_size < 2:

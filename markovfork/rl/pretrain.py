@@ -1,6 +1,6 @@
 """Pretraining the TMC's tabular softmax policy by SGD on paths sampled from the true chain.
 
-theta (one logit per chain edge, rows as in :mod:`markovfork.generators.tmc_policy`) starts at 0
+theta (one logit per chain edge, rows as in :mod:`markovfork.tasks.tmc_policy`) starts at 0
 (uniform rows). Each step draws ``batch_size`` paths of the true chain, the layer-0 state
 uniform over the ``m0`` states and then the chain's transitions, and takes one SGD step on the
 mean per-path cross-entropy ``sum_l -log softmax(theta_{r(l, s_l)})[s_{l+1}]``:
@@ -8,7 +8,7 @@ mean per-path cross-entropy ``sum_l -log softmax(theta_{r(l, s_l)})[s_{l+1}]``:
     theta_r <- theta_r - (lr / B) (n_r softmax(theta_r) - c_r)
 
 with ``n_r`` the batch's visits to row r and ``c_r[t]`` its steps r -> t (softmax minus one-hot,
-summed over the batch). Random numbers: one xoshiro256** stream (:mod:`markovfork.streams`),
+summed over the batch). Random numbers: one xoshiro256** stream (:mod:`markovfork.engines.sampled.streams`),
 stream 0 of ``child_seed(seed, PRETRAIN_TAG)``, ``layers`` uniforms per path (start state, then
 one per transition), paths in order, steps in order. Each draw is the inverse CDF: the first
 state t with ``u < cum[t]``, the row's running sum, whose last positive entry is set to +inf (a u
@@ -20,15 +20,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from markovfork import _checks
-from markovfork.generators.tmc import TMC
-from markovfork.generators.tmc_policy import chain_row_start, n_chain_edges
-from markovfork.seeds import child_seed
-from markovfork.streams import stream_states, stream_uniforms, to_unit, xoshiro_next
+from markovfork.plumbing import checks
+from markovfork.tasks.tmc import TMC
+from markovfork.tasks.tmc_policy import chain_row_start, n_chain_edges
+from markovfork.plumbing.seeds import child_seed
+from markovfork.engines.sampled.streams import stream_states, stream_uniforms, to_unit, xoshiro_next
 
 __all__ = ["PRETRAIN_TAG", "pretrain_chain", "pretrain_chain_reference"]
 
-PRETRAIN_TAG = 0x7074  # seed label "pt" of the pretraining stream (see markovfork.seeds)
+PRETRAIN_TAG = 0x7074  # seed label "pt" of the pretraining stream (see markovfork.plumbing.seeds)
 
 
 def _inputs(tmc, steps, batch_size, lr, seed):
@@ -36,10 +36,10 @@ def _inputs(tmc, steps, batch_size, lr, seed):
     row_start, steps, batch_size, lr, stream seed)."""
     if not isinstance(tmc, TMC):
         raise ValueError(f"tmc must be a TMC (from tmc_chain), got {type(tmc).__name__}")
-    steps = _checks.integer("steps", steps, 0)
-    batch_size = _checks.integer("batch_size", batch_size, 1)
-    lr = _checks.real("lr", lr, 0.0, low_open=True)
-    stream_seed = child_seed(_checks.seed(seed), PRETRAIN_TAG)
+    steps = checks.integer("steps", steps, 0)
+    batch_size = checks.integer("batch_size", batch_size, 1)
+    lr = checks.real("lr", lr, 0.0, low_open=True)
+    stream_seed = child_seed(checks.seed(seed), PRETRAIN_TAG)
     start_cum = _cum_table(np.full((1, tmc.m0), 1.0 / tmc.m0))[0]
     cum = _cum_table(np.concatenate(tmc.transitions, axis=0))
     return start_cum, cum, chain_row_start(tmc), steps, batch_size, lr, stream_seed
@@ -114,7 +114,7 @@ def pretrain_chain_reference(tmc: TMC, steps: int = 200, batch_size: int = 256, 
     start_cum, cum, row_start, steps, batch_size, lr, stream_seed = _inputs(tmc, steps, batch_size, lr, seed)
     n_rows, m = cum.shape
     n_draws = steps * batch_size * tmc.layers
-    _checks.fits_in_memory("steps", steps, 8 * n_draws, "the reference's uniforms")
+    checks.fits_in_memory("steps", steps, 8 * n_draws, "the reference's uniforms")
     u = stream_uniforms(stream_seed, 1, n_draws)[0].reshape(steps, batch_size, tmc.layers)
     theta = np.zeros((n_rows, m))
     for step in range(steps):

@@ -23,10 +23,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from markovfork import _checks
-from markovfork.exact import reach_probability
+from markovfork.plumbing import checks
+from markovfork.engines.exact import reach_probability
 from markovfork.rl.tree_ops import leaf_values
-from markovfork.tree import LEAF
+from markovfork.model.tree import LEAF
 
 __all__ = [
     "orm_scores",
@@ -51,7 +51,7 @@ def _score_rows(name: str, values, n_nodes: int) -> np.ndarray:
     ndim = np.ndim(values)
     if ndim not in (1, 2) or np.shape(values)[-1] != n_nodes:
         raise ValueError(f"{name} must have shape ({n_nodes},) or (P, {n_nodes}), got {np.shape(values)}")
-    arr = _checks.array(name, values, np.float64, ndim)
+    arr = checks.array(name, values, np.float64, ndim)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite numbers, got {arr[~np.isfinite(arr)][0]}")
     return arr
@@ -61,7 +61,7 @@ def _step_rows(name: str, probs, n_nodes: int) -> np.ndarray:
     """Step probabilities of shape (N,) or (P, N) checked in [0, 1] (shape kept)."""
     if np.ndim(probs) not in (1, 2):
         raise ValueError(f"{name} must have shape ({n_nodes},) or (P, {n_nodes}), got {np.shape(probs)}")
-    return _checks.probability_rows(probs, n_nodes, name=name).reshape(np.shape(probs))
+    return checks.probability_rows(probs, n_nodes, name=name).reshape(np.shape(probs))
 
 
 def _paired(a: np.ndarray, b: np.ndarray, names: str) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -81,7 +81,7 @@ def _leaf_rows(leaf_probs) -> np.ndarray:
     arr = np.asarray(leaf_probs)
     if arr.ndim < 1 or arr.shape[-1] < 1:
         raise ValueError(f"leaf_probs must have shape (..., N) with N >= 1, got {arr.shape}")
-    arr = _checks.array("leaf_probs", arr, np.float64, arr.ndim)
+    arr = checks.array("leaf_probs", arr, np.float64, arr.ndim)
     bad = ~((arr >= 0.0) & (arr <= 1.0))  # NaN fails too
     if bad.any():
         raise ValueError(f"leaf_probs must be probabilities in [0, 1], got {arr[bad][0]}")
@@ -97,7 +97,7 @@ def _leaf_scores(leaf_scores, shape: tuple) -> np.ndarray:
     ndim = np.ndim(leaf_scores)
     if np.shape(leaf_scores) not in ((shape[-1],), tuple(shape)):
         raise ValueError(f"leaf_scores must have shape ({shape[-1]},) or {tuple(shape)}, got {np.shape(leaf_scores)}")
-    arr = _checks.array("leaf_scores", leaf_scores, np.float64, ndim)
+    arr = checks.array("leaf_scores", leaf_scores, np.float64, ndim)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"leaf_scores must be finite numbers, got {arr[~np.isfinite(arr)][0]}")
     return np.broadcast_to(arr, shape)
@@ -112,7 +112,7 @@ def orm_scores(problems, weights=None) -> np.ndarray:
     correct = problems.correct.astype(np.float64)
     if weights is None:
         return correct.mean(axis=0)
-    w = _checks.array("weights", weights, np.float64)
+    w = checks.array("weights", weights, np.float64)
     if w.shape != (len(problems),):
         raise ValueError(f"weights must have one entry per problem ({len(problems)}), got shape {w.shape}")
     if not np.all(np.isfinite(w) & (w >= 0.0)) or w.sum() <= 0.0:
@@ -212,7 +212,7 @@ def kl_tilt(tree, base_probs, advantage, beta) -> np.ndarray:
     when both inputs are 1-D, else (P, N)."""
     base = _step_rows("base_probs", base_probs, tree.n_nodes)
     adv = _score_rows("advantage", advantage, tree.n_nodes)
-    beta = _checks.real("beta", beta, 0.0, low_open=True)
+    beta = checks.real("beta", beta, 0.0, low_open=True)
     base2, adv2, one_d = _paired(base, adv, "base_probs and advantage")
     out = np.empty_like(base2)
     _tilt_kernel(tree.child_start, base2, adv2, beta, out)
@@ -242,7 +242,7 @@ def kl_tilt_reference(tree, base_probs, advantage, beta) -> np.ndarray:
 # ----------------------------------------------------------------------------- leaf distributions
 
 def leaf_distribution(tree, probs, start) -> np.ndarray:
-    """(P, N) leaf distribution of rollouts from ``start[p]``: :func:`~markovfork.exact.reach_probability`
+    """(P, N) leaf distribution of rollouts from ``start[p]``: :func:`~markovfork.engines.exact.reach_probability`
     kept at the leaves, 0 elsewhere (a start at a leaf ends there)."""
     reach = reach_probability(tree, probs, start)
     return np.where((tree.kind == LEAF)[None, :], reach, 0.0)
@@ -254,7 +254,7 @@ def soft_reweight(leaf_probs, leaf_scores, tau) -> np.ndarray:
     ``tau > 0``. Leaves with p(y) = 0 stay at 0. Same shape as ``leaf_probs``."""
     p = _leaf_rows(leaf_probs)
     s = _leaf_scores(leaf_scores, p.shape)
-    tau = _checks.real("tau", tau, 0.0, low_open=True)
+    tau = checks.real("tau", tau, 0.0, low_open=True)
     live = p > 0
     shift = np.where(live, s, -np.inf).max(axis=-1, keepdims=True)  # every row has some mass
     with np.errstate(divide="ignore", over="ignore"):  # (s - shift) / tau <= 0: overflow is -inf
@@ -272,7 +272,7 @@ def best_of_n(leaf_probs, leaf_scores, n) -> np.ndarray:
     Same shape as ``leaf_probs``."""
     p = _leaf_rows(leaf_probs)
     s = _leaf_scores(leaf_scores, p.shape)
-    n = _checks.integer("n", n, 1)
+    n = checks.integer("n", n, 1)
     shape = p.shape
     p2, s2 = p.reshape(-1, shape[-1]), s.reshape(-1, shape[-1])
     rows, width = p2.shape
@@ -299,7 +299,7 @@ def best_of_n(leaf_probs, leaf_scores, n) -> np.ndarray:
 
 def leaf_success(leaf_dist, problems) -> np.ndarray:
     """(P,) success probability of problem x under its leaf distribution,
-    ``sum_y q_x(y) [y correct for x]``; feed it to :func:`~markovfork.exact.exact_pass_at_k`.
+    ``sum_y q_x(y) [y correct for x]``; feed it to :func:`~markovfork.engines.exact.exact_pass_at_k`.
     ``leaf_dist`` is (P, N) (one row per problem) or (N,) (the same distribution for all)."""
     n_problems, n_nodes = problems.correct.shape
     dist = _leaf_rows(leaf_dist)

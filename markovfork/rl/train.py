@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from markovfork import _checks
-from markovfork.problems import Problems
+from markovfork.plumbing import checks
+from markovfork.model.problems import Problems
 from markovfork.rl.config import RLConfig
 from markovfork.rl.engines import train_analytic_kernel, train_sampled_kernel
-from markovfork.seeds import child_seed
-from markovfork.streams import stream_states
-from markovfork.tree import DECIPHERABLE, Tree
+from markovfork.plumbing.seeds import child_seed
+from markovfork.engines.sampled.streams import stream_states
+from markovfork.model.tree import DECIPHERABLE, Tree
 
 __all__ = ["LogitModel", "RLStart", "RLTrace", "train_rl", "step_logits", "tabular_model"]
 
@@ -51,8 +51,8 @@ def tabular_model(tree: Tree, tie: np.ndarray | None = None, n_theta: int | None
     if tie is None:
         tie = np.arange(n, dtype=np.int64)
         tie[0] = -1
-    tie = _checks.array("tie", tie, np.int64)
-    n_theta = int(tie.max()) + 1 if n_theta is None else _checks.integer("n_theta", n_theta, 0)
+    tie = checks.array("tie", tie, np.int64)
+    n_theta = int(tie.max()) + 1 if n_theta is None else checks.integer("n_theta", n_theta, 0)
     if tie.shape != (n,) or tie.min() < -1 or tie.max() >= n_theta:
         raise ValueError(f"tie must hold {n} indices in -1..{n_theta - 1}")
     return LogitModel(tree, np.zeros(n), tie, n_theta, np.full(n, -1, dtype=np.int64), 0, False)
@@ -97,7 +97,7 @@ def step_logits(model: LogitModel, problems: Problems, theta, skill: float = 0.0
 
 
 def _softmax_probs(model: LogitModel, problems: Problems, theta, skill, fork) -> np.ndarray:
-    from markovfork.policy import transition_probs
+    from markovfork.model.policy import transition_probs
 
     return transition_probs(model.tree, step_logits(model, problems, theta, skill, fork))
 
@@ -119,21 +119,21 @@ def train_rl(
     n_prob = len(problems)
     if weights is None:
         weights = np.full(n_prob, 1.0 / n_prob)
-    weights = _checks.array("weights", weights, np.float64)
+    weights = checks.array("weights", weights, np.float64)
     if weights.shape != (n_prob,) or not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
         raise ValueError(f"weights must be {n_prob} non-negative finite numbers with a positive sum")
     weights = weights / weights.sum()
     snaps = [0, config.iterations] if snapshots is None else snapshots
-    snap_at = np.unique(np.array([_checks.integer("snapshots", s) for s in snaps], dtype=np.int64))
+    snap_at = np.unique(np.array([checks.integer("snapshots", s) for s in snaps], dtype=np.int64))
     if snap_at.size and (snap_at[0] < 0 or snap_at[-1] > config.iterations):
         raise ValueError(f"snapshots must lie in 0..{config.iterations}, got {snap_at.tolist()}")
-    theta = np.array(_checks.array("start.theta", start.theta, np.float64), dtype=np.float64)
+    theta = np.array(checks.array("start.theta", start.theta, np.float64), dtype=np.float64)
     if theta.shape != (model.n_theta,):
         raise ValueError(f"start.theta must have {model.n_theta} entries, got {theta.shape}")
     if np.any(np.isnan(theta) | (theta == np.inf)):
         bad = theta[np.isnan(theta) | (theta == np.inf)][0]
         raise ValueError(f"start.theta must be real numbers or -inf (a step never taken), got {bad}")
-    _checks.real("start.skill", start.skill)
+    checks.real("start.skill", start.skill)
     fork = np.zeros((n_prob, model.n_fork)) if start.fork is None else np.array(start.fork, dtype=np.float64)
     gram = np.zeros((0, 0)) if start.gram is None else np.ascontiguousarray(start.gram, dtype=np.float64)
     if fork.shape != (n_prob, model.n_fork) or (model.n_fork and gram.shape != (n_prob, n_prob)):
@@ -143,7 +143,7 @@ def train_rl(
     coef = np.zeros_like(fork)
     visible = np.ascontiguousarray(model.visible(problems))
     ref_probs = _softmax_probs(model, problems, theta, float(start.skill), fork)
-    from markovfork.exact import success_probability
+    from markovfork.engines.exact import success_probability
 
     p_base = success_probability(tree, ref_probs, problems.correct, problems.start)
     ints, floats = config.packed()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from markovfork.streams import to_unit, xoshiro_next
+from markovfork.engines.sampled.streams import to_unit, xoshiro_next
 
 
 @numba.njit(cache=True)

@@ -1,7 +1,7 @@
 """Configuration of a simulated fine-tuning run: typed dataclasses, a TOML reader, grids, limits.
 
-Every field is checked on construction (types through :mod:`markovfork.config_reader`, ranges
-through :mod:`markovfork._checks`), from Python and from a TOML file alike. Limits: at most
+Every field is checked on construction (types through :mod:`markovfork.plumbing.config_reader`, ranges
+through :mod:`markovfork.plumbing.checks`), from Python and from a TOML file alike. Limits: at most
 ``MAX_EPOCHS`` epochs (and ``MAX_STEPS_PER_EPOCH``, ``MAX_LR``, ``feature_scale`` <= 100, so
 that logits stay finite), and the arrays of one run (estimated by :func:`memory_estimate`) must fit
 in the machine's physical memory; both are rejected before anything is computed, with the
@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field, replace
 from itertools import product
 from pathlib import Path
 
-from markovfork import _checks
-from markovfork.config_reader import check_fields, from_mapping
-from markovfork.io import read_toml
-from markovfork.policy import Decoding
+from markovfork.plumbing import checks
+from markovfork.plumbing.config_reader import check_fields, from_mapping
+from markovfork.plumbing.io import read_toml
+from markovfork.model.policy import Decoding
 from markovfork.sft.data import SFTMix
-from markovfork.spread import Spread
-from markovfork.sft.task import PathStarTask
+from markovfork.model.spread import Spread
+from markovfork.tasks.path_star import PathStarTask
 
 __all__ = [
     "ENGINES",
@@ -60,20 +60,20 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        _checks.integer("epochs", self.epochs, 0, MAX_EPOCHS)
-        _checks.real("lr", self.lr, 0.0, MAX_LR, low_open=True)
+        checks.integer("epochs", self.epochs, 0, MAX_EPOCHS)
+        checks.real("lr", self.lr, 0.0, MAX_LR, low_open=True)
         if self.eval_epochs is not None and not self.eval_epochs:
             raise ValueError("eval_epochs must be a non-empty list of epochs (leave it out for 0, 1, 2, 4, ..., epochs)")
         for e in self.eval_epochs or ():
-            _checks.integer("eval_epochs", e, 0, self.epochs)
+            checks.integer("eval_epochs", e, 0, self.epochs)
         if not self.ks:
             raise ValueError("ks must be a non-empty list of integers, got []")
         for i, k in enumerate(self.ks):
-            _checks.integer(f"ks[{i}]", k, 1, INT64_MAX)
+            checks.integer(f"ks[{i}]", k, 1, INT64_MAX)
         for name in ("trajectories_per_problem", "batch_size"):
-            _checks.integer(name, getattr(self, name), 1)
-        _checks.integer("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
-        _checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks), INT64_MAX)
+            checks.integer(name, getattr(self, name), 1)
+        checks.integer("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
+        checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks), INT64_MAX)
 
     @property
     def evaluation_epochs(self) -> tuple[int, ...]:
@@ -104,7 +104,7 @@ class SimulationConfig:
             raise ValueError(f"set forks or rho, not both (rho = forks / n_train), got forks = {self.forks} and rho = {self.rho:g}")
         if self.forks is not None and not 0 <= self.forks <= self.task.n_train:
             raise ValueError(f"forks must be in [0, n_train={self.task.n_train}], got {self.forks}")
-        _checks.integer("seed", self.seed, 0, INT64_MAX)
+        checks.integer("seed", self.seed, 0, INT64_MAX)
         self.mix  # validates rho and diversity
         need, limit = memory_estimate(self.task, self.train, self.engine, self.diversity), memory_limit()
         if need > limit:
@@ -130,9 +130,9 @@ class SimulationConfig:
 
 
 def memory_limit() -> int:
-    """Bytes of memory a run's arrays are checked against: :func:`markovfork._checks.physical_memory`
+    """Bytes of memory a run's arrays are checked against: :func:`markovfork.plumbing.checks.physical_memory`
     (the machine's, or the cgroup's limit when lower; no limit where the platform does not tell)."""
-    memory = _checks.physical_memory()
+    memory = checks.physical_memory()
     return 2**63 if memory is None else memory
 
 
@@ -172,7 +172,7 @@ def load_config(path: str | Path | None = None, *, data: dict | None = None, **o
     Override keys are top-level fields or ``task.<field>`` / ``train.<field>`` /
     ``decoding.<field>`` / ``spread.<field>``; ``None`` values are ignored (options the user did not give). An
     override of ``rho`` or ``forks`` replaces the file's other one. Every value is type-checked
-    (:mod:`markovfork.config_reader`); errors name the section, key and value. ``data``: the
+    (:mod:`markovfork.plumbing.config_reader`); errors name the section, key and value. ``data``: the
     file's tables already read (instead of ``path``)."""
     if path is not None and data is not None:
         raise ValueError("give a config path or its data, not both")

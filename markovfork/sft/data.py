@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork.sft.task import PathStar
+from markovfork.tasks.path_star import PathStar
 
 __all__ = ["DIVERSITY", "SFTMix", "Trajectories", "Steps", "teacher_trajectories", "sample_trajectories", "trajectory_steps"]
 

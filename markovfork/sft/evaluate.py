@@ -12,7 +12,7 @@ is correct when it lies on a correct path. Exactly, with reach weights,
 i.e. the expected probability the model gives to the branch it picks, split by whether that
 branch is right; the sampled engine reports the same quantities as averages over rollouts.
 
-With ``spread`` active (:mod:`markovfork.spread`) only pass@k changes: it is the pass@k of
+With ``spread`` active (:mod:`markovfork.model.spread`) only pass@k changes: it is the pass@k of
 ``n_samples`` spread samples per problem (exact, or the unbiased estimator on spread rollouts);
 the fork metrics stay those of the decoded policy (the bridge's too are model probabilities).
 """
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from markovfork.estimators import pass_at_k
-from markovfork.exact import exact_pass_at_k, node_entropy, reach_probability, success_probability
-from markovfork.problems import Problems
-from markovfork.spread import Spread, spread_leaves, spread_pass_at_k
-from markovfork.tree import FORK, Tree
+from markovfork.metrics.estimators import pass_at_k
+from markovfork.engines.exact import exact_pass_at_k, node_entropy, reach_probability, success_probability
+from markovfork.model.problems import Problems
+from markovfork.model.spread import Spread, spread_leaves, spread_pass_at_k
+from markovfork.model.tree import FORK, Tree
 
 __all__ = ["Evaluation", "decision_forks", "evaluate_exact", "evaluate_sampled"]
 
@@ -92,7 +92,7 @@ def evaluate_sampled(tree: Tree, probs: np.ndarray, problems: Problems, ks, n_sa
     """pass@k by the unbiased estimator over ``n_samples`` rollouts per problem (spread rollouts
     when ``spread`` is active), and fork metrics averaged over the policy's rollouts that pass a
     decision fork."""
-    from markovfork.sampled import sample_leaves
+    from markovfork.engines.sampled import sample_leaves
 
     ks = np.atleast_1d(np.asarray(ks, dtype=np.int64))
     leaves = sample_leaves(tree, probs, problems.start, n_samples, seed)  # (P, n)

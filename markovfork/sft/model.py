@@ -18,17 +18,17 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from markovfork._indices import U1
-from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
-from markovfork.problems import Problems
-from markovfork.tree import DECIPHERABLE, FORK, Tree
+from markovfork.model.indices import U1
+from markovfork.model.policy import Decoding, Policy, problem_logits, transition_probs
+from markovfork.model.problems import Problems
+from markovfork.model.tree import DECIPHERABLE, FORK, Tree
 
 __all__ = ["SFTParams", "StepGradient", "fork_children", "step_probs", "fused_step_gradient", "step_gradient_reference"]
 
 
 @dataclass(frozen=True, eq=False)
 class SFTParams:
-    """The trainable state; ``to_policy`` turns it into a :class:`~markovfork.policy.Policy`."""
+    """The trainable state; ``to_policy`` turns it into a :class:`~markovfork.model.policy.Policy`."""
 
     theta: np.ndarray  # (N,) offsets added to the base logits of steps out of forks
     weight: np.ndarray  # (N, d) feature weights W of steps out of forks

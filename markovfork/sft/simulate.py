@@ -1,7 +1,7 @@
 """One SFT simulation (base vs fine-tuned pass@k over epochs) and grids of them.
 
 ``simulate`` runs one configuration with either engine and returns the tidy results table
-(``markovfork.results`` schema) and a compact summary; ``sweep`` runs a grid of configurations
+(``markovfork.reporting.results`` schema) and a compact summary; ``sweep`` runs a grid of configurations
 in parallel across processes and concatenates their tables.
 """
 
@@ -12,12 +12,12 @@ import os
 import sys
 from dataclasses import dataclass
 
-from markovfork.estimators import crossover_k
-from markovfork.policy import transition_probs
-from markovfork.results import results_frame
+from markovfork.metrics.estimators import crossover_k
+from markovfork.model.policy import transition_probs
+from markovfork.reporting.results import results_frame
 from markovfork.sft.config import ENGINES, SimulationConfig, config_dict, config_grid, load_config
 from markovfork.sft.evaluate import Evaluation, evaluate_exact, evaluate_sampled
-from markovfork.sft.task import PathStar
+from markovfork.tasks.path_star import PathStar
 from markovfork.sft.train import TRAINERS, TrainingState, derive_seeds
 
 __all__ = [
@@ -73,7 +73,7 @@ class SimulationResult:
 
     @property
     def table(self) -> "pl.DataFrame":
-        """The tidy results table (``markovfork.results`` schema); built on first use."""
+        """The tidy results table (``markovfork.reporting.results`` schema); built on first use."""
         cached = self.__dict__.get("_table")
         if cached is None:
             cached = _records_table(self.config, self.records)
@@ -191,7 +191,7 @@ def sweep(configs: list, workers: int | None = None, progress: bool = False, run
     """Run every configuration in ``workers`` processes (default: one per core) and stack the tables
     (``run(config)`` gives a run's table: by default :func:`simulate`'s; a module-level function).
     ``scheduler``: ``None`` (the local process pool), ``"local:N"`` (a Dask ``LocalCluster``) or
-    ``"tcp://HOST:PORT"`` (a running Dask scheduler); see :func:`markovfork.executors.run_tasks`.
+    ``"tcp://HOST:PORT"`` (a running Dask scheduler); see :func:`markovfork.plumbing.executors.run_tasks`.
 
     Each run is seeded by its own config and runs in a worker process with one BLAS thread, so
     the table does not depend on the executor, on ``workers`` or on the order runs finish."""
@@ -205,13 +205,13 @@ def sweep(configs: list, workers: int | None = None, progress: bool = False, run
     bar = tqdm(total=len(configs), desc="sweep", disable=not (progress and sys.stderr.isatty()), file=sys.stderr)
     import polars as pl
 
-    from markovfork.executors import run_tasks
+    from markovfork.plumbing.executors import run_tasks
 
     # Every run happens in a spawned worker with one BLAS thread (Dask's nanny sets the same
     # variables in its workers). Running even a single worker out of process keeps the numbers
     # independent of the worker count and of the caller's BLAS threading (GEMM results can
     # differ in the last bits between thread counts). The workers end with the sweep, however it
-    # ends (an error, Ctrl-C, SIGTERM): see markovfork._pool and markovfork.dask_executor.
+    # ends (an error, Ctrl-C, SIGTERM): see markovfork.plumbing.process_pool and markovfork.plumbing.dask_executor.
     with bar, _one_blas_thread_for_children():
         tables = run_tasks(run, configs, scheduler=scheduler, workers=workers,
                            progress=lambda done, total: bar.update(done - bar.n))

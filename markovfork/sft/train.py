@@ -20,12 +20,12 @@ from typing import Iterator
 
 import numpy as np
 
-from markovfork.seeds import seed_sequence
+from markovfork.plumbing.seeds import seed_sequence
 from markovfork.sft.data import SFTMix, Steps, sample_trajectories, teacher_trajectories, trajectory_steps
 from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient
 from markovfork.sft.config import TrainSettings
-from markovfork.sft.task import PathStar
-from markovfork.tree import DECIPHERABLE
+from markovfork.tasks.path_star import PathStar
+from markovfork.model.tree import DECIPHERABLE
 
 __all__ = ["TrainingState", "TRAINERS", "train_analytic", "train_sampled", "derive_seeds"]
 

@@ -11,7 +11,7 @@ from cli_checks import assert_one_error_line, files
 from markovfork.branching.run import BranchingConfig, run_branching
 from markovfork.branching.task import Teacher
 from markovfork.cli import main
-from markovfork.comparison_figures import branching_figure
+from markovfork.reporting.comparison_figures import branching_figure
 
 SMALL = ["--epochs", "4", "--points", "4"]
 

@@ -101,7 +101,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
 
 
 def test_counts_command_writes_the_per_problem_table(tiny, tmp_path):
-    from markovfork.llm_bridge.counts import problem_counts
+    from markovfork.llm_bridge.run_files import problem_counts
 
     result = CliRunner().invoke(main, ["bridge", "counts", str(tiny.out), str(tiny.out), "--out", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from markovfork.cli import main
 from markovfork.fit import CurvePredictor, load_fit
 from markovfork.llm_bridge.config import config_from_dict
-from markovfork.results import results_frame
+from markovfork.reporting.results import results_frame
 
 CONFIG = """
 [task]

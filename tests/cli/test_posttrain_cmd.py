@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cli_checks import assert_one_error_line
 
 from markovfork.cli import main
-from markovfork.comparison_figures import posttrain_pass_at_k_figure
+from markovfork.reporting.comparison_figures import posttrain_pass_at_k_figure
 
 SMALL = ["--train-problems", "40", "--test-problems", "40", "--feature-dim", "60", "--epochs", "4",
          "--iterations", "20", "--k", "1,4,16", "--no-progress"]

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from markovfork.cli import main
-from markovfork.policy import Decoding
+from markovfork.model.policy import Decoding
 from markovfork.sft.config import PathStarTask, TrainSettings
 
 # small sizes on the command line override the file's, so a valid document runs in milliseconds

@@ -5,7 +5,7 @@
 - after SIGTERM (or SIGKILL) to a sweep's main process no child process of it is alive within 5 s;
 - Ctrl-C or SIGTERM during start-up ends the command with 130 / 143 and no traceback.
 
-The write phase is paused deterministically by replacing ``markovfork.io._stage`` (called after
+The write phase is paused deterministically by replacing ``markovfork.plumbing.io._stage`` (called after
 each temporary file is written and after each rename) in the child process.
 """
 
@@ -31,7 +31,7 @@ OUTPUTS = ["sw.csv", "sw.parquet", "sw_fork_confidence.png", "sw_pass_at_k.png",
 # it creates MARKER, then waits until MARKER.sent exists (the test has sent its signal).
 DRIVER = r"""
 import os, sys, time
-import markovfork.io as io
+import markovfork.plumbing.io as io
 stop_at, marker = sys.argv[1], sys.argv[2]
 seen = {}
 def pause(event, path):

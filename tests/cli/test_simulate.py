@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from markovfork.cli import main
 from markovfork.cli.simulate_cmd import parse_values
-from markovfork.results import RESULT_COLUMNS
+from markovfork.reporting.results import RESULT_COLUMNS
 from markovfork.sft.simulate import load_config, simulate
 
 # small enough to run in well under a second per configuration

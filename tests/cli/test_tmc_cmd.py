@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-import markovfork.rl.tmc_experiment as tmc_experiment
+import markovfork.experiments.tmc as tmc_experiment
 from markovfork.cli import main
-from markovfork.rl.tmc_experiment import TMCConfig, run_tmc
+from markovfork.experiments.tmc import TMCConfig, run_tmc
 from cli_checks import assert_one_error_line, files
 
 SMALL = ["--iterations", "50", "--instances", "20", "--no-progress"]

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from markovfork.cli import main
-from markovfork.coverage import base_coverage
-from markovfork.describe import node_table
-from markovfork.generators import fork_problems, fork_tree, tmc_chain, tmc_problems
+from markovfork.engines.coverage import base_coverage
+from markovfork.model.tree_summary import node_table
+from markovfork.tasks import fork_problems, fork_tree, tmc_chain, tmc_problems
 
 PAPER = ["--tmc", "--high-edge", "1,1:1", "--high-edge", "2,1:0"]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from markovfork.estimators import pass_at_k
+from markovfork.metrics.estimators import pass_at_k
 from markovfork.fit import CurvePredictor, histogram_distance, measured_histogram, predicted_histogram
 from markovfork.llm_bridge.config import config_from_dict
 

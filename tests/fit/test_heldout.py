@@ -5,12 +5,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from markovfork.extrapolate import fit_beta_binomial
+from markovfork.metrics.extrapolate import fit_beta_binomial
 from markovfork.fit import CurvePredictor
 from markovfork.fit.heldout import (Split, beta_binomial_curves, early_late, errors, evaluate_split,
                                     interpolate_in_rho, leave_rho_out, mean_curves, run_from_table)
 from markovfork.llm_bridge.config import config_from_dict
-from markovfork.results import results_frame
+from markovfork.reporting.results import results_frame
 
 ARMS = [(0.0, "data"), (0.25, "data"), (0.5, "data"), (0.25, "problem"), (0.5, "problem"), (1.0, "data")]
 

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from markovfork.fit.measured import binomial_se, measured_curves
-from markovfork.results import results_frame
+from markovfork.reporting.results import results_frame
 
 ARMS = [(0.0, "data"), (0.5, "data"), (0.5, "problem")]
 EPOCHS, KS = [0, 1, 2], [1, 4]

@@ -12,7 +12,7 @@ from markovfork.fit import CurvePredictor, FitResult, save_fit
 from markovfork.fit.parameters import from_unit, to_unit
 from markovfork.fit.planned import coverage_problems, predict_planned, prediction_table, read_fit
 from markovfork.llm_bridge.config import config_from_dict
-from markovfork.results import RESULT_COLUMNS
+from markovfork.reporting.results import RESULT_COLUMNS
 
 VALUES = {"lr": 5.0, "base_step_accuracy": 0.75, "memorisation": 2.0, "capacity": 1.0}
 SETTINGS = dict(max_train_problems=40, steps_per_epoch=8, seed=0, capacity_ramp=0.1)

@@ -7,7 +7,7 @@ import pytest
 
 from markovfork.fit import CurvePredictor, fit_parameters, load_fit, measured_curves, save_fit
 from markovfork.llm_bridge.config import config_from_dict
-from markovfork.results import results_frame
+from markovfork.reporting.results import results_frame
 
 TRUTH = {"lr": 4.0, "base_step_accuracy": 0.75, "memorisation": 5.76, "capacity": 0.6}  # feature scale 1.2
 M = 200  # test problems behind each measured pass@k

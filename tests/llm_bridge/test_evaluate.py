@@ -28,9 +28,9 @@ from markovfork.llm_bridge.evaluate import (
 from markovfork.llm_bridge.model import build_model
 from markovfork.llm_bridge.tasks import TaskSpec, generate_problems, grade, prompt_text, response_text, vocabulary
 from markovfork.llm_bridge.tokenizer import build_tokenizer
-from markovfork.problems import Problems
+from markovfork.model.problems import Problems
 from markovfork.sft.evaluate import evaluate_exact
-from markovfork.tree import FORK, LEAF, tree_from_children
+from markovfork.model.tree import FORK, LEAF, tree_from_children
 
 CPU = torch.device("cpu")
 

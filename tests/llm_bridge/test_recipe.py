@@ -17,13 +17,13 @@ from click.testing import CliRunner
 
 import markovfork
 from markovfork.cli import main
-from markovfork.io import read_toml
+from markovfork.plumbing.io import read_toml
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.llm_bridge import local_checkpoint
 from markovfork.llm_bridge.local_checkpoint import load_tokenizer
 from markovfork.llm_bridge.run import run_bridge
 from markovfork.llm_bridge.tokenizer import is_word_level
-from markovfork.results import RESULT_COLUMNS
+from markovfork.reporting.results import RESULT_COLUMNS
 
 RECIPE = Path(__file__).resolve().parents[2] / "configs" / "forks-qwen-0.5b.toml"
 TINY = RECIPE.with_name("forks-tiny.toml")

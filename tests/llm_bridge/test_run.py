@@ -13,7 +13,7 @@ import markovfork
 from markovfork.llm_bridge.config import config_from_dict, load_config
 from markovfork.llm_bridge.run import run_bridge
 from markovfork.llm_bridge.tasks import read_jsonl
-from markovfork.results import RESULT_COLUMNS
+from markovfork.reporting.results import RESULT_COLUMNS
 
 
 def test_table_has_the_shared_schema_and_consistent_rows(tiny_run):

@@ -117,7 +117,7 @@ def test_runs_ask_dask_for_one_gpu(swept, tiny_config, tmp_path, monkeypatch):
         seen.append((kind, value, resources, batch_size, len(items)))
         return [fn(x) for x in items]
 
-    monkeypatch.setitem(sys.modules, "markovfork.dask_executor", types.SimpleNamespace(run_on_dask=fake))
+    monkeypatch.setitem(sys.modules, "markovfork.plumbing.dask_executor", types.SimpleNamespace(run_on_dask=fake))
     threads = torch.get_num_threads()
     try:
         table = bridge_sweep.run_sweep(load_config(tiny_config), [1.0], [0], tmp_path / "d",

@@ -6,7 +6,7 @@ import pytest
 
 from markovfork.real.fit import fit_map, predict, subsample_counts
 from markovfork.real.model import MarkovParams, logit_map_components, markov_components
-from markovfork.seeds import child_rng
+from markovfork.plumbing.seeds import child_rng
 
 
 def _synthetic(comps_fn, n_problems, n, seed):

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from markovfork.extrapolate import BetaBinomialFit
-from markovfork.problems import Problems
+from markovfork.metrics.extrapolate import BetaBinomialFit
+from markovfork.model.problems import Problems
 from markovfork.real.model import (
     MarkovParams, log_likelihood, logit_map_components, markov_components, posterior_grid, tilt, two_group_map,
 )
 from markovfork.rl.config import RLConfig
 from markovfork.rl.train import RLStart, tabular_model, train_rl
-from markovfork.tree import DECIPHERABLE, LEAF, TreeBuilder
+from markovfork.model.tree import DECIPHERABLE, LEAF, TreeBuilder
 
 
 def _two_group_population(u_e, u_h):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from markovfork.generators import fork_problems, fork_tree
+from markovfork.tasks import fork_problems, fork_tree
 from markovfork.rl import objectives as obj
 from markovfork.rl.config import METHODS, RLConfig
 from markovfork.rl.reference import grpo_weight_reference, numeric_gradient, paths_below, softmax_probs, surrogate
@@ -95,7 +95,7 @@ def test_ppo_gradient_is_the_derivative_of_the_clipped_surrogate(case, data):
     z_old[0] = shift[0] = 0
     z = z_old + shift
     old, probs = softmax_probs(tree, z_old), softmax_probs(tree, z)
-    from markovfork.exact import reach_probability
+    from markovfork.engines.exact import reach_probability
     from markovfork.rl.tree_ops import leaf_values
 
     reach = reach_probability(tree, old[None], np.array([start]))[0]

@@ -4,7 +4,7 @@ determinism, convergence to the true transitions, the defaults' distance, bad in
 import numpy as np
 import pytest
 
-from markovfork.generators import chain_theta_from_transitions, chain_tv_distance, n_chain_edges, tmc_chain
+from markovfork.tasks import chain_theta_from_transitions, chain_tv_distance, n_chain_edges, tmc_chain
 from markovfork.rl.pretrain import pretrain_chain, pretrain_chain_reference
 
 PAPER_HIGH = {(1, 1): [1], (2, 1): [0]}  # the paper's released run (as in test_tmc.py)

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from markovfork.exact import exact_pass_at_k, path_type_mass, reach_probability, success_probability
-from markovfork.generators import tmc_chain, tmc_problems
-from markovfork.problems import Problems
+from markovfork.engines.exact import exact_pass_at_k, path_type_mass, reach_probability, success_probability
+from markovfork.tasks import tmc_chain, tmc_problems
+from markovfork.model.problems import Problems
 from markovfork.rl.reward_models import (
     best_of_n,
     kl_tilt,
@@ -29,7 +29,7 @@ from markovfork.rl.reward_models import (
     soft_reweight,
     step_advantage,
 )
-from markovfork.tree import DECIPHERABLE, LEAF, tree_from_children
+from markovfork.model.tree import DECIPHERABLE, LEAF, tree_from_children
 from strategies import build_case, random_trees
 
 

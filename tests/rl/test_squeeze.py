@@ -15,13 +15,13 @@ Measured (lr 0.5, 300 iterations): ``DOCUMENTED`` below, checked by ``test_the_d
 import numpy as np
 import pytest
 
-from markovfork.exact import reach_probability, success_probability
-from markovfork.policy import transition_probs
-from markovfork.problems import Problems
+from markovfork.engines.exact import reach_probability, success_probability
+from markovfork.model.policy import transition_probs
+from markovfork.model.problems import Problems
 from markovfork.rl.config import RLConfig
 from markovfork.rl.evaluate import score_policy
 from markovfork.rl.train import RLStart, step_logits, tabular_model, train_rl
-from markovfork.tree import tree_from_dict
+from markovfork.model.tree import tree_from_dict
 
 ITERATIONS, LR = 300, 0.5
 SNAPS = [0, 25, 50, 100, 200, 300]

@@ -6,14 +6,14 @@ finite-difference reference."""
 import numpy as np
 import pytest
 
-from markovfork.exact import success_probability
-from markovfork.generators import fork_problems, fork_tree
-from markovfork.policy import transition_probs
-from markovfork.problems import Problems
+from markovfork.engines.exact import success_probability
+from markovfork.tasks import fork_problems, fork_tree
+from markovfork.model.policy import transition_probs
+from markovfork.model.problems import Problems
 from markovfork.rl.config import RLConfig
 from markovfork.rl.reference import numeric_gradient
 from markovfork.rl.train import LogitModel, RLStart, step_logits, tabular_model, train_rl
-from markovfork.tree import FORK
+from markovfork.model.tree import FORK
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def small():
 
 
 def _expected_reward(model, problems, weights, theta, skill=0.0, fork=None):
-    """sum_x w_x p_x: exact success probabilities (markovfork.exact) of the policy's softmax rows."""
+    """sum_x w_x p_x: exact success probabilities (markovfork.engines.exact) of the policy's softmax rows."""
     probs = transition_probs(model.tree, step_logits(model, problems, theta, skill, fork))
     return float(weights @ success_probability(model.tree, probs, problems.correct, problems.start))
 

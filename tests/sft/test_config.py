@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from markovfork.cli import main
-from markovfork.policy import Decoding
+from markovfork.model.policy import Decoding
 from markovfork.sft.config import (
     MAX_EPOCHS,
     SimulationConfig,
@@ -18,7 +18,7 @@ from markovfork.sft.config import (
     memory_estimate,
     memory_limit,
 )
-from markovfork.sft.task import PathStarTask
+from markovfork.tasks.path_star import PathStarTask
 
 SMALL = ["--train-problems", "40", "--test-problems", "20", "--feature-dim", "10", "--epochs", "2", "--no-progress"]
 
@@ -204,7 +204,7 @@ def test_any_document_gives_a_config_or_one_line_value_error():
     """Random documents over the real key names: a config or a one-line ValueError, nothing else."""
     from hypothesis import given, settings
 
-    from markovfork.config_reader import from_mapping
+    from markovfork.plumbing.config_reader import from_mapping
 
     @given(_documents(SIM_KEYS))
     @settings(max_examples=300, deadline=None)

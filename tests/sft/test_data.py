@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from markovfork.sft.data import SFTMix, sample_trajectories, teacher_trajectories, trajectory_steps
-from markovfork.sft.task import PathStarTask
+from markovfork.tasks.path_star import PathStarTask
 
 
 def test_data_synthesis_prevalence_and_diversity():

@@ -4,16 +4,16 @@ the TOML keys, the temperature grid and the table's columns."""
 import numpy as np
 import pytest
 
-from markovfork.exact import exact_pass_at_k, success_probability
-from markovfork.policy import Decoding, Policy, problem_logits, transition_probs
+from markovfork.engines.exact import exact_pass_at_k, success_probability
+from markovfork.model.policy import Decoding, Policy, problem_logits, transition_probs
 from markovfork.sft.config import SimulationConfig, TrainSettings, config_grid, load_config
 from markovfork.sft.data import SFTMix
 from markovfork.sft.evaluate import decision_forks, evaluate_exact, evaluate_sampled
 from markovfork.sft.model import step_probs
 from markovfork.sft.simulate import simulate
-from markovfork.sft.task import PathStarTask
+from markovfork.tasks.path_star import PathStarTask
 from markovfork.sft.train import derive_seeds, train_analytic
-from markovfork.spread import Spread, spread_nodes
+from markovfork.model.spread import Spread, spread_nodes
 
 TASK = PathStarTask(depth=3, feature_dim=60, n_train=60, n_test=300)
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from markovfork.sft.data import SFTMix, teacher_trajectories, trajectory_steps
 from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient, step_gradient_reference, step_probs
-from markovfork.sft.task import PathStarTask
-from markovfork.tree import DECIPHERABLE
+from markovfork.tasks.path_star import PathStarTask
+from markovfork.model.tree import DECIPHERABLE
 
 SMALL = PathStarTask(depth=3, feature_dim=40, n_train=30, n_test=20)
 

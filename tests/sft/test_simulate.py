@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from markovfork.exact import success_probability
+from markovfork.engines.exact import success_probability
 from markovfork.sft.config import TrainSettings
 from markovfork.sft.data import SFTMix
 from markovfork.sft.evaluate import evaluate_exact, evaluate_sampled
 from markovfork.sft.model import step_probs
 from markovfork.sft.simulate import SimulationConfig, config_grid, load_config, simulate
-from markovfork.sft.task import PathStarTask
+from markovfork.tasks.path_star import PathStarTask
 from markovfork.sft.train import train_analytic
 
 SMALL = PathStarTask(depth=3, feature_dim=40, n_train=30, n_test=20)
@@ -105,7 +105,7 @@ def test_seeds_reproduce_and_differ():
 
 
 def test_table_schema_and_bad_config():
-    from markovfork.results import RESULT_COLUMNS
+    from markovfork.reporting.results import RESULT_COLUMNS
 
     table = simulate(SimulationConfig(task=SMALL, train=TrainSettings(epochs=2))).table
     assert list(table.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)

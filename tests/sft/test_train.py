@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from markovfork.policy import transition_probs
+from markovfork.model.policy import transition_probs
 from markovfork.sft.config import TrainSettings
 from markovfork.sft.data import SFTMix, sample_trajectories, teacher_trajectories, trajectory_steps
 from markovfork.sft.evaluate import evaluate_exact
 from markovfork.sft.model import step_probs
-from markovfork.sft.task import PathStarTask
+from markovfork.tasks.path_star import PathStarTask
 from markovfork.sft.train import derive_seeds, train_analytic, train_sampled
 
 

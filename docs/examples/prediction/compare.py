@@ -7,7 +7,7 @@ count-histogram distances of docs/fit.md and predicted_vs_measured.png.
 import os, sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np, polars as pl
-from markovfork.io import save_figure
+from markovfork.plumbing.io import save_figure
 from markovfork.fit.measured import binomial_se
 
 measured_path, fig_path = sys.argv[1], sys.argv[2]

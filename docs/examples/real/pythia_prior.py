@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from markovfork.estimators import pass_at_k
-from markovfork.extrapolate import fit_beta_binomial
+from markovfork.metrics.estimators import pass_at_k
+from markovfork.metrics.extrapolate import fit_beta_binomial
 from markovfork.real.counts import model_counts, read_counts
 from markovfork.real.fit import subsample_counts
-from markovfork.seeds import child_seed
+from markovfork.plumbing.seeds import child_seed
 
 PATH = Path(__file__).with_name("math128_pythia_base_n10000.csv")
 K = [1000, 10000]

@@ -1,0 +1,1 @@
+"""Experiments built on the dynamics: mitigations side by side, the TMC experiment, RL after SFT."""

@@ -1,0 +1,1 @@
+"""Plumbing: checks, I/O and the output contract, configuration readers, seeds, executors."""

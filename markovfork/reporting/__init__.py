@@ -1,0 +1,1 @@
+"""The results-table schema and every figure drawn from it."""
