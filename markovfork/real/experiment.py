@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from markovfork.metrics.estimators import crossover_k, pass_at_k
-from markovfork.real.baselines import beta_binomial_curve, plug_in_curve
+from markovfork.real.baselines import beta_binomial_curve, beta_binomial_lost, plug_in_curve, plug_in_lost
 from markovfork.real.fit import fit_map, predict, subsample_counts
 from markovfork.plumbing.seeds import child_seed
 
@@ -22,15 +22,19 @@ __all__ = ["run_real_fit", "METHODS"]
 
 METHODS = ("markov", "logit", "beta_binomial", "plug_in")
 LEVEL = 0.95
+LEVELS = (0.90, 0.95)  # coverage is reported for both bands; the printed band is LEVEL
 
 
 def _curves(method, n_b, c_b, n_t, c_t, k, weights=None, x0=None, n_full=None):
-    """(base curve, tuned curve, fit or None, expected lost or nan) of one method."""
+    """(base curve, tuned curve, fit or None, expected lost (nan without n_full)) of one method."""
     if method in ("beta_binomial", "plug_in"):
         fn = beta_binomial_curve if method == "beta_binomial" else plug_in_curve
-        return fn(n_b, c_b, k, weights), fn(n_t, c_t, k, weights), None, float("nan")
-    starts = None if x0 is None else [x0]
-    fit = fit_map(method, n_b, c_b, n_t, c_t, weights=weights, starts=starts, max_evals=2000 if x0 is None else 400)
+        lost = float("nan")
+        if n_full is not None:
+            lost = beta_binomial_lost(n_b, c_b, n_t, c_t, n_full, weights) if method == "beta_binomial" else \
+                plug_in_lost(n_b, c_b, n_t, c_t, weights)
+        return fn(n_b, c_b, k, weights), fn(n_t, c_t, k, weights), None, lost
+    fit = fit_map(method, n_b, c_b, n_t, c_t, weights=weights, starts=None if x0 is None else [x0])
     pred = predict(fit, n_t, c_t, k, n_full=n_full, n_b=n_b, c_b=c_b)
     w = np.ones(np.size(c_t)) if weights is None else np.asarray(weights, dtype=np.float64)
     lost = float(w @ pred["lost"] * np.size(c_t) / w.sum()) if n_full is not None else float("nan")
@@ -56,12 +60,13 @@ def run_real_fit(pairs, *, subsample: int | None = None, seed: int = 0, k=None, 
     base_meas = pass_at_k(pairs.n_base, pairs.c_base, k_meas).mean(axis=0)
     tuned_meas = pass_at_k(pairs.n_tuned, pairs.c_tuned, k_meas).mean(axis=0)
     measured_lost = int(np.sum((pairs.c_base > 0) & (pairs.c_tuned == 0)))
-    results, timings = {}, {}
+    results, timings, cpu = {}, {}, {}
     for method in methods:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         base, tuned, fit, lost = _curves(method, n_b, c_b, n_t, c_t, k_grid,
                                          n_full=n_full if subsample is not None else None)
         timings[method] = time.perf_counter() - t0
+        cpu[method] = time.process_time() - c0
         results[method] = {"base": base, "tuned": tuned, "fit": fit, "lost": lost, "boot": []}
         if progress:
             progress()
@@ -74,7 +79,8 @@ def run_real_fit(pairs, *, subsample: int | None = None, seed: int = 0, k=None, 
             base, tuned, bfit, lost = _curves(method, n_b, c_b, n_t, c_t, k_grid, weights,
                                               None if fit is None else fit.x,
                                               n_full if subsample is not None else None)
-            results[method]["boot"].append((base, tuned, None if bfit is None else bfit.x, lost))
+            results[method]["boot"].append((base, tuned, None if bfit is None else bfit.x, lost,
+                                            True if bfit is None else bfit.converged))
         if progress:
             progress()
     boot_seconds = time.perf_counter() - t0
@@ -87,7 +93,7 @@ def run_real_fit(pairs, *, subsample: int | None = None, seed: int = 0, k=None, 
                "measured": {"k_star": k_star_meas, "lost": measured_lost,
                             "base_pass_at_1": float(base_meas[0]), "tuned_pass_at_1": float(tuned_meas[0]),
                             "base_pass_at_n": float(base_meas[-1]), "tuned_pass_at_n": float(tuned_meas[-1])},
-               "methods": {}, "fit_seconds": timings, "bootstrap_seconds": boot_seconds}
+               "methods": {}, "fit_seconds": timings, "fit_cpu_seconds": cpu, "bootstrap_seconds": boot_seconds}
     lo_q, hi_q = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
     for method, res in results.items():
         boots = res["boot"]
@@ -101,6 +107,8 @@ def run_real_fit(pairs, *, subsample: int | None = None, seed: int = 0, k=None, 
                  "k_star": k_star, "k_star_interval": _interval(ks_b, lo_q, hi_q),
                  "k_star_no_crossing_share": float(np.mean(np.isnan(ks_b))) if boots else None,
                  "coverage": float(np.mean((tuned_meas >= lo[:n_full]) & (tuned_meas <= hi[:n_full]))) if boots else None,
+                 "coverage_by_level": {f"{lev:.2f}": _coverage(tuned_b, tuned_meas, lev) for lev in LEVELS} if boots else None,
+                 "boot_not_converged": int(sum(not b[4] for b in boots)),
                  "base_rmse": float(np.sqrt(np.mean((res["base"][:n_full] - base_meas) ** 2)))}
         if res["fit"] is not None:
             xs = np.array([b[2] for b in boots]) if boots else np.empty((0, res["fit"].x.size))
@@ -111,15 +119,25 @@ def run_real_fit(pairs, *, subsample: int | None = None, seed: int = 0, k=None, 
                                       "interval": _interval(np.array([d[name] for d in pb]), lo_q, hi_q)}
                                for name, v in res["fit"].params.items()}
             entry["log_likelihood"] = res["fit"].log_likelihood
+            entry["converged"] = res["fit"].converged
+            entry["on_bound"] = list(res["fit"].on_bound)
             entry["prior"] = {"a": res["fit"].prior.a, "b": res["fit"].prior.b, "w": res["fit"].prior.w}
-            if subsample is not None:
-                entry["lost"] = res["lost"]
-                entry["lost_interval"] = _interval(np.array([b[3] for b in boots]), lo_q, hi_q)
+        if subsample is not None:
+            entry["lost"] = res["lost"]
+            entry["lost_interval"] = _interval(np.array([b[3] for b in boots]), lo_q, hi_q)
         summary["methods"][method] = entry
         cols[f"{method}_tuned"], cols[f"{method}_base"] = res["tuned"], res["base"]
         cols[f"{method}_tuned_lo"], cols[f"{method}_tuned_hi"] = lo, hi
     table = pl.DataFrame(cols)
     return {"table": table, "summary": summary, "text": _text(table, summary, k_user)}
+
+
+def _coverage(tuned_b, measured, level):
+    """Share of the measured points inside the bootstrap percentile band at ``level``."""
+    n = measured.size
+    lo = np.percentile(tuned_b[:, :n], 100 * (1 - level) / 2, axis=0)
+    hi = np.percentile(tuned_b[:, :n], 100 * (1 + level) / 2, axis=0)
+    return float(np.mean((measured >= lo) & (measured <= hi)))
 
 
 def _interval(values, lo_q, hi_q):

@@ -4,16 +4,20 @@ Two stages of one likelihood L(base) L(tuned | base): the heterogeneity prior (a
 base rates maximises L(base) (:func:`markovfork.metrics.extrapolate.fit_beta_binomial`), then the map's
 parameters theta maximise
 
-    log L(tuned | base; theta) = sum_i log sum_j w_ij sum_t P(t | p_ij) Bin(c'_i | n'_i, f_t(p_ij; theta))
+    log L(tuned | base; theta) = sum_i log sum_t P(t) int Post_i(p) Bin(c'_i | n'_i, f_t(p; theta)) dp
 
-(:mod:`markovfork.real.model`) by Nelder-Mead. Predictions condition each problem on both its
-counts: the posterior weight of node (j, t) is proportional to the summand above, and
+(:mod:`markovfork.real.model`; the integral by a trapezoid rule on a window adapted to each
+problem's posterior given both counts) by L-BFGS-B (finite-difference gradient) with the nodes
+fixed, then the nodes are adapted at the optimum and the optimisation repeated from there until
+the log-likelihood at the optimum moves by less than ``tol`` between node sets (a smooth objective
+in every stage, an accurate integral at the end). Predictions condition each problem on both its
+counts: the posterior weight of node (t, j) is proportional to its summand, and
 
-    tuned pass@k_i = sum_jt post_ijt (1 - (1 - f_t(p_ij))^k),   base pass@k_i = sum_jt post_ijt (1 - (1 - p_ij)^k).
+    tuned pass@k_i = sum_tj post_itj (1 - (1 - f_t(p_itj))^k),   base pass@k_i = sum_tj post_itj (1 - (1 - p_itj)^k).
 
 Intervals: nonparametric bootstrap over problems (resample problems with replacement, refit both
-stages, predict), percentile 2.5-97.5 %: they carry problem-sampling uncertainty and the counts'
-binomial noise, not the map's misspecification.
+stages from the main fit's optimum to convergence, predict), percentile: they carry
+problem-sampling uncertainty and the counts' binomial noise, not the map's misspecification.
 """
 
 from __future__ import annotations
@@ -25,25 +29,32 @@ from scipy import optimize, special
 
 from markovfork.metrics.extrapolate import BetaBinomialFit, fit_beta_binomial
 from markovfork.real.model import (
-    MarkovParams, PosteriorGrid, log_likelihood, logit_map_components, markov_components, posterior_grid,
+    GRID_SIZE, BasePosterior, MarkovParams, TypeNodes, adapt_nodes, base_posterior, evaluate, log_likelihood,
+    log_terms,
 )
 
-__all__ = ["KINDS", "MapFit", "fit_prior", "fit_map", "components", "predict", "subsample_counts"]
+__all__ = ["KINDS", "MapFit", "fit_prior", "fit_map", "theta_of", "predict", "subsample_counts", "param_dict"]
 
 KINDS = ("markov", "logit")
-STARTS = {  # Nelder-Mead starting points (unconstrained vectors), the best result is kept
-    "markov": [np.array([special.logit(0.2), 2.0, 1.5, 0.0, 0.0])],
+STARTS = {  # starting points (unconstrained vectors), the best result is kept
+    "markov": [MarkovParams(0.2, 0.05, 1.5, 1.0, 1.0).to_x(),  # the tied step towards the common group
+               MarkovParams(0.2, 0.6, 1.5, 1.0, 1.0).to_x()],  # and away from it
     "logit": [np.array([1.0, 1.0]), np.array([0.5, 1.5])],
 }
-LIMIT = 30.0  # every unconstrained coordinate stays in [-LIMIT, LIMIT] (Delta = 30: the rare group is gone)
-PARAM_NAMES = {"markov": ("r", "delta", "lam", "alpha", "beta_phi"), "logit": ("a", "b")}
+BOUNDS = {  # box of the unconstrained vectors (far from any fitted value; a fit on it is reported)
+    "markov": [(-12.0, 12.0), (0.0, 1.0), (-10.0, 20.0), (-5.0, 5.0), (-5.0, 5.0)],
+    "logit": [(-30.0, 30.0), (-10.0, 10.0)],
+}
+PARAM_NAMES = {"markov": ("r", "r_new", "lam", "alpha", "beta_phi"), "logit": ("a", "b")}
+TOL = 0.01  # log-likelihood change between node sets at which the staged fit stops
+MAX_STAGES = 5
 
 
-def components(kind: str, x, p):
-    """The map's [(P(type | p), tuned rate)] at base rates ``p`` for the unconstrained vector ``x``."""
+def theta_of(kind: str, x):
+    """The map's parameters from its unconstrained vector."""
     if kind == "markov":
-        return markov_components(p, MarkovParams.from_x(x))
-    return logit_map_components(p, float(x[0]), float(x[1]))
+        return MarkovParams.from_x(x)
+    return float(x[0]), float(x[1])
 
 
 def param_dict(kind: str, x) -> dict:
@@ -54,13 +65,20 @@ def param_dict(kind: str, x) -> dict:
 
 @dataclass(frozen=True, eq=False)
 class MapFit:
-    """A fitted map: ``kind``, its unconstrained vector ``x``, the prior and grid it was fitted on."""
+    """A fitted map: ``kind``, its unconstrained vector ``x``, the prior, each problem's base
+    posterior and adapted nodes; ``converged``: the optimiser's last stage converged and the
+    log-likelihood was stable between the last two node sets; ``stages``, ``evaluations``."""
 
     kind: str
     x: np.ndarray
     log_likelihood: float
     prior: BetaBinomialFit
-    grid: PosteriorGrid
+    post: BasePosterior
+    nodes: TypeNodes
+    converged: bool = True
+    stages: int = 1
+    evaluations: int = 0
+    on_bound: tuple = ()
 
     @property
     def params(self) -> dict:
@@ -76,53 +94,71 @@ def fit_prior(n, c, weights=None) -> BetaBinomialFit:
     return fit_beta_binomial(n, c)
 
 
-def fit_map(kind: str, n_b, c_b, n_t, c_t, *, weights=None, prior=None, grid_size: int = 32, starts=None,
-            max_evals: int = 2000) -> MapFit:
+def fit_map(kind: str, n_b, c_b, n_t, c_t, *, weights=None, prior=None, starts=None, size: int = GRID_SIZE,
+            tol: float = TOL, max_stages: int = MAX_STAGES, bounds=None) -> MapFit:
     """Maximum-likelihood map of ``kind`` (``markov`` or ``logit``) from both models' counts
-    (module docstring); ``weights`` are problem multiplicities, ``starts`` override the starts."""
+    (module docstring); ``weights`` are problem multiplicities, ``starts`` override the starts,
+    ``bounds`` the box (a coordinate with equal bounds is held fixed: a likelihood profile)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     prior = fit_prior(n_b, c_b, weights) if prior is None else prior
-    grid = posterior_grid(n_b, c_b, prior, grid_size)
-    # the objective sees each distinct (n_b, c_b, n_t, c_t) once, weighted by its multiplicity
+    # each distinct (n_b, c_b, n_t, c_t) once, weighted by its multiplicity
     w = np.ones(np.size(c_b)) if weights is None else np.asarray(weights, dtype=np.float64)
     rows = np.stack([np.asarray(a, dtype=np.int64) for a in (n_b, c_b, n_t, c_t)], axis=1)
-    uniq, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    w_u = np.bincount(inverse.reshape(-1), weights=w, minlength=uniq.shape[0])
-    keep = w_u > 0
-    pick = first[keep]
-    grid_k = PosteriorGrid(grid.p[pick], grid.log_w[pick])
-    n_t_k, c_t_k, w_k = uniq[keep, 2], uniq[keep, 3], w_u[keep]
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    w_u = np.bincount(inverse, weights=w, minlength=uniq.shape[0])
+    post_u = base_posterior(uniq[:, 0], uniq[:, 1], prior)
+    keep = np.flatnonzero(w_u > 0)
+    post_k, n_t_k, c_t_k, w_k = post_u.take(keep), uniq[keep, 2], uniq[keep, 3], w_u[keep]
+    evals = [0]
 
-    def nll(x):
-        if not np.all(np.isfinite(x)) or np.any(np.abs(x) > LIMIT):
-            return 1e300
-        value = -log_likelihood(grid_k, components(kind, x, grid_k.p), n_t_k, c_t_k, w_k, 0.0)
+    def nll(x, nodes):
+        evals[0] += 1
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            value = -log_likelihood(evaluate(kind, theta_of(kind, x), post_k, nodes), n_t_k, c_t_k, w_k, False)
         return value if np.isfinite(value) else 1e300
 
+    def adapt(x):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            return adapt_nodes(kind, theta_of(kind, x), post_k, n_t_k, c_t_k, size)
+
+    box = BOUNDS[kind] if bounds is None else bounds
     best = None
     for x0 in (STARTS[kind] if starts is None else starts):
-        res = optimize.minimize(nll, np.asarray(x0, dtype=np.float64), method="Nelder-Mead",
-                                options={"maxfev": max_evals, "xatol": 1e-3, "fatol": 1e-4})
-        if best is None or res.fun < best.fun:
-            best = res
-    log_choose = special.gammaln(n_t_k + 1.0) - special.gammaln(c_t_k + 1.0) - special.gammaln(n_t_k - c_t_k + 1.0)
-    return MapFit(kind, np.asarray(best.x), -float(best.fun) + float(w_k @ log_choose), prior, grid)
+        x = np.clip(np.asarray(x0, dtype=np.float64), *np.array(box).T)
+        nodes = adapt(x)
+        converged, stage = False, 0
+        for stage in range(1, max_stages + 1):
+            res = optimize.minimize(nll, x, args=(nodes,), method="L-BFGS-B", bounds=box,
+                                    options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-6, "eps": 1e-7})
+            x = res.x
+            nodes = adapt(x)
+            change = abs(nll(x, nodes) - res.fun)
+            if change < tol:
+                converged = bool(res.success)
+                break
+        value = nll(x, nodes)
+        if best is None or value < best[0]:
+            best = (value, x, converged, stage)
+    value, x, converged, stage = best
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        nodes_u = adapt_nodes(kind, theta_of(kind, x), post_u, uniq[:, 2], uniq[:, 3], size)
+        ll = log_likelihood(evaluate(kind, theta_of(kind, x), post_k, nodes_u.take(keep)), n_t_k, c_t_k, w_k)
+    lo, hi = np.array(BOUNDS[kind]).T
+    on_bound = tuple(name for name, v, a, b in zip(PARAM_NAMES[kind], x, lo, hi) if min(v - a, b - v) < 1e-3)
+    post_full = base_posterior(n_b, c_b, prior)
+    return MapFit(kind, np.asarray(x), ll, prior, post_full, nodes_u.take(inverse), converged, stage, evals[0], on_bound)
 
 
 def _posterior(fit: MapFit, n_t, c_t):
-    """Per type t: (posterior weights (P, G+1), tuned rates (P, G+1)); the weights sum to 1 per problem."""
-    from markovfork.real.model import _log_binomial
-
-    n_t = np.asarray(n_t, dtype=np.float64)[:, None]
-    c_t = np.asarray(c_t, dtype=np.float64)[:, None]
-    terms, rates = [], []
-    for weight, q in components(fit.kind, fit.x, fit.grid.p):
-        with np.errstate(divide="ignore"):
-            terms.append(fit.grid.log_w + np.log(weight) + _log_binomial(n_t, c_t, q))
-        rates.append(q)
-    total = special.logsumexp(np.stack(terms), axis=(0, 2))
-    return [(np.exp(t - total[:, None]), q) for t, q in zip(terms, rates)]
+    """(evaluated nodes, posterior weight of each node (T, P, G)); the atom (base and tuned rate 0)
+    holds the rest of each problem's weight."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        ev = evaluate(fit.kind, theta_of(fit.kind, fit.x), fit.post, fit.nodes)
+        nodes, atom = log_terms(ev, n_t, c_t)
+        total = np.logaddexp(special.logsumexp(nodes, axis=(0, 2)), atom)
+    return ev, np.exp(nodes - total[None, :, None])
 
 
 def predict(fit: MapFit, n_t, c_t, k, *, n_full=None, n_b=None, c_b=None) -> dict:
@@ -131,26 +167,19 @@ def predict(fit: MapFit, n_t, c_t, k, *, n_full=None, n_b=None, c_b=None) -> dic
     base solves the problem within n_full samples and the tuned model does not, given that the
     observed counts are the first n_b and n_t of those samples."""
     k = np.asarray(k, dtype=np.float64)
-    post = _posterior(fit, n_t, c_t)
-    tuned = np.zeros((fit.grid.p.shape[0], k.size))
+    ev, post = _posterior(fit, n_t, c_t)
+    tuned = np.zeros((post.shape[1], k.size))
     base = np.zeros_like(tuned)
-    log_miss_base = np.log1p(-np.minimum(fit.grid.p, 1.0 - 1e-16))
     for j, kk in enumerate(k):
-        miss_b = np.exp(kk * log_miss_base)
-        for weight, q in post:
-            tuned[:, j] += np.sum(weight * -np.expm1(kk * np.log1p(-np.minimum(q, 1.0 - 1e-16))), axis=1)
-            base[:, j] += np.sum(weight * (1.0 - miss_b), axis=1)
+        tuned[:, j] = np.sum(post * -np.expm1(kk * ev.log_1mq), axis=(0, 2))
+        base[:, j] = np.sum(post * -np.expm1(kk * ev.log_1mp), axis=(0, 2))
     out = {"tuned": tuned, "base": base}
     if n_full is not None:
-        rest_b = np.maximum(n_full - np.asarray(n_b), 0)[:, None]
-        rest_t = np.maximum(n_full - np.asarray(n_t), 0)[:, None]
-        solves_b = np.where(np.asarray(c_b)[:, None] > 0, 1.0, -np.expm1(rest_b * log_miss_base))
-        lost = np.zeros(fit.grid.p.shape[0])
-        for weight, q in post:
-            fails_t = np.where(np.asarray(c_t)[:, None] > 0, 0.0,
-                               np.exp(rest_t * np.log1p(-np.minimum(q, 1.0 - 1e-16))))
-            lost += np.sum(weight * solves_b * fails_t, axis=1)
-        out["lost"] = lost
+        rest_b = np.maximum(n_full - np.asarray(n_b), 0)[None, :, None]
+        rest_t = np.maximum(n_full - np.asarray(n_t), 0)[None, :, None]
+        solves_b = np.where(np.asarray(c_b)[None, :, None] > 0, 1.0, -np.expm1(rest_b * ev.log_1mp))
+        fails_t = np.where(np.asarray(c_t)[None, :, None] > 0, 0.0, np.exp(rest_t * ev.log_1mq))
+        out["lost"] = np.sum(post * solves_b * fails_t, axis=(0, 2))
     return out
 
 

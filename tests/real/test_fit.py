@@ -29,7 +29,7 @@ def test_logit_map_recovers_its_parameters():
 
 @pytest.mark.slow
 def test_markov_map_recovers_its_parameters_and_tuned_curve():
-    truth = MarkovParams(r=0.4, delta=3.0, lam=2.0, alpha=1.0, beta_phi=1.0)
+    truth = MarkovParams.with_delta(0.4, 3.0, 2.0, 1.0, 1.0)
     n_b, c_b, n_t, c_t, q = _synthetic(lambda p: markov_components(p, truth), 600, 64, 2)
     fit = fit_map("markov", n_b, c_b, n_t, c_t)
     got = fit.params

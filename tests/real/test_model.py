@@ -8,7 +8,8 @@ from scipy import special, stats
 from markovfork.metrics.extrapolate import BetaBinomialFit
 from markovfork.model.problems import Problems
 from markovfork.real.model import (
-    MarkovParams, log_likelihood, logit_map_components, markov_components, posterior_grid, tilt, two_group_map,
+    MarkovParams, adapt_nodes, base_posterior, common_share, evaluate, log_likelihood, logit_map_components,
+    markov_components, split_types, tilt, two_group_map,
 )
 from markovfork.rl.config import RLConfig
 from markovfork.rl.train import RLStart, tabular_model, train_rl
@@ -71,32 +72,40 @@ def test_closed_form_map_is_the_kl_regularised_engine_fixed_point():
         assert engine_p == pytest.approx(float(two_group_map(u_e[i], u_h[i], s, delta, lam)), abs=1e-6)
 
 
-def test_split_weights_sum_to_one_and_phi_r_is_the_plain_tilt():
-    params = MarkovParams(r=0.3, delta=0.0, lam=1.0, alpha=1.0, beta_phi=1.0)
-    p = np.array([0.01, 0.2, 0.5, 0.95, 0.999])
+def test_split_types_are_feasible_and_kappa_zero_is_the_plain_tilt():
+    params = MarkovParams.with_delta(0.3, 0.0, 1.0, 0.8, 1.4)
+    types = split_types(params)
+    assert np.exp([lw for lw, _ in types]).sum() == pytest.approx(1.0, abs=1e-12)
+    p = np.array([1e-9, 0.01, 0.2, 0.5, 0.95, 0.999])
+    for _, kappa in types:
+        u_e = common_share(p, kappa, params.r)
+        u_h = tilt(u_e, kappa)
+        assert np.all((u_e >= 0) & (u_e <= 1) & (u_h >= 0) & (u_h <= 1))
+        np.testing.assert_allclose(0.7 * u_e + 0.3 * u_h, p, rtol=1e-9)
+    np.testing.assert_allclose(common_share(p, 0.0, 0.3), p, rtol=1e-12)  # equal shares: u_E = u_H = p
     comps = markov_components(p, params)
-    np.testing.assert_allclose(sum(w for w, _ in comps), 1.0, atol=1e-12)
-    # with Delta = 0, the split phi = r (the last point) is the plain tilt of p
-    np.testing.assert_allclose(comps[-1][1], tilt(p, 1.0), atol=1e-12)
+    assert sum(w for w, _ in comps) == pytest.approx(1.0, abs=1e-12)
     for w, q in comps:
         assert np.all((q >= 0) & (q <= 1))
 
 
-@pytest.mark.parametrize("c_b,c_t", [(0, 0), (0, 3), (5, 12), (16, 16)])
+@pytest.mark.parametrize("c_b,c_t", [(0, 0), (0, 3), (5, 12), (16, 16), (16, 0)])
 def test_likelihood_matches_brute_force_integration(c_b, c_t):
-    """L = int prior(p) Bin(c_b | p) sum_t P(t|p) Bin(c_t | f_t(p)) dp / int prior(p) Bin(c_b | p) dp,
-    with the prior's atom at 0, by a midpoint sum over 400,000 cells (against 64 quadrature nodes)."""
+    """L = int prior(p) Bin(c_b | p) sum_t P(t) Bin(c_t | f_t(p)) dp / int prior(p) Bin(c_b | p) dp,
+    with the prior's atom at 0, by a midpoint sum over 400,000 cells in p (the fit integrates in
+    each type's own variable on adapted windows)."""
     prior = BetaBinomialFit(a=1.5, b=1.2, w=0.05, log_likelihood=0.0, n_problems=1, zero_mass=True)
     n = 16
-    params = MarkovParams(r=0.3, delta=1.5, lam=1.2, alpha=0.8, beta_phi=1.3)
-    grid = posterior_grid(np.array([n]), np.array([c_b]), prior, size=64)
+    params = MarkovParams.with_delta(0.3, 1.5, 1.2, 0.8, 1.3)
+    post = base_posterior(np.array([n]), np.array([c_b]), prior)
     cells = 400_000
     p = (np.arange(cells) + 0.5) / cells
     base = stats.beta.pdf(p, prior.a, prior.b) * stats.binom.pmf(c_b, n, p) / cells
-    for comps in (markov_components(p, params), logit_map_components(p, 1.0, 1.5)):
-        like_t = sum(w * stats.binom.pmf(c_t, n, np.clip(q, 1e-12, 1 - 1e-12)) for w, q in comps)
+    for kind, theta, comps in (("markov", params, markov_components(p, params)),
+                               ("logit", (1.0, 1.5), logit_map_components(p, 1.0, 1.5))):
+        like_t = sum(w * stats.binom.pmf(c_t, n, q) for w, q in comps)
         zero = prior.w * (c_b == 0) * (c_t == 0)  # the atom at p = 0: Bin(0 | 0) = 1 for both models
         expected = np.log(((1 - prior.w) * np.sum(base * like_t) + zero) / ((1 - prior.w) * base.sum() + prior.w * (c_b == 0)))
-        got = log_likelihood(grid, markov_components(grid.p, params) if len(comps) > 1 else
-                             logit_map_components(grid.p, 1.0, 1.5), np.array([n]), np.array([c_t]))
-        assert got == pytest.approx(expected, rel=1e-3, abs=1e-3)
+        nodes = adapt_nodes(kind, theta, post, np.array([n]), np.array([c_t]))
+        got = log_likelihood(evaluate(kind, theta, post, nodes), np.array([n]), np.array([c_t]))
+        assert got == pytest.approx(expected, rel=1e-5, abs=1e-5)
