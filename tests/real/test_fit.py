@@ -13,7 +13,7 @@ def _synthetic(comps_fn, n_problems, n, seed):
     rng = child_rng(seed, "real-synthetic")
     p = np.where(rng.random(n_problems) < 0.05, 0.0, rng.beta(0.9, 0.6, n_problems))
     comps = comps_fn(p)
-    weights = np.stack([w for w, _ in comps], axis=1)
+    weights = np.stack([np.broadcast_to(w, p.shape) for w, _ in comps], axis=1)
     pick = np.array([rng.choice(len(comps), p=row / row.sum()) for row in weights])
     q = np.stack([qq for _, qq in comps], axis=1)[np.arange(n_problems), pick]
     nn = np.full(n_problems, n)
