@@ -13,20 +13,21 @@ against the engine):
     p' = s' T_lam(u_E) + (1 - s') T_lam(u_H)                              (:func:`two_group_map`)
 
 where Vbar_X is the training population's mean tuned value of group X. The training population
-is not observed, so Delta is a free parameter (the pull of the tied step towards the common
-group). Only p is observed per problem; the split of its correct mass between the groups is latent:
-the rare group holds the share phi, u_H = phi p / r, u_E = (1 - phi) p / s, with phi drawn from a
-Beta(alpha, beta_phi) restricted to the splits that fit in the groups (both shares <= 1), on
-PHI_NODES fixed points plus phi = r (u_E = u_H = p, always possible). phi near 1: a problem only
-rare paths solve, lost as r' = sigma(logit r - Delta) shrinks; phi near 0: only common paths,
-sharpened twice. Parameters theta = (r, Delta, lam, alpha, beta_phi).
+is not observed, so the tilt is a free parameter, fitted as the tuned rare mass r' in [0, 1]
+(Delta = logit r - logit r'; r' = 0: the rare group gone). Only p is observed per problem; the
+split of its correct mass is latent: split type k has logit u_H = logit u_E + kappa_k, and
+s u_E + r u_H = p fixes both shares (always feasible, smooth in p); kappa_k = logit phi0_k - logit r,
+phi0_k (the rare group's share of a hard problem's correct mass) at PHI_NODES Gauss-Legendre points
+with Beta(alpha, beta_phi) prior weights. r <= 1/2 (the map is symmetric under swapping the groups).
+Parameters theta = (r, r', lam, alpha, beta_phi).
 
 The likelihood of the tuned counts (c'_i of n'_i) given the base counts integrates the base
 rate's posterior under the heterogeneity prior (the zero-inflated beta of
 :mod:`markovfork.metrics.extrapolate`): an atom at p = 0 with weight pi0_i and Beta(a + c_i, b + n_i - c_i)
-otherwise, integrated by G-point Gauss-Legendre in the Beta's quantile scale,
+otherwise, each type in its own variable y = logit u_E by the trapezoid rule on a window adapted
+to the posterior given both counts (:func:`adapt_nodes`),
 
-    L_i = sum_j w_ij sum_t P(t | p_ij) Bin(c'_i | n'_i, f_t(p_ij; theta)).
+    L_i = pi0_i 1{c'_i = 0} + sum_t P(t) sum_j w_itj Bin(c'_i | n'_i, f_t(y_itj; theta)).
 """
 
 from __future__ import annotations
