@@ -8,6 +8,7 @@ COMMAND_MODULES = {
     "mitigations": "markovfork.cli.mitigations_cmd",
     "posttrain": "markovfork.cli.posttrain_cmd",
     "predict": "markovfork.cli.predict_cmd",
+    "real-fit": "markovfork.cli.real_cmd",
     "simulate": "markovfork.cli.simulate_cmd",
     "sweep": "markovfork.cli.simulate_cmd",
     "tmc": "markovfork.cli.tmc_cmd",
