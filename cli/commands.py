@@ -27,6 +27,9 @@ COMMAND_HELP = {
                    "spread-first), data (problem-level diversity, rationale) and filtering branch-heavy data.",
     "posttrain": "RL post-training on the fork task: pass@k of base, start (SFT) and RL model.",
     "predict": "Predict the pass@k curves (per rho, diversity, epoch, k) of a bridge run not yet made.",
+    "real-fit": "Fit the two-group post-training map (docs/real-models.md) to the per-problem counts of a base "
+                "and a tuned model; print the fitted parameters, the predicted vs measured tuned pass@k with "
+                "bootstrap intervals, the crossover k* and the baselines.",
     "simulate": "Fine-tune on a mix of fork and fork-free trajectories and compare pass@k with the base model.",
     "sweep": "Run the grid rho x epochs x lr x seeds x diversity x temperature in parallel and tabulate shrinkage.",
     "tmc": "Fine-tune a pretrained chain policy on task 1 with each method; score pass@1, pass@K and the easy / "

@@ -49,4 +49,4 @@ def test_small_run_writes_table_figure_and_json(tmp_path):
     assert table["k"].to_list() == list(range(1, 33))
     measured = table["tuned_measured"].to_numpy()
     assert np.isfinite(measured[:8]).all() and np.isnan(measured[8:]).all()  # measured only for k <= n
-    assert Path(str(out) + ".png").stat().st_size > 1000 and Path(str(out) + ".csv").exists()
+    assert Path(str(out) + "_pass_at_k.png").stat().st_size > 1000 and Path(str(out) + ".csv").exists()

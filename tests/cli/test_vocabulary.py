@@ -41,7 +41,7 @@ def _message(command, param, text) -> str:
 
 def test_the_walk_finds_every_command():
     assert {"simulate", "sweep", "posttrain", "mitigations", "tmc", "tree", "coverage", "branching", "fit",
-            "predict", "bridge run", "bridge sweep", "bridge eval", "bridge counts"} == set(IDS)
+            "predict", "real-fit", "bridge run", "bridge sweep", "bridge eval", "bridge counts"} == set(IDS)
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=IDS)
