@@ -41,6 +41,7 @@ COMMANDS = {
 SHIM = """
 import importlib.util, sys
 root = sys.argv.pop(1)
+sys.argv[0] = "markovfork"  # as the installed script: cli/__init__.py then sets up as a command
 import markovfork
 for name in ("cli", "llm_bridge"):
     spec = importlib.util.spec_from_file_location(
@@ -48,7 +49,6 @@ for name in ("cli", "llm_bridge"):
     module = importlib.util.module_from_spec(spec)
     sys.modules[f"markovfork.{name}"] = module
     spec.loader.exec_module(module)
-sys.argv[0] = "markovfork"
 sys.modules["markovfork.cli"].main()
 """
 
