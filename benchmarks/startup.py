@@ -1,12 +1,15 @@
-"""Whole-process start-up time of short commands: ``markovfork --help``, ``tmc --json`` and ``tmc --out``.
+"""Whole-process start-up time of short commands: ``markovfork --help``, ``tmc --json``,
+``tmc --out`` and ``simulate --forks 200 --epochs 50``.
 
 Runs each command as a fresh process (``python -m markovfork.cli ...``), alternating between
-the checkouts given (e.g. the current tree and an older commit's), and prints the median and
-the spread of the wall times per checkout and command, with the load average. Alternating runs
-share the machine's load, so their ratio is fair even on a busy machine.
+the checkouts given (e.g. the current tree and older commits'), and prints the median and
+the spread of the wall times and the median CPU time (user + system) per checkout and command,
+with the load average. Alternating runs share the machine's load, so their ratio is fair even on
+a busy machine.
 
     python benchmarks/startup.py --runs 15                      # this checkout only
     python benchmarks/startup.py --runs 15 --before /tmp/be858aa  # and an older checkout
+    python benchmarks/startup.py --checkout be858aa=/tmp/be858aa --checkout start=/tmp/start-base
 
 Every checkout runs with this interpreter, its own source first on ``PYTHONPATH`` (it must be a
 full source tree: ``markovfork/``, ``cli/``, ``llm_bridge/`` side by side, as in the
@@ -29,7 +32,8 @@ from pathlib import Path
 COMMANDS = {
     "--help": ["--help"],
     "tmc --json": ["tmc", "--json"],
-    "tmc --out": ["tmc", "--out", "{tmp}/tmc"],
+    "tmc --out": ["tmc", "--out", "{tmp}/out/tmc"],
+    "simulate": ["simulate", "--forks", "200", "--epochs", "50", "--json"],
 }
 
 # Runs ``markovfork.cli`` from a source tree whose ``cli/`` and ``llm_bridge/`` sit beside
@@ -37,6 +41,7 @@ COMMANDS = {
 SHIM = """
 import importlib.util, sys
 root = sys.argv.pop(1)
+sys.argv[0] = "markovfork"  # as the installed script: cli/__init__.py then sets up as a command
 import markovfork
 for name in ("cli", "llm_bridge"):
     spec = importlib.util.spec_from_file_location(
@@ -44,7 +49,6 @@ for name in ("cli", "llm_bridge"):
     module = importlib.util.module_from_spec(spec)
     sys.modules[f"markovfork.{name}"] = module
     spec.loader.exec_module(module)
-sys.argv[0] = "markovfork"
 sys.modules["markovfork.cli"].main()
 """
 
@@ -70,11 +74,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11, help="runs per checkout and command (default 11)")
     parser.add_argument("--before", type=Path, default=None, help="an older source checkout to compare with")
+    parser.add_argument("--checkout", action="append", default=[], metavar="LABEL=PATH",
+                        help="another source checkout to compare with (repeatable)")
     parser.add_argument("--commands", default=",".join(COMMANDS), help=f"any of {', '.join(COMMANDS)}")
     args = parser.parse_args()
-    roots = {"after": Path(__file__).resolve().parents[1]}
+    roots = {}
     if args.before is not None:
-        roots = {"before": args.before.resolve(), **roots}
+        roots["before"] = args.before.resolve()
+    for item in args.checkout:
+        label, _, path = item.partition("=")
+        roots[label] = Path(path).resolve()
+    roots["after"] = Path(__file__).resolve().parents[1]
     names = [c.strip() for c in args.commands.split(",")]
     times = {(label, c): [] for label in roots for c in names}
     tmp = tempfile.mkdtemp(prefix="startup-")
@@ -87,6 +97,7 @@ def main() -> None:
             for c in names:
                 for label, root in roots.items():
                     shutil.rmtree(Path(tmp, "out"), ignore_errors=True)
+                    Path(tmp, "out").mkdir()
                     times[(label, c)].append(one_run(root, COMMANDS[c], tmp))
         load_after = os.getloadavg()
     finally:
@@ -94,17 +105,19 @@ def main() -> None:
     print(f"{args.runs} alternated runs per checkout and command; load average (1, 5, 15 min) "
           f"{' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in load_after)} after; "
           f"{os.cpu_count()} cores")
-    print(f"{'command':<12} {'checkout':<8} {'wall median s':>13} {'min s':>7} {'max s':>7} {'CPU median s':>12}")
+    print(f"{'command':<12} {'checkout':<8} {'wall median s':>13} {'min s':>7} {'max s':>7} {'CPU median s':>12} "
+          f"{'min s':>7}")
     for c in names:
         for label in roots:
             wall = [w for w, _ in times[(label, c)]]
             cpu = [u for _, u in times[(label, c)]]
             print(f"{c:<12} {label:<8} {statistics.median(wall):>13.3f} {min(wall):>7.3f} {max(wall):>7.3f} "
-                  f"{statistics.median(cpu):>12.3f}")
-        if "before" in roots:
-            ratios = [statistics.median([x[i] for x in times[("after", c)]]) /
-                      statistics.median([x[i] for x in times[("before", c)]]) for i in (0, 1)]
-            print(f"{c:<12} after / before median: wall {ratios[0]:.2f}, CPU {ratios[1]:.2f}")
+                  f"{statistics.median(cpu):>12.3f} {min(cpu):>7.3f}")
+        for label in roots:
+            if label != "after":
+                ratios = [statistics.median([x[i] for x in times[("after", c)]]) /
+                          statistics.median([x[i] for x in times[(label, c)]]) for i in (0, 1)]
+                print(f"{c:<12} after / {label} median: wall {ratios[0]:.2f}, CPU {ratios[1]:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from markovfork.cli.options import (
 )
 from markovfork.cli.task_options import common_options, evaluation_options, evaluation_overrides, load, overrides
 from markovfork.sft.data import DIVERSITY
-from markovfork.reporting.summaries import sweep_summary
 from markovfork.sft.simulate import config_dict, config_grid, simulate, sweep
 
 SIMULATE_FIGURES = ("pass_at_k", "shrinkage_vs_epochs", "fork_confidence")
@@ -118,6 +117,8 @@ def sweep_command(rhos, epochs, lrs, seeds, seed, diversities, workers, schedule
     base = load(config_file, overrides(engine, n_train, n_test, feature_dim, k, seed=seed, **evaluation), k, n_samples)
     configs = config_grid(base, rhos=rhos, epochs=epochs, lrs=lrs, seeds=seeds, diversities=diversities,
                           temperatures=temperatures)
+    from markovfork.reporting.summaries import sweep_summary  # Polars: not on simulate's path
+
     table = sweep(configs, workers=workers, progress=not no_progress, scheduler=scheduler)
     runs = sweep_summary(table)
     paths = _write(prefix, table, SWEEP_FIGURES) if prefix is not None else []

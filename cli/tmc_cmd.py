@@ -65,12 +65,13 @@ def load_tmc_config(config_file, rl=None, **overrides):
     return from_mapping(TMCConfig, data)
 
 
-def summary_lines(config, table) -> list[str]:
+def summary_lines(config, table_rows) -> list[str]:
     """A compact table: per method, both tasks' pass@1 and pass@K and task 2's path shares, then
-    what REINFORCE changed on task 2 against the base (when both rows are present)."""
+    what REINFORCE changed on task 2 against the base (when both rows are present).
+    ``table_rows``: the experiment's rows, dicts (``TMCResult.rows``)."""
     k = config.k
-    rows = {(r["method"], r["task"]): r for r in table.iter_rows(named=True) if r["k"] == k}
-    methods = list(dict.fromkeys(table["method"]))
+    rows = {(r["method"], r["task"]): r for r in table_rows if r["k"] == k}
+    methods = list(dict.fromkeys(r["method"] for r in table_rows))
     lines = [
         f"TMC L={config.layers} M0={config.m0} M={config.m} C={config.c}, {config.rl.engine} engine, "
         f"{config.rl.iterations} iterations at lr {config.rl.lr:g}, seed {config.seed}; "
@@ -171,8 +172,8 @@ def tmc_command(layers, m0, m, c, k, instances, iterations, methods, engine, lr,
         bar.close()
     paths = _write(prefix, result.table) if prefix is not None else []
     if as_json:
-        echo_json({"config": config_dict(config), "rows": result.table.to_dicts(), "files": paths})
+        echo_json({"config": config_dict(config), "rows": result.rows, "files": paths})
         return
-    for line in summary_lines(config, result.table):
+    for line in summary_lines(config, result.rows):
         click.echo(line)
     echo_written(paths)

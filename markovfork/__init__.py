@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import importlib
 
+from markovfork.plumbing import numba_start
+
+numba_start.install()  # Numba's CPU target without all of scipy.linalg (see that module)
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

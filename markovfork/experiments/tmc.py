@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -136,9 +137,16 @@ class TMCConfig:
 @dataclass(frozen=True)
 class TMCResult:
     config: TMCConfig
-    table: "object"  # polars DataFrame: one row per (method, task, k)
+    rows: list = field(repr=False)  # one dict per (method, task, k): plain Python values, the columns of ``table``
     theta: dict = field(repr=False)  # method -> chain logits after training
     reward: dict = field(repr=False)  # method -> (iterations + 1,) training reward curve
+
+    @cached_property
+    def table(self):
+        """The rows as a polars DataFrame (built on first use: ``tmc --json`` does not import Polars)."""
+        import polars as pl
+
+        return pl.DataFrame(self.rows)
 
 
 def kl_tilt_theta(tmc, theta, population, weights, beta: float) -> np.ndarray:
@@ -182,8 +190,6 @@ def _final_reward(curve) -> float:
 
 def run_tmc(config: TMCConfig = TMCConfig(), progress=None) -> TMCResult:
     """Run the experiment (module docstring); ``progress(label)`` is called after each row."""
-    import polars as pl
-
     tmc = tmc_chain(config.layers, config.m0, config.m, config.c, seed=config.seed)
     tree = tmc.tree
     base = pretrain_chain(tmc, config.pretrain_steps, config.pretrain_batch, config.pretrain_lr,
@@ -217,7 +223,7 @@ def run_tmc(config: TMCConfig = TMCConfig(), progress=None) -> TMCResult:
                 final_reward=_final_reward(rewards.get(method)),
                 engine=config.rl.engine, iterations=config.rl.iterations, lr=config.rl.lr, seed=config.seed,
             ) for kk in row_ks]
-    return TMCResult(config, pl.DataFrame(rows), thetas, rewards)
+    return TMCResult(config, rows, thetas, rewards)
 
 
 def config_dict(config: TMCConfig) -> dict:

@@ -36,9 +36,16 @@ Modules: :mod:`.api` (the Python layer), :mod:`.inputs` (input checks), :mod:`.k
 drivers), :mod:`.reference` (NumPy references). Speed: ``docs/performance.md``.
 """
 
-from markovfork.engines.sampled.api import RolloutCounts, sample_leaves, sample_rollouts
-from markovfork.engines.sampled.reference import path_types_reference, sample_leaves_reference
-from markovfork.engines.sampled.streams import stream_states, stream_uniforms
+import importlib
+
+# The names below are loaded on first use (PEP 562): a module that needs only the streams or the
+# kernel tree (RL training, pretraining) does not import the samplers and their drivers.
+_EXPORTS = {
+    "markovfork.engines.sampled.api": ["RolloutCounts", "sample_leaves", "sample_rollouts"],
+    "markovfork.engines.sampled.reference": ["path_types_reference", "sample_leaves_reference"],
+    "markovfork.engines.sampled.streams": ["stream_states", "stream_uniforms"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "RolloutCounts",
@@ -49,3 +56,16 @@ __all__ = [
     "stream_uniforms",
     "path_types_reference",
 ]
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'markovfork.engines.sampled' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
