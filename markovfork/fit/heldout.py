@@ -34,7 +34,7 @@ from markovfork.fit.measured import measured_curves
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS
 from markovfork.fit.predict import CurvePredictor, pass_at_k_table
 from markovfork.fit.schema import check_table, read_results
-from markovfork.fit.solve import fit_document, fit_parameters, fit_warnings
+from markovfork.fit.solve import default_free, fit_document, fit_parameters, fit_warnings
 
 __all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors",
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
@@ -174,7 +174,7 @@ def _count_distance(counts, predictor, success: np.ndarray, held: np.ndarray) ->
 
 
 def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool = True, seed: int = 0,
-                   free=DEFAULT_FREE, progress=None) -> dict:
+                   free=None, progress=None) -> dict:
     """Fit ``predictor`` on the training rows of ``table`` (a polars results table) and score its
     held-out prediction against the baselines (module docstring). Returns a JSON-ready dict with
     the fit, each method's RMSE and max error, and (with ``counts``) the large-k comparison and
@@ -193,6 +193,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     cells = np.broadcast_to(held[:, :, None], meas.shape)
 
     measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
+    free = default_free(predictor) if free is None else free
     fit = fit_parameters(predictor, measured, free)
     if progress:
         progress()
@@ -242,6 +243,33 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     return out
 
 
+FIRST_EPOCH_RATIO = 1.3  # geometric first-epoch integration steps of the fit's predictor (docs/fit.md)
+
+
+def base_counts(counts):
+    """(correct, n_samples) of the base model (epoch 0) in a per-problem counts table, one row per
+    (seed, problem) (the base rows repeat in every arm); None when it has none."""
+    import polars as pl
+
+    base = counts.filter(pl.col("epoch") == 0).unique(subset=["seed", "problem"], keep="first").sort("seed", "problem")
+    if base.height == 0:
+        return None
+    return base["correct"].to_numpy(), base["n_samples"].to_numpy()
+
+
+def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> CurvePredictor:
+    """The predictor ``markovfork fit`` uses: the bridge's learning-rate schedule when the run
+    states it, geometric first-epoch steps, and (with per-problem ``counts`` holding epoch-0 rows)
+    each problem's base skill from the base's count distribution (``markovfork.fit.heterogeneity``)."""
+    from markovfork.fit.heterogeneity import base_spread_from_counts, bridge_lr_factors
+
+    base = None if counts is None else base_counts(counts)
+    spread = None if base is None else base_spread_from_counts(*base)
+    schedule = bridge_lr_factors(experiment.run_config) is not None
+    return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule,
+                          first_epoch_ratio=FIRST_EPOCH_RATIO, **settings)
+
+
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
                     no_fork: bool = True, seed: int = 0, progress=None) -> dict:
     """What ``markovfork fit`` computes: the simulator fitted on the training rows of ``table``
@@ -277,7 +305,7 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
     settings = train.filter(pl.col("epoch") > 0).select("rho", "diversity", "epoch").unique().height
     if settings < 2:
         raise ValueError(f"too few settings to fit: {settings} SFT (rho, diversity, epoch) setting(s) in the training rows, need >= 2")
-    predictor = CurvePredictor(experiment, seed=seed)
+    predictor = bridge_predictor(experiment, counts, seed=seed)
     if held_rhos:
         res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress)
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]

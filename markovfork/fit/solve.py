@@ -37,7 +37,7 @@ from markovfork.fit.predict import CurvePredictor
 from markovfork.plumbing.io import json_safe
 
 __all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
-           "FIT_FORMAT", "QUALITY_CHI2"]
+           "FIT_FORMAT", "QUALITY_CHI2", "default_free"]
 
 FIT_FORMAT = "markovfork-fit/1"
 
@@ -72,7 +72,16 @@ class FitResult:
         return self.fixed | self.values
 
 
-def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_FREE, start: dict | None = None,
+def default_free(predictor: CurvePredictor) -> tuple[str, ...]:
+    """The parameters fitted unless told otherwise: :data:`DEFAULT_FREE`, less ``base_step_accuracy``
+    when the predictor has a per-problem base spread (then the base skill of each problem is set by
+    the measured base counts, and the shared base value moves no prediction)."""
+    if getattr(predictor, "base_spread", None) is not None:
+        return tuple(n for n in DEFAULT_FREE if n != "base_step_accuracy")
+    return DEFAULT_FREE
+
+
+def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, start: dict | None = None,
                    max_evaluations: int = 200, reweight: bool = True) -> FitResult:
     """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
     keep the predictor's fixed values. ``start`` gives starting values (default: each one's
@@ -81,7 +90,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
     (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations."""
     from scipy.optimize import least_squares
 
-    free = check_names(free)
+    free = check_names(default_free(predictor) if free is None else free)
     if not free:
         raise ValueError("free must name at least one parameter to fit, got []")
     start = {n: PARAMETERS[n].default for n in free} | dict(start or {})
