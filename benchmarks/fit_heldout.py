@@ -66,6 +66,7 @@ def run_fits(out: Path, only) -> None:
         jobs.append("full")
     if "loo" in only:
         jobs += [f"loo_{r:g}" for r in rhos]
+    jobs += [name for name in only if name.startswith("loo_")]  # one left-out rho: loo_0.25
     if "two" in only:
         jobs.append("two")
     if "early" in only:
@@ -148,6 +149,8 @@ def report(out: Path, seed2: str | None) -> None:
         print(f"  RMSE over every measured cell {rmse((full['predicted'] - meas)[fitted]):.4f}")
 
     # --- leave one rho out
+    lam_all = ratio_all = None
+    intervals_loo = {}
     loo = {r: load(out, f"loo_{r:g}") for r in rhos}
     if all(v is not None for v in loo.values()):
         print("\n## Leave one rho out (epochs 1-12, k 1-32; seeds 0-1 mean)\n")
@@ -159,8 +162,6 @@ def report(out: Path, seed2: str | None) -> None:
         for r, res in loo.items():
             held = np.broadcast_to(res["held"][:, :, None], meas.shape)
             residuals[r] = (meas - res["predicted"], held)
-        lam_all = None
-        intervals_loo = {}
         for r, res in loo.items():
             e = res["errors"]
             held = np.broadcast_to(res["held"][:, :, None], meas.shape)

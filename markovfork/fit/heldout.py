@@ -346,6 +346,16 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"
               + (" (at bound)" if n in fit.at_bound else "") for n, v in fit.values.items())]
+    seeds = sorted(int(x) for x in table["seed"].unique())
+    if len(seeds) >= 2 and "n_test" in table.columns:  # the noise part of a predictive interval (fit.intervals)
+        from markovfork.fit.intervals import seed_ratio
+
+        per_seed = np.stack([mean_curves(table.filter(pl.col("seed") == s), predictor) for s in seeds])
+        fitted_cells = (trained & (predictor.epochs[None, :] > 0))[:, :, None] & ~np.isnan(meas)
+        summary["noise_ratio"] = {"ks": predictor.ks.tolist(),
+                                  "r": seed_ratio(per_seed, int(table["n_test"].max()), fitted_cells).tolist()}
+    if predictor.base_spread is not None:
+        summary["base_spread"] = predictor.base_spread
     if res is None and counts is not None and count_distance:
         summary["counts"] = count_distance
         text.append(f"count histograms (fitted settings): mean TV {count_distance['tv']:.3f}, W1 {count_distance['w1']:.3f}")

@@ -61,7 +61,7 @@ PARAMETERS: dict[str, FreeParameter] = {
                       "schedule: per epoch at the peak learning rate)"),
         FreeParameter("base_step_accuracy", 0.3, 0.995, 0.8, False,
                       "base model's probability of the correct step at a decipherable node"),
-        FreeParameter("memorisation", 0.01, 50.0, 1.0, True,
+        FreeParameter("memorisation", 0.01, 200.0, 1.0, True,
                       "memorisation rate: lr feature_scale^2, how fast the per-problem fork logits W phi grow per epoch"),
         FreeParameter("capacity", 0.25, 8.0, 1.0, True,
                       "memorisation capacity: feature dimension per training problem d / n_train (continuous)"),

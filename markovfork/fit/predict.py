@@ -47,9 +47,12 @@ from markovfork.fit.heterogeneity import (base_success_curve, bridge_lr_factors,
 from markovfork.fit.parameters import PARAMETERS, check_names
 from markovfork.model.policy import transition_probs
 from markovfork.fit.experiment import Experiment
+from markovfork.plumbing.seeds import child_rng
 from markovfork.sft.train import derive_seeds, train_analytic
 
 __all__ = ["CurvePredictor", "pass_at_k_table"]
+
+CAPACITY_HIGH_BEFORE = 2.0  # capacity's upper bound before issue 20 (the features' first columns are drawn as then)
 
 
 def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
@@ -110,13 +113,21 @@ class CurvePredictor:
     def _prepare(self, cfg, steps_per_epoch: int, seed: int) -> dict:
         cfg = replace(cfg, train=replace(cfg.train, steps_per_epoch=steps_per_epoch))
         n_train = max(1, round(cfg.task.n_train * self.scale))
-        d_max = math.ceil((PARAMETERS["capacity"].high + 8 * self.capacity_ramp) * n_train)
-        task = replace(cfg.task, n_train=n_train, feature_dim=d_max, feature_scale=1.0)
+        # the first columns as drawn when capacity's bound was 2 (older fits predict as they did), the
+        # columns that the wider bound needs from a stream of their own, centred the same way
+        d_old = math.ceil((CAPACITY_HIGH_BEFORE + 8 * self.capacity_ramp) * n_train)
+        d_max = max(d_old, math.ceil((PARAMETERS["capacity"].high + 8 * self.capacity_ramp) * n_train))
+        task = replace(cfg.task, n_train=n_train, feature_dim=d_old, feature_scale=1.0)
         cfg = replace(cfg, task=task, train=replace(cfg.train, epochs=int(self.epochs[-1])), seed=seed)
         task_seed = derive_seeds(seed)["task"]
         full = task.build(task_seed)  # the features, drawn once
-        out = dict(config=cfg, task_seed=task_seed, train_features=full.train.features,
-                   test_features=full.test.features)
+        train_f, test_f = full.train.features, full.test.features
+        if d_max > d_old:
+            extra = child_rng(seed, "capacity-columns").normal(0.0, 1.0, size=(train_f.shape[0] + test_f.shape[0], d_max - d_old))
+            extra -= extra[: train_f.shape[0]].mean(axis=0, keepdims=True)
+            train_f = np.hstack([train_f, extra[: train_f.shape[0]]])
+            test_f = np.hstack([test_f, extra[train_f.shape[0]:]])
+        out = dict(config=cfg, task_seed=task_seed, train_features=train_f, test_features=test_f)
         if self.base_spread is not None:  # each problem's base success rate (module docstring)
             out["q_train"] = spread_quantiles(self.base_spread, task.n_train, seed, "train")
             out["q_test"] = spread_quantiles(self.base_spread, task.n_test, seed, "test")

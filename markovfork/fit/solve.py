@@ -103,10 +103,11 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
     def residuals(u: np.ndarray) -> np.ndarray:
         return measured.residuals(predictor.predict(from_unit(free, np.clip(u, 0.0, 1.0))))
 
-    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations)
+    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations, **TOLERANCES)
     if reweight:
         measured = measured.reweighted(predictor.predict(from_unit(free, sol.x)))
-        sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations)
+        sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
+                            **TOLERANCES)
     values = from_unit(free, sol.x)
     chi2 = float(np.sum(sol.fun**2))
     dof = len(measured) - len(free)
@@ -143,6 +144,9 @@ def fitted_grid(table) -> dict:
             "epochs": sorted(int(e) for e in table["epoch"].unique()),
             "ks": sorted(int(k) for k in table["k"].unique())}
 
+
+# relative tolerances of the cost and the step (scipy default 1e-8): a chi2 of ~2,000 then stops within 0.002
+TOLERANCES = dict(ftol=1e-6, xtol=1e-6)
 
 QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data, not the noise
 

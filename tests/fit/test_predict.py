@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from markovfork.fit.predict import CAPACITY_HIGH_BEFORE
 from markovfork.fit import PARAMETERS, CurvePredictor
 from markovfork.fit.parameters import from_unit, to_unit
 from markovfork.llm_bridge.config import config_from_dict
@@ -18,18 +19,19 @@ def small_run(**sft):
 
 
 def test_hard_cut_at_full_width_equals_simulate():
-    """capacity_ramp 0 and c n_train = D: the predictor's features are the simulator's own, so its
+    """capacity_ramp 0 and c n_train = D (c = 2): the predictor's features are the simulator's own, so its
     curves are simulate()'s pass@k (analytic engine), arm by arm and epoch by epoch."""
     run = small_run(diversities=["data", "problem"])
     pred = CurvePredictor(experiment(run), capacity_ramp=0.0, steps_per_epoch=8, seed=3)
     values = {"lr": 6.0, "base_step_accuracy": 0.7, "forward_prior": 0.6, "memorisation": 6.0 * 0.7**2}
     table = pred.predict(values)
     assert len(pred.arms) == 4
-    pred_full = pred.predict(values | {"capacity": PARAMETERS["capacity"].high})
+    wide = CAPACITY_HIGH_BEFORE  # the columns drawn as the simulator draws them (those beyond: another stream)
+    pred_full = pred.predict(values | {"capacity": wide})
     for a in range(len(pred.arms)):
         cfg = pred.config(a, values)
         n = cfg.task.n_train
-        full = replace(cfg, task=replace(cfg.task, feature_dim=int(PARAMETERS["capacity"].high * n)))
+        full = replace(cfg, task=replace(cfg.task, feature_dim=int(wide * n)))
         result = simulate(full)
         for e, rec in enumerate(result.records):
             assert rec.epoch == pred.epochs[e]
