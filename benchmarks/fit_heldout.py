@@ -150,7 +150,7 @@ def report(out: Path, seed2: str | None) -> None:
 
     # --- leave one rho out
     lam_all = ratio_all = None
-    intervals_loo = {}
+    intervals_loo, residuals = {}, {}
     loo = {r: load(out, f"loo_{r:g}") for r in rhos}
     if all(v is not None for v in loo.values()):
         print("\n## Leave one rho out (epochs 1-12, k 1-32; seeds 0-1 mean)\n")
@@ -158,7 +158,6 @@ def report(out: Path, seed2: str | None) -> None:
         print("|---|---|---|---|---|---|---|---|---|---:|")
         pooled = {"simulator": [], "interpolation": [], "no_fork": []}
         cov_in, cov_n = 0, 0
-        residuals = {}
         for r, res in loo.items():
             held = np.broadcast_to(res["held"][:, :, None], meas.shape)
             residuals[r] = (meas - res["predicted"], held)
@@ -224,6 +223,20 @@ def report(out: Path, seed2: str | None) -> None:
               f"(max {e[base]['max']:.3f}); no fork {e['no_fork']['rmse']:.3f}; "
               + (f"k 16, 32: sim {lk['simulator']['rmse']:.4f} / {base} {lk['baseline']['rmse']:.4f} / beta-binomial {lk['beta_binomial']['rmse']:.4f}; " if lk else "")
               + f"fit {res['fit']['values']}, at bound {res['fit']['at_bound']}, wall {res['wall']:.0f} s")
+        if name == "two" and all(v is not None for v in loo.values()):
+            # noise ratio on the fitted cells (rho 0, 1), discrepancy from the LOO residuals at rho 0 and 1
+            # (cells of the edge arms only: no interior cell tunes its own interval)
+            held3 = np.broadcast_to(res["held"][:, :, None], meas.shape)
+            fitted = np.isin(arm_rho, (0.0, 1.0))[:, None, None] & (predictor.epochs[None, :, None] > 0) & ~np.isnan(meas)
+            ratio = seed_ratio(curves, m, fitted)
+            edges = [q for q in rhos if q in (0.0, 1.0)]
+            lam = discrepancy(np.concatenate([residuals[q][0][residuals[q][1]] for q in edges]),
+                              np.concatenate([loo[q]["predicted"][residuals[q][1]] for q in edges]),
+                              np.concatenate([kidx[residuals[q][1]] for q in edges]), m, len(seeds), ratio)
+            lo, hi, _ = interval(res["predicted"], kidx, m, len(seeds), ratio, lam, LEVEL)
+            inside = int(np.sum(((meas >= lo - 1e-12) & (meas <= hi + 1e-12))[held3]))
+            print(f"  90 % coverage (discrepancy from the rho 0 and 1 LOO residuals): {inside / held3.sum():.0%} "
+                  f"({inside}/{int(held3.sum())})")
         if name == "two":
             held = res["held"]
             for a, (rho, div) in enumerate(predictor.arms):
