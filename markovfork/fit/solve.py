@@ -103,7 +103,9 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
     def residuals(u: np.ndarray) -> np.ndarray:
         return measured.residuals(predictor.predict(from_unit(free, np.clip(u, 0.0, 1.0))))
 
-    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations, **TOLERANCES)
+    # with reweight, the first pass only sets the weights of the second: a loose tolerance is enough
+    first = FIRST_PASS_TOLERANCES if reweight else TOLERANCES
+    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations, **first)
     if reweight:
         measured = measured.reweighted(predictor.predict(from_unit(free, sol.x)))
         sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
@@ -147,6 +149,7 @@ def fitted_grid(table) -> dict:
 
 # relative tolerances of the cost and the step (scipy default 1e-8): a chi2 of ~2,000 then stops within 0.002
 TOLERANCES = dict(ftol=1e-6, xtol=1e-6)
+FIRST_PASS_TOLERANCES = dict(ftol=1e-3, xtol=1e-3)
 
 QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data, not the noise
 
