@@ -54,7 +54,8 @@ def per_seed(table, predictor) -> tuple[np.ndarray, list[int]]:
 
 
 def run_fits(out: Path, only) -> None:
-    from markovfork.fit.heldout import Split, early_late, evaluate_split, leave_rho_out
+    from markovfork.fit.heldout import Split, early_late, evaluate_split, leave_rho_out, more_starts
+    from markovfork.fit.solve import default_free
     from markovfork.fit.measured import measured_curves
     from markovfork.fit.solve import fit_parameters
 
@@ -75,7 +76,7 @@ def run_fits(out: Path, only) -> None:
         t0 = time.perf_counter()
         if job == "full":
             m = measured_curves(table, predictor.arms, predictor.epochs, predictor.ks)
-            fit = fit_parameters(predictor, m)
+            fit = fit_parameters(predictor, m, more_starts=more_starts(default_free(predictor)))
             res = {"fit_result": fit, "predicted": predictor.predict(fit.values)}
         else:
             if job.startswith("loo_"):

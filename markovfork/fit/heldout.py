@@ -194,7 +194,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
 
     measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
     free = default_free(predictor) if free is None else free
-    fit = fit_parameters(predictor, measured, free)
+    fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free))
     if progress:
         progress()
     success = predictor.success(fit.values)
@@ -247,8 +247,17 @@ FIRST_EPOCH_RATIO = 1.3  # geometric first-epoch integration steps of the fit's 
 # where a bridge fit with the schedule starts (the declared defaults, lr 5 and memorisation 1, lie far
 # from where fits of bridge runs end, lr ~ 80 - 340, memorisation ~ 40 - 120: a start in that region
 # saves least-squares iterations; it does not change the optimum). Used for the fit to every row
-# (markovfork fit without held-out rows); held-out splits start from the defaults, as the benchmarks ran)
+# (markovfork fit without held-out rows); held-out splits start from the defaults)
 BRIDGE_START = {"lr": 80.0, "memorisation": 40.0, "capacity": 3.0}
+
+
+# further first-pass starts (capacity low and high): from the default start alone the fit can end in
+# a local minimum of the memorisation-capacity valley (tests/fit/test_recovery.py, calibration)
+MORE_STARTS = ({"capacity": 0.4}, {"capacity": 4.0})
+
+
+def more_starts(free) -> list[dict]:
+    return [dict(s) for s in MORE_STARTS if set(s) <= set(free)]
 
 
 def bridge_start(predictor) -> dict | None:
@@ -321,7 +330,8 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]
     else:
         measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
-        fit = fit_parameters(predictor, measured, start=bridge_start(predictor))
+        fit = fit_parameters(predictor, measured, start=bridge_start(predictor),
+                             more_starts=more_starts(default_free(predictor)))
         if progress:
             progress()
         meas = mean_curves(table, predictor)

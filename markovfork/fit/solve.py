@@ -82,12 +82,15 @@ def default_free(predictor: CurvePredictor) -> tuple[str, ...]:
 
 
 def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, start: dict | None = None,
-                   max_evaluations: int = 200, reweight: bool = True) -> FitResult:
+                   max_evaluations: int = 200, reweight: bool = True, more_starts=()) -> FitResult:
     """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
     keep the predictor's fixed values. ``start`` gives starting values (default: each one's
     declared default). With ``reweight`` the fit runs twice: first with standard errors at the
     measured values, then, from there, with standard errors at the first fit's prediction
-    (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations."""
+    (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations.
+    ``more_starts``: further start values (dicts over ``start``) for the first pass; the second
+    pass goes on from the first pass's lowest chi-square (the memorisation-capacity valley has
+    local minima: docs/fit.md)."""
     from scipy.optimize import least_squares
 
     free = check_names(default_free(predictor) if free is None else free)
@@ -106,6 +109,13 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
     # with reweight, the first pass only sets the weights of the second: a loose tolerance is enough
     first = FIRST_PASS_TOLERANCES if reweight else TOLERANCES
     sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations, **first)
+    for extra in more_starts:
+        other = start | dict(extra)
+        u1 = np.clip(to_unit(free, predictor.values({n: other[n] for n in free})), 0.0, 1.0)
+        alt = least_squares(residuals, u1, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
+                            **first)
+        if alt.cost < sol.cost:
+            sol = alt
     if reweight:
         measured = measured.reweighted(predictor.predict(from_unit(free, sol.x)))
         sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
