@@ -34,7 +34,7 @@ from markovfork.fit.measured import measured_curves
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS
 from markovfork.fit.predict import CurvePredictor, pass_at_k_table
 from markovfork.fit.schema import check_table, read_results
-from markovfork.fit.solve import fit_document, fit_parameters, fit_warnings
+from markovfork.fit.solve import default_free, fit_document, fit_parameters, fit_warnings
 
 __all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors",
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
@@ -174,7 +174,7 @@ def _count_distance(counts, predictor, success: np.ndarray, held: np.ndarray) ->
 
 
 def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool = True, seed: int = 0,
-                   free=DEFAULT_FREE, progress=None) -> dict:
+                   free=None, progress=None) -> dict:
     """Fit ``predictor`` on the training rows of ``table`` (a polars results table) and score its
     held-out prediction against the baselines (module docstring). Returns a JSON-ready dict with
     the fit, each method's RMSE and max error, and (with ``counts``) the large-k comparison and
@@ -193,7 +193,8 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     cells = np.broadcast_to(held[:, :, None], meas.shape)
 
     measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
-    fit = fit_parameters(predictor, measured, free)
+    free = default_free(predictor) if free is None else free
+    fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free))
     if progress:
         progress()
     success = predictor.success(fit.values)
@@ -242,6 +243,52 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     return out
 
 
+FIRST_EPOCH_RATIO = 1.3  # geometric first-epoch integration steps of the fit's predictor (docs/fit.md)
+# where a bridge fit with the schedule starts (the declared defaults, lr 5 and memorisation 1, lie far
+# from where fits of bridge runs end, lr ~ 80 - 340, memorisation ~ 40 - 120: a start in that region
+# saves least-squares iterations; it does not change the optimum). Used for the fit to every row
+# (markovfork fit without held-out rows); held-out splits start from the defaults)
+BRIDGE_START = {"lr": 80.0, "memorisation": 40.0, "capacity": 3.0}
+
+
+# further first-pass starts (capacity low and high): from the default start alone the fit can end in
+# a local minimum of the memorisation-capacity valley (tests/fit/test_recovery.py, calibration)
+MORE_STARTS = ({"capacity": 0.4}, {"capacity": 4.0})
+
+
+def more_starts(free) -> list[dict]:
+    return [dict(s) for s in MORE_STARTS if set(s) <= set(free)]
+
+
+def bridge_start(predictor) -> dict | None:
+    """:data:`BRIDGE_START` for a predictor with the bridge's schedule, else None (the defaults)."""
+    return dict(BRIDGE_START) if predictor.lr_factors is not None else None
+
+
+def base_counts(counts):
+    """(correct, n_samples) of the base model (epoch 0) in a per-problem counts table, one row per
+    (seed, problem) (the base rows repeat in every arm); None when it has none."""
+    import polars as pl
+
+    base = counts.filter(pl.col("epoch") == 0).unique(subset=["seed", "problem"], keep="first").sort("seed", "problem")
+    if base.height == 0:
+        return None
+    return base["correct"].to_numpy(), base["n_samples"].to_numpy()
+
+
+def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> CurvePredictor:
+    """The predictor ``markovfork fit`` uses: the bridge's learning-rate schedule when the run
+    states it, geometric first-epoch steps, and (with per-problem ``counts`` holding epoch-0 rows)
+    each problem's base skill from the base's count distribution (``markovfork.fit.heterogeneity``)."""
+    from markovfork.fit.heterogeneity import base_spread_from_counts, bridge_lr_factors
+
+    base = None if counts is None else base_counts(counts)
+    spread = None if base is None else base_spread_from_counts(*base)
+    schedule = bridge_lr_factors(experiment.run_config) is not None
+    return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule,
+                          first_epoch_ratio=FIRST_EPOCH_RATIO, **settings)
+
+
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
                     no_fork: bool = True, seed: int = 0, progress=None) -> dict:
     """What ``markovfork fit`` computes: the simulator fitted on the training rows of ``table``
@@ -277,13 +324,14 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
     settings = train.filter(pl.col("epoch") > 0).select("rho", "diversity", "epoch").unique().height
     if settings < 2:
         raise ValueError(f"too few settings to fit: {settings} SFT (rho, diversity, epoch) setting(s) in the training rows, need >= 2")
-    predictor = CurvePredictor(experiment, seed=seed)
+    predictor = bridge_predictor(experiment, counts, seed=seed)
     if held_rhos:
         res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress)
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]
     else:
         measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
-        fit = fit_parameters(predictor, measured)
+        fit = fit_parameters(predictor, measured, start=bridge_start(predictor),
+                             more_starts=more_starts(default_free(predictor)))
         if progress:
             progress()
         meas = mean_curves(table, predictor)
@@ -318,6 +366,16 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"
               + (" (at bound)" if n in fit.at_bound else "") for n, v in fit.values.items())]
+    seeds = sorted(int(x) for x in table["seed"].unique())
+    if len(seeds) >= 2 and "n_test" in table.columns:  # the noise part of a predictive interval (fit.intervals)
+        from markovfork.fit.intervals import seed_ratio
+
+        per_seed = np.stack([mean_curves(table.filter(pl.col("seed") == s), predictor) for s in seeds])
+        fitted_cells = (trained & (predictor.epochs[None, :] > 0))[:, :, None] & ~np.isnan(meas)
+        summary["noise_ratio"] = {"ks": predictor.ks.tolist(),
+                                  "r": seed_ratio(per_seed, int(table["n_test"].max()), fitted_cells).tolist()}
+    if predictor.base_spread is not None:
+        summary["base_spread"] = predictor.base_spread
     if res is None and counts is not None and count_distance:
         summary["counts"] = count_distance
         text.append(f"count histograms (fitted settings): mean TV {count_distance['tv']:.3f}, W1 {count_distance['w1']:.3f}")

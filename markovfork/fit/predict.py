@@ -22,6 +22,13 @@ cheap, smooth function of the parameters, evaluated in one process on compiled k
   columns and the next one weighted by the fractional part; at c n_train = D the features are
   then the simulator's own (``simulate`` with feature_dim D gives the same curves).
 
+Options that bring the simulator closer to a bridge run (``markovfork.fit.heterogeneity``; all off
+by default, so a fit saved without them predicts as it did): ``base_spread`` gives each problem
+its own base skill from a distribution fitted to the base's per-problem counts; ``lr_schedule``
+scales each epoch's gradient-flow time by the bridge's mean learning-rate multiplier in that
+epoch (warm-up, cosine); ``first_epoch_ratio`` spaces the first epoch's integration steps
+geometrically (accurate at a large ``lr``, where the flow moves fastest at the start).
+
 The table is ``(arms, epochs, ks)``: pass@k on the test problems after each evaluation epoch
 (epoch 0 is the base model).
 """
@@ -35,12 +42,17 @@ from dataclasses import replace
 import numpy as np
 
 from markovfork.engines.exact import exact_pass_at_k, success_probability
+from markovfork.fit.heterogeneity import (base_success_curve, bridge_lr_factors, check_spread, skill_for_success,
+                                          spread_quantiles)
 from markovfork.fit.parameters import PARAMETERS, check_names
 from markovfork.model.policy import transition_probs
 from markovfork.fit.experiment import Experiment
+from markovfork.plumbing.seeds import child_rng
 from markovfork.sft.train import derive_seeds, train_analytic
 
 __all__ = ["CurvePredictor", "pass_at_k_table"]
+
+CAPACITY_HIGH_BEFORE = 2.0  # capacity's upper bound before issue 20 (the features' first columns are drawn as then)
 
 
 def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
@@ -59,7 +71,8 @@ class CurvePredictor:
     ``steps_per_epoch`` is the analytic engine's integration steps per epoch."""
 
     def __init__(self, experiment: Experiment, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
-                 seed: int = 0, capacity_ramp: float = 0.1):
+                 seed: int = 0, capacity_ramp: float = 0.1, base_spread: dict | None = None,
+                 lr_schedule: bool = False, first_epoch_ratio: float | None = None):
         fixed = dict(fixed or {})
         check_names(fixed, "fixed parameters")
         if not isinstance(max_train_problems, int) or max_train_problems < 1:
@@ -76,8 +89,23 @@ class CurvePredictor:
         if not (isinstance(capacity_ramp, (int, float)) and 0.0 <= capacity_ramp <= 1.0):
             raise ValueError(f"capacity_ramp must be in [0, 1], got {capacity_ramp!r}")
         self.capacity_ramp = float(capacity_ramp)
+        self.base_spread = None if base_spread is None else check_spread(base_spread)
+        if first_epoch_ratio is not None and not (isinstance(first_epoch_ratio, (int, float)) and 1.0 <= first_epoch_ratio <= 2.0):
+            raise ValueError(f"first_epoch_ratio must be None or in [1, 2], got {first_epoch_ratio!r}")
+        self.first_epoch_ratio = None if first_epoch_ratio is None else float(first_epoch_ratio)
+        self.lr_factors = bridge_lr_factors(experiment.run_config, int(self.epochs[-1])) if lr_schedule else None
+        if lr_schedule and self.lr_factors is None:
+            raise ValueError("lr_schedule needs the run's SFT schedule (a bridge run_config with an [sft] section "
+                             "and batch_size, not tokens_per_step)")
         self._settings = dict(max_train_problems=max_train_problems, steps_per_epoch=steps_per_epoch, seed=seed,
                               capacity_ramp=capacity_ramp)
+        if base_spread is not None:  # saved only when used: an older fit's settings stay what they were
+            self._settings["base_spread"] = self.base_spread
+        if lr_schedule:
+            self._settings["lr_schedule"] = True
+        if first_epoch_ratio is not None:
+            self._settings["first_epoch_ratio"] = self.first_epoch_ratio
+        self._curves: dict = {}  # base success over the skill grid, per forward_prior
         self.evaluations = 0  # calls of predict
         self.seconds = 0.0  # time spent in them
         self._arms = [self._prepare(cfg, steps_per_epoch, seed) for cfg in experiment.configs]
@@ -85,13 +113,36 @@ class CurvePredictor:
     def _prepare(self, cfg, steps_per_epoch: int, seed: int) -> dict:
         cfg = replace(cfg, train=replace(cfg.train, steps_per_epoch=steps_per_epoch))
         n_train = max(1, round(cfg.task.n_train * self.scale))
-        d_max = math.ceil((PARAMETERS["capacity"].high + 8 * self.capacity_ramp) * n_train)
-        task = replace(cfg.task, n_train=n_train, feature_dim=d_max, feature_scale=1.0)
+        # the first columns as drawn when capacity's bound was 2 (older fits predict as they did), the
+        # columns that the wider bound needs from a stream of their own, centred the same way
+        d_old = math.ceil((CAPACITY_HIGH_BEFORE + 8 * self.capacity_ramp) * n_train)
+        d_max = max(d_old, math.ceil((PARAMETERS["capacity"].high + 8 * self.capacity_ramp) * n_train))
+        task = replace(cfg.task, n_train=n_train, feature_dim=d_old, feature_scale=1.0)
         cfg = replace(cfg, task=task, train=replace(cfg.train, epochs=int(self.epochs[-1])), seed=seed)
         task_seed = derive_seeds(seed)["task"]
         full = task.build(task_seed)  # the features, drawn once
-        return dict(config=cfg, task_seed=task_seed, train_features=full.train.features,
-                    test_features=full.test.features)
+        train_f, test_f = full.train.features, full.test.features
+        if d_max > d_old:
+            extra = child_rng(seed, "capacity-columns").normal(0.0, 1.0, size=(train_f.shape[0] + test_f.shape[0], d_max - d_old))
+            extra -= extra[: train_f.shape[0]].mean(axis=0, keepdims=True)
+            train_f = np.hstack([train_f, extra[: train_f.shape[0]]])
+            test_f = np.hstack([test_f, extra[train_f.shape[0]:]])
+        out = dict(config=cfg, task_seed=task_seed, train_features=train_f, test_features=test_f)
+        if self.base_spread is not None:  # each problem's base success rate (module docstring)
+            out["q_train"] = spread_quantiles(self.base_spread, task.n_train, seed, "train")
+            out["q_test"] = spread_quantiles(self.base_spread, task.n_test, seed, "test")
+        return out
+
+    def skill_offsets(self, arm: int, ps, cfg) -> tuple[np.ndarray, np.ndarray] | None:
+        """(train, test) per-problem skill offsets delta_x of arm ``arm`` (None without a base spread)."""
+        if self.base_spread is None:
+            return None
+        key = cfg.task.mode_prior
+        if key not in self._curves:
+            self._curves[key] = base_success_curve(ps, cfg.train.decoding)
+        curve, arm_ = self._curves[key], self._arms[arm]
+        base = cfg.task.base_skill
+        return (skill_for_success(arm_["q_train"], curve) - base, skill_for_success(arm_["q_test"], curve) - base)
 
     def settings(self) -> dict:
         """The predictor's own settings (saved with a fit)."""
@@ -132,7 +183,9 @@ class CurvePredictor:
             ps = cfg.task.build(arm["task_seed"])
             ps = replace(ps, train=replace(ps.train, features=self._features(arm["train_features"], cfg, v)),
                          test=replace(ps.test, features=self._features(arm["test_features"], cfg, v)))
-            for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed):
+            for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed, lr_factors=self.lr_factors,
+                                        skill_offset=self.skill_offsets(a, ps, cfg),
+                                        first_epoch_ratio=self.first_epoch_ratio):
                 if state.epoch in row:
                     probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
                     success = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)

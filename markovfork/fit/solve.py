@@ -37,7 +37,7 @@ from markovfork.fit.predict import CurvePredictor
 from markovfork.plumbing.io import json_safe
 
 __all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
-           "FIT_FORMAT", "QUALITY_CHI2"]
+           "FIT_FORMAT", "QUALITY_CHI2", "default_free"]
 
 FIT_FORMAT = "markovfork-fit/1"
 
@@ -72,16 +72,28 @@ class FitResult:
         return self.fixed | self.values
 
 
-def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_FREE, start: dict | None = None,
-                   max_evaluations: int = 200, reweight: bool = True) -> FitResult:
+def default_free(predictor: CurvePredictor) -> tuple[str, ...]:
+    """The parameters fitted unless told otherwise: :data:`DEFAULT_FREE`, less ``base_step_accuracy``
+    when the predictor has a per-problem base spread (then the base skill of each problem is set by
+    the measured base counts, and the shared base value moves no prediction)."""
+    if getattr(predictor, "base_spread", None) is not None:
+        return tuple(n for n in DEFAULT_FREE if n != "base_step_accuracy")
+    return DEFAULT_FREE
+
+
+def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, start: dict | None = None,
+                   max_evaluations: int = 200, reweight: bool = True, more_starts=()) -> FitResult:
     """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
     keep the predictor's fixed values. ``start`` gives starting values (default: each one's
     declared default). With ``reweight`` the fit runs twice: first with standard errors at the
     measured values, then, from there, with standard errors at the first fit's prediction
-    (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations."""
+    (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations.
+    ``more_starts``: further start values (dicts over ``start``) for the first pass; the second
+    pass goes on from the first pass's lowest chi-square (the memorisation-capacity valley has
+    local minima: docs/fit.md)."""
     from scipy.optimize import least_squares
 
-    free = check_names(free)
+    free = check_names(default_free(predictor) if free is None else free)
     if not free:
         raise ValueError("free must name at least one parameter to fit, got []")
     start = {n: PARAMETERS[n].default for n in free} | dict(start or {})
@@ -94,10 +106,20 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=DEFAULT_F
     def residuals(u: np.ndarray) -> np.ndarray:
         return measured.residuals(predictor.predict(from_unit(free, np.clip(u, 0.0, 1.0))))
 
-    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations)
+    # with reweight, the first pass only sets the weights of the second: a loose tolerance is enough
+    first = FIRST_PASS_TOLERANCES if reweight else TOLERANCES
+    sol = least_squares(residuals, u0, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations, **first)
+    for extra in more_starts:
+        other = start | dict(extra)
+        u1 = np.clip(to_unit(free, predictor.values({n: other[n] for n in free})), 0.0, 1.0)
+        alt = least_squares(residuals, u1, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
+                            **first)
+        if alt.cost < sol.cost:
+            sol = alt
     if reweight:
         measured = measured.reweighted(predictor.predict(from_unit(free, sol.x)))
-        sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations)
+        sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
+                            **TOLERANCES)
     values = from_unit(free, sol.x)
     chi2 = float(np.sum(sol.fun**2))
     dof = len(measured) - len(free)
@@ -134,6 +156,10 @@ def fitted_grid(table) -> dict:
             "epochs": sorted(int(e) for e in table["epoch"].unique()),
             "ks": sorted(int(k) for k in table["k"].unique())}
 
+
+# relative tolerances of the cost and the step (scipy default 1e-8): a chi2 of ~2,000 then stops within 0.002
+TOLERANCES = dict(ftol=1e-6, xtol=1e-6)
+FIRST_PASS_TOLERANCES = dict(ftol=1e-3, xtol=1e-3)
 
 QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data, not the noise
 

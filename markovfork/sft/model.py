@@ -63,11 +63,13 @@ class StepGradient:
 
 @numba.njit(cache=True)
 def _fused_step_kernel(
-    child_start, kind, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight, grad_fc, scalars
+    child_start, kind, base_logit, fc_col, visible, fork_logit, skill, skill_offset, problem, node, target, weight,
+    grad_fc, scalars
 ):
     """Softmax and gradient at each step's node straight from the logit parts, without forming
     the (P, N) probability table. z(c) = base_logit[c] + skill [visible[p, c]] + fork_logit[p, fc_col[c]]
-    (the last term for fork children only; fork_logit is stored (F, P)). Accumulates w g(c) into
+    (the last term for fork children only; fork_logit is stored (F, P)); a problem's skill is
+    ``skill + skill_offset[p]`` (its fixed per-problem offset). Accumulates w g(c) into
     grad_fc[fc_col[c], p];
     scalars[0] += loss, scalars[1] += dL/ds."""
     z = np.empty(64)
@@ -77,13 +79,14 @@ def _fused_step_kernel(
         p, u, y, w = np.uint64(problem[i]), np.uint64(node[i]), np.uint64(target[i]), weight[i]
         a, b = np.uint64(child_start[u]), np.uint64(child_start[u + U1])
         m = b - a
+        skill_p = skill + skill_offset[p]
         if m > np.uint64(z.shape[0]):
             z = np.empty(m)
             q = np.empty(m)
         for c in range(a, b):
             v = base_logit[c]
             if visible[p, c]:
-                v += skill
+                v += skill_p
             if fc_col[c] >= 0:
                 v += fork_logit[fc_col[c], p]
             z[c - a] = v
@@ -100,17 +103,20 @@ def _fused_step_kernel(
         scalars[1] += w * s_grad
 
 
-def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight):
+def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight,
+                        skill_offset=None):
     """Gradient of the summed step loss w.r.t. the fork-child logits (F, P) and the skill, and the
-    loss, computed per step from the logit parts (see :func:`_fused_step_kernel`).
+    loss, computed per step from the logit parts (see :func:`_fused_step_kernel`). ``skill_offset``:
+    (P,) fixed per-problem offsets of the skill (None: none); dL/ds is that of the shared skill.
 
     Equals :func:`step_gradient_reference` on the full probability table, restricted to the fork
     children (tested). Problem, node and target ids must be in range (not checked: the kernel
     reads them as unsigned indices)."""
     grad_fc = np.zeros_like(fork_logit)
     scalars = np.zeros(2)
+    offset = np.zeros(visible.shape[0]) if skill_offset is None else np.ascontiguousarray(skill_offset, dtype=np.float64)
     _fused_step_kernel(
-        tree.child_start, tree.kind, base_logit, fc_col, visible, fork_logit, float(skill),
+        tree.child_start, tree.kind, base_logit, fc_col, visible, fork_logit, float(skill), offset,
         problem, node, target, weight, grad_fc, scalars,
     )
     return grad_fc, float(scalars[1]), float(scalars[0])

@@ -51,8 +51,10 @@ class _DualLogits:
     computed once, so a step costs O(P P_train F) instead of O(P d F).
     """
 
-    def __init__(self, tree, problems, train_features: np.ndarray, fc: np.ndarray):
+    def __init__(self, tree, problems, train_features: np.ndarray, fc: np.ndarray, skill_offset=None):
         self.tree, self.fc = tree, fc
+        # fixed per-problem offsets of the decipherable-step skill (None: every problem has the shared skill)
+        self.skill_offset = None if skill_offset is None else np.asarray(skill_offset, dtype=np.float64)
         self.fc_col = np.full(tree.n_nodes, -1, dtype=np.int64)
         self.fc_col[fc] = np.arange(fc.size)
         parent_visible = np.zeros(tree.n_nodes, dtype=bool)
@@ -66,7 +68,8 @@ class _DualLogits:
 
     def logits(self, theta: np.ndarray, coef_t: np.ndarray, skill: float) -> np.ndarray:
         """(P, N) logits z of every step of every problem (column 0, the root, is 0)."""
-        z = np.where(self.visible, skill, 0.0) + (self.tree.edge_logit + theta)
+        own = skill if self.skill_offset is None else skill + self.skill_offset[:, None]
+        z = np.where(self.visible, own, 0.0) + (self.tree.edge_logit + theta)
         z[:, 0] = 0.0
         z[:, self.fc] += self.fork_logits(coef_t).T
         return z
@@ -82,6 +85,7 @@ class _DualLogits:
             state.skill,
             steps.problem[sel] if local is None else local,
             steps.node[sel], steps.target[sel], steps.weight[sel],
+            None if self.skill_offset is None else (self.skill_offset if rows is None else self.skill_offset[rows]),
         )
 
 
@@ -128,31 +132,54 @@ class TrainingState:
         return SFTParams(self.theta.copy(), weight, self.skill)
 
 
-def _setup(ps: PathStar):
+def _setup(ps: PathStar, skill_offset=None):
     tree, train = ps.tree, ps.train
     fc = fork_children(tree)
     state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), ps.task.base_skill)
-    test_logits = _DualLogits(tree, ps.test, train.features, fc)
+    train_off, test_off = (None, None) if skill_offset is None else skill_offset
+    test_logits = _DualLogits(tree, ps.test, train.features, fc, test_off)
 
     def snapshot(epoch: int, loss: float) -> TrainingState:
         return TrainingState(epoch, loss, state.theta.copy(), state.coef_t.copy(), state.skill, test_logits, train.features)
 
-    return fc, state, _DualLogits(tree, train, train.features, fc), snapshot
+    return fc, state, _DualLogits(tree, train, train.features, fc, train_off), snapshot
 
 
-def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int) -> Iterator[TrainingState]:
+def substep_fractions(n: int, ratio: float | None) -> np.ndarray:
+    """(n,) shares of an epoch's gradient-flow time taken by its n substeps: equal, or (``ratio``
+    > 1) growing geometrically by ``ratio`` (small first steps, where the flow moves fastest)."""
+    if ratio is None or ratio == 1.0 or n == 1:
+        return np.full(n, 1.0 / n)
+    w = float(ratio) ** np.arange(n)
+    return w / w.sum()
+
+
+def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int, *, lr_factors=None,
+                   skill_offset=None, first_epoch_ratio: float | None = None) -> Iterator[TrainingState]:
     """Full-batch gradient descent on the exact teacher distribution: yields the state at epochs
-    0, 1, ..., ``settings.epochs`` (the loss taken at the state's own parameters)."""
+    0, 1, ..., ``settings.epochs`` (the loss taken at the state's own parameters).
+
+    Options (defaults: the plain flow): ``lr_factors`` (epochs,) multiplies epoch e's gradient-flow
+    time ``lr`` by ``lr_factors[e - 1]`` (a learning-rate schedule); ``skill_offset`` = (train, test)
+    fixed per-problem offsets of the skill ((P_train,) and (P_test,) arrays); ``first_epoch_ratio``
+    spaces the first epoch's substeps geometrically by that ratio (:func:`substep_fractions`)."""
     steps = trajectory_steps(ps.tree, teacher_trajectories(ps, mix, derive_seeds(seed)["data"]), ps.train.start)
     total_w = float(steps.weight.sum())
-    fc, state, train_logits, snapshot = _setup(ps)
-    scale = settings.lr / settings.steps_per_epoch / total_w
+    fc, state, train_logits, snapshot = _setup(ps, skill_offset)
+    if lr_factors is not None:
+        lr_factors = np.asarray(lr_factors, dtype=np.float64)
+        if lr_factors.shape != (settings.epochs,) or not np.all(np.isfinite(lr_factors) & (lr_factors >= 0)):
+            raise ValueError(f"lr_factors must be {settings.epochs} finite non-negative numbers, got {lr_factors.tolist()}")
+    first = substep_fractions(settings.steps_per_epoch, first_epoch_ratio)
     for epoch in range(settings.epochs + 1):
+        lr = settings.lr * (1.0 if lr_factors is None or epoch >= settings.epochs else lr_factors[epoch])
+        geometric = epoch == 0 and first_epoch_ratio is not None
         for substep in range(settings.steps_per_epoch if epoch < settings.epochs else 1):
             grad_fc, grad_skill, loss = train_logits.gradient(state, steps)
             if substep == 0:
                 yield snapshot(epoch, loss / total_w)
             if epoch < settings.epochs:
+                scale = lr * first[substep] / total_w if geometric else lr / settings.steps_per_epoch / total_w
                 state.step(grad_fc, grad_skill, fc, None, scale)
 
 

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from markovfork.cli import main
-from markovfork.fit import CurvePredictor, load_fit
+from markovfork.fit import load_fit
+from markovfork.fit.heldout import bridge_predictor
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.reporting.results import results_frame
 from markovfork.llm_bridge.task_mapping import experiment
@@ -28,7 +29,7 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("fit")
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 4, "rhos": [0.0, 0.5, 1.0]},
                             "eval": {"n_test": 100, "n_samples": 16, "epochs": [1, 2, 4]}})
-    predictor = CurvePredictor(experiment(run))
+    predictor = bridge_predictor(experiment(run))  # the predictor markovfork fit uses (bridge schedule)
     curves = predictor.predict(TRUTH)
     rows = []
     for a, (rho, div) in enumerate(predictor.arms):
@@ -117,7 +118,7 @@ def test_counts_give_the_fitted_simulators_histogram_distance(files):
     d, _ = files
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 4, "rhos": [0.0, 0.5, 1.0]},
                             "eval": {"n_test": 100, "n_samples": 16, "epochs": [1, 2, 4]}})
-    predictor = CurvePredictor(experiment(run))
+    predictor = bridge_predictor(experiment(run))  # the predictor markovfork fit uses (bridge schedule)
     success = predictor.success(TRUTH)
     rng = np.random.default_rng(5)
     rows = [dict(seed=0, diversity=div, rho=rho, epoch=int(ep), problem=i, n_samples=16, correct=int(c))
@@ -130,4 +131,5 @@ def test_counts_give_the_fitted_simulators_histogram_distance(files):
     far = json.loads(_invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--counts", d / "zeros.parquet",
                               "--json"]).output)["counts"]
     assert near["settings"] == far["settings"] == 3 * 3
-    assert near["tv"] < 0.3 and far["tv"] > 0.6 and far["w1"] > 0.5
+    # far w1: the mean success rate of the fitted model (lower with the bridge schedule in the truth: 0.38)
+    assert near["tv"] < 0.3 and far["tv"] > 0.6 and far["w1"] > 0.3

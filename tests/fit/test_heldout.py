@@ -134,7 +134,8 @@ def test_held_out_rho_of_simulated_curves_is_predicted_better_than_interpolation
     predictor, table = simulated
     res = evaluate_split(predictor, table, leave_rho_out([0.0, 0.25, 0.5, 0.75, 1.0], 0.5, 6), no_fork=False)
     e = res["errors"]
-    assert e["simulator"]["rmse"] < 0.01 and e["simulator"]["rmse"] < e["interpolation"]["rmse"]
+    # 0.015: the wider lr and capacity bounds (issue 20) changed the unit coordinates and the feature draw
+    assert e["simulator"]["rmse"] < 0.015 and e["simulator"]["rmse"] < e["interpolation"]["rmse"]
     assert e["simulator"]["cells"] == 4 * 5  # 4 epochs x ks 1, 2, 4, 8, 16
     # persistence on the early/late split is scored on the later epochs only
     res = evaluate_split(predictor, table, early_late([0.0, 0.25, 0.5, 0.75, 1.0], 2, 6), no_fork=True)

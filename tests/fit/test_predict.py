@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from markovfork.fit.predict import CAPACITY_HIGH_BEFORE
 from markovfork.fit import PARAMETERS, CurvePredictor
 from markovfork.fit.parameters import from_unit, to_unit
 from markovfork.llm_bridge.config import config_from_dict
@@ -18,18 +19,19 @@ def small_run(**sft):
 
 
 def test_hard_cut_at_full_width_equals_simulate():
-    """capacity_ramp 0 and c n_train = D: the predictor's features are the simulator's own, so its
+    """capacity_ramp 0 and c n_train = D (c = 2): the predictor's features are the simulator's own, so its
     curves are simulate()'s pass@k (analytic engine), arm by arm and epoch by epoch."""
     run = small_run(diversities=["data", "problem"])
     pred = CurvePredictor(experiment(run), capacity_ramp=0.0, steps_per_epoch=8, seed=3)
     values = {"lr": 6.0, "base_step_accuracy": 0.7, "forward_prior": 0.6, "memorisation": 6.0 * 0.7**2}
     table = pred.predict(values)
     assert len(pred.arms) == 4
-    pred_full = pred.predict(values | {"capacity": PARAMETERS["capacity"].high})
+    wide = CAPACITY_HIGH_BEFORE  # the columns drawn as the simulator draws them (those beyond: another stream)
+    pred_full = pred.predict(values | {"capacity": wide})
     for a in range(len(pred.arms)):
         cfg = pred.config(a, values)
         n = cfg.task.n_train
-        full = replace(cfg, task=replace(cfg.task, feature_dim=int(PARAMETERS["capacity"].high * n)))
+        full = replace(cfg, task=replace(cfg.task, feature_dim=int(wide * n)))
         result = simulate(full)
         for e, rec in enumerate(result.records):
             assert rec.epoch == pred.epochs[e]
@@ -69,8 +71,8 @@ def test_memorisation_parameters_lower_large_k_at_rho_one():
 
 def test_out_of_bounds_and_unknown_parameters_are_errors():
     pred = CurvePredictor(experiment(small_run()))
-    with pytest.raises(ValueError, match=r"lr must be in \[0.3, 100\], got 300.0"):
-        pred.predict({"lr": 300.0})
+    with pytest.raises(ValueError, match=r"lr must be in \[0.3, 1000\], got 3000.0"):
+        pred.predict({"lr": 3000.0})
     with pytest.raises(ValueError, match="free parameters must be among"):
         pred.predict({"learning_rate": 1.0})
     with pytest.raises(ValueError, match="fixed parameters must be among"):
@@ -90,9 +92,11 @@ def test_unit_coordinates_round_trip():
 
 def test_the_corner_of_the_bounds_is_integrated_accurately():
     """The largest learning rate, feature scale and capacity with the highest base accuracy: the
-    predictor's default 16 steps per epoch are within 0.01 of 256 steps (0.0044; 8 steps: 0.021)."""
+    fit's predictor (bridge schedule, geometric first-epoch steps) with 16 steps per epoch is within
+    0.01 of 256 steps."""
     corner = {n: p.high for n, p in PARAMETERS.items()}
-    table = CurvePredictor(experiment(small_run())).predict(corner)
-    fine = CurvePredictor(experiment(small_run()), steps_per_epoch=256).predict(corner)
+    fit_like = dict(lr_schedule=True, first_epoch_ratio=1.3)
+    table = CurvePredictor(experiment(small_run()), **fit_like).predict(corner)
+    fine = CurvePredictor(experiment(small_run()), steps_per_epoch=256, **fit_like).predict(corner)
     assert np.all(np.isfinite(table)) and np.all(np.diff(table, axis=2) >= -1e-12)
     assert np.abs(table - fine).max() < 0.01
