@@ -10,9 +10,8 @@ counts) before NumPy is first imported.
 
 from __future__ import annotations
 
-import importlib
-
 from markovfork.plumbing import numba_start
+from markovfork.plumbing.lazy import lazy_exports
 
 numba_start.install()  # Numba's CPU target without all of scipy.linalg (see that module)
 
@@ -38,14 +37,4 @@ _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in nam
 __all__ = ["__version__", *_MODULE_OF]
 
 
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'markovfork' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

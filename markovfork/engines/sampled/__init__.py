@@ -36,7 +36,7 @@ Modules: :mod:`.api` (the Python layer), :mod:`.inputs` (input checks), :mod:`.k
 drivers), :mod:`.reference` (NumPy references). Speed: ``docs/performance.md``.
 """
 
-import importlib
+from markovfork.plumbing.lazy import lazy_exports
 
 # The names below are loaded on first use (PEP 562): a module that needs only the streams or the
 # kernel tree (RL training, pretraining) does not import the samplers and their drivers.
@@ -45,7 +45,6 @@ _EXPORTS = {
     "markovfork.engines.sampled.reference": ["path_types_reference", "sample_leaves_reference"],
     "markovfork.engines.sampled.streams": ["stream_states", "stream_uniforms"],
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "RolloutCounts",
@@ -58,14 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'markovfork.engines.sampled' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
