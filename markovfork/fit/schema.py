@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from markovfork.plumbing.io import read_table  # the one results-table reader (re-exported)
+from markovfork.plumbing.io import first_line, read_table  # the one results-table reader (re-exported)
 
 __all__ = ["REQUIRED_COLUMNS", "FIT_COLUMNS", "ROW_KEY", "read_table", "check_kinds", "check_table", "read_results"]
 
@@ -24,11 +24,6 @@ REQUIRED_COLUMNS = ("engine", "rho", "diversity", "seed", "epoch", "k", "pass_at
 OPTIONAL_COLUMNS: dict[str, str] = {"fork_format": "str", "answer": "str"}  # default: the config's
 ROW_KEY = ("engine", "rho", "diversity", "seed", "epoch", "k")  # one row per key
 assert set(REQUIRED_COLUMNS) <= set(FIT_COLUMNS)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _kind_ok(dtype, kind: str) -> bool:
@@ -133,6 +128,6 @@ def read_results(paths) -> "pl.DataFrame":
     try:
         table = pl.concat(frames, how="diagonal_relaxed")
     except pl.exceptions.PolarsError as exc:
-        raise ValueError(f"the results tables {paths} do not share column types: {_first_line(exc)}") from None
+        raise ValueError(f"the results tables {paths} do not share column types: {first_line(exc)}") from None
     _check_unique(table, "the results tables", paths)
     return table.drop("_source")

@@ -22,7 +22,8 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 __all__ = [
     "output_prefix", "table_paths", "check_outputs", "check_not_inputs", "write_outputs", "table_writers", "figure_writer",
-    "json_writer", "atomic_path", "write_table", "write_json", "save_figure", "read_json", "read_toml",
+    "json_writer", "atomic_path", "write_table", "write_json", "save_figure", "read_json", "read_toml", "read_table",
+    "first_line",
 ]
 
 Writer = Callable[[Path], None]  # writes one output to the (temporary) path it is given
@@ -345,14 +346,22 @@ def read_toml(path: str | os.PathLike, what: str = "config file") -> dict:
         raise ValueError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
-def read_table(path: str | os.PathLike, what: str = "results table") -> "pl.DataFrame":
-    """A results table from a Parquet file (suffix ``.parquet``) or a CSV file (any other; every
-    row read to infer the column types); a one-line ``ValueError`` naming the file when it is
-    missing, a directory, empty, or not a table of that format."""
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty): the
+    reason part of a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_table(path: str | os.PathLike, what: str = "results table", comment_prefix: str | None = None) -> "pl.DataFrame":
+    """A table from a Parquet file (suffix ``.parquet``) or a CSV file (any other; every row read
+    to infer the column types; lines starting with ``comment_prefix`` skipped); a one-line
+    ``ValueError`` naming the file when it is missing, a directory, empty, or not a table of that
+    format."""
     import polars as pl
 
     path = Path(path)
-    kind = "Parquet" if path.suffix == ".parquet" else "CSV"
+    kind = "Parquet" if path.suffix.lower() == ".parquet" else "CSV"
     if path.is_dir():
         raise ValueError(f"{what} {path} is a directory, not a file")
     if not path.is_file():
@@ -360,7 +369,8 @@ def read_table(path: str | os.PathLike, what: str = "results table") -> "pl.Data
     if path.stat().st_size == 0:
         raise ValueError(f"{what} {path} is empty (0 bytes)")
     try:
-        return pl.read_parquet(path) if kind == "Parquet" else pl.read_csv(path, infer_schema_length=None)
+        if kind == "Parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema_length=None, comment_prefix=comment_prefix)
     except (OSError, pl.exceptions.PolarsError, UnicodeDecodeError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read {what} {path} as {kind}: {reason}") from None
+        raise ValueError(f"cannot read {what} {path} as {kind}: {first_line(exc)}") from None

@@ -22,25 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from markovfork.plumbing.io import read_table
+
 __all__ = ["read_counts", "PairedCounts", "paired_counts", "model_counts"]
 
 PROBLEM_COLUMNS = ("problem", "problem_idx", "problem_id")
-
-
-def _load(path: Path):
-    import polars as pl
-
-    if not path.exists():
-        raise ValueError(f"counts table not found: {path}")
-    if path.is_dir():
-        raise ValueError(f"counts table {path} is a directory, not a file")
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pl.read_parquet(path)
-        return pl.read_csv(path, comment_prefix="#", infer_schema_length=None)
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"cannot read counts table {path}: {first}") from None
 
 
 def _integer_column(df, name: str, path: Path) -> np.ndarray:
@@ -68,7 +54,7 @@ def read_counts(path: str | os.PathLike):
     import polars as pl
 
     path = Path(path)
-    df = _load(path)
+    df = read_table(path, "counts table", comment_prefix="#")
     if df.height == 0:
         raise ValueError(f"{path}: the counts table is empty (no data rows)")
     problem_col = next((name for name in PROBLEM_COLUMNS if name in df.columns), None)
