@@ -20,7 +20,6 @@ resident memory. Both paths are checked to give identical results first.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ from markovfork.model.policy import transition_probs  # noqa: E402
 from markovfork.rl.config import RLConfig  # noqa: E402
 from markovfork.rl.train import RLStart, iteration_spans, tabular_model, train_rl  # noqa: E402
 from markovfork.tasks import fork_problems, fork_tree  # noqa: E402
+from markovfork.plumbing.memory import peak_rss_gib  # noqa: E402
 
 HUGE = 1 << 62
 
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     for name, engine, iterations in (("RL analytic", "analytic", 3000), ("RL sampled", "sampled", 20000)):
         run, calls, n = rl_workload(engine, iterations)
         alternate(name, lambda: run(n), lambda: run(None), args.rounds, calls, 1)
-    print(f"peak resident memory of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"peak resident memory of the process: {peak_rss_gib() * 1024:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import statistics
 import time
 import tracemalloc
@@ -46,6 +45,7 @@ from markovfork.tasks.tmc_policy import chain_row_start  # noqa: E402
 from markovfork.rl.pretrain import pretrain_chain  # noqa: E402
 from markovfork.experiments.tmc import TMC_RL, TMCConfig, run_tmc  # noqa: E402
 from markovfork.plumbing.seeds import child_seed  # noqa: E402
+from markovfork.plumbing.memory import peak_rss_gib  # noqa: E402
 
 TARGET_S = 0.7  # the paper's ~73 s script, 100x faster
 PAPER_SCRIPT_S = 73.0
@@ -204,7 +204,7 @@ def main() -> None:
         print(f"{r['name']}: walls " + ", ".join(f"{w:.3f}" for w in r["walls"]) +
               f"; {PAPER_SCRIPT_S / median:.0f}x faster than the paper's ~{PAPER_SCRIPT_S:.0f} s script "
               f"(target >= 100x: {'met' if median <= TARGET_S else 'not met'})")
-    print(f"process peak resident set (ru_maxrss): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"process peak resident set (ru_maxrss): {peak_rss_gib() * 1024:.0f} MiB")
     print()
     print("same experiment, REINFORCE rows (task: pass@1, pass@30, easy / hard / invalid):")
     for name, values in [("numpy reference", reference)] + [

@@ -5,7 +5,7 @@
 The high-water mark of the resident set since the process started (Python, NumPy, Numba and
 torch allocations alike); it never goes down. The memory a run *may* use is
 :func:`markovfork.plumbing.checks.physical_memory`, and the "needs X GiB, have Y" check is
-:func:`markovfork.plumbing.checks.memory_fits`.
+:func:`markovfork.plumbing.checks.fits_in_memory`.
 """
 
 from __future__ import annotations
