@@ -92,7 +92,8 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
     predict held-out rhos or epochs, next to baselines."""
     from markovfork.plumbing import checks
-    from markovfork.fit.heldout import fit_and_predict, read_results
+    from markovfork.fit.heldout import fit_and_predict
+    from markovfork.fit.schema import read_results
     from markovfork.llm_bridge.fit_runs import experiment_from_table
     from markovfork.plumbing.io import check_not_inputs, check_outputs, figure_writer, json_writer, output_prefix, \
         table_paths, table_writers, write_outputs

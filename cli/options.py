@@ -60,13 +60,12 @@ def parse_values(text: str, kind: type, option: str) -> list:
 
 def refuse_repeats(values: list, text: str, option: str) -> list:
     """``values`` unchanged, or a usage error naming the first value given twice."""
-    seen = set()
-    for v in values:
-        if v in seen:
-            shown = f"{v:g}" if isinstance(v, float) else str(v)
-            raise click.BadParameter(f"{shown} is given twice, got {text!r}; give each value once",
-                                     param_hint=f"'{option}'")
-        seen.add(v)
+    from markovfork.plumbing.checks import first_repeat
+
+    v = first_repeat(values)
+    if v is not None:
+        shown = f"{v:g}" if isinstance(v, float) else str(v)
+        raise click.BadParameter(f"{shown} is given twice, got {text!r}; give each value once", param_hint=f"'{option}'")
     return values
 
 

@@ -24,6 +24,7 @@ from markovfork.fit.planned import Prediction, predict_planned
 from markovfork.fit.solve import FitResult
 from markovfork.llm_bridge.config import RunConfig, config_from_dict, load_config
 from markovfork.llm_bridge.task_mapping import experiment, sft_arms
+from markovfork.plumbing import checks
 
 __all__ = ["TASK_COLUMNS", "run_from_table", "experiment_from_table", "fitted_run", "coverage_problems", "predict_run"]
 
@@ -121,7 +122,7 @@ def _repeats(planned: RunConfig) -> list[str]:
     out = []
     for name, values in (("[sft] rhos", planned.sft.rhos), ("[sft] diversities", planned.sft.diversities),
                          ("[eval] epochs", planned.eval.epochs)):
-        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        dup = checks.first_repeat(values)
         if dup is not None:
             out.append(f"{name} = {list(values)} repeats {dup}")
     return out

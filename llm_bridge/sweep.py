@@ -27,7 +27,6 @@ advertise ``GPU`` (:func:`gpu_request`), and runs on any worker otherwise.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import sys
@@ -44,7 +43,7 @@ from markovfork.llm_bridge.run_files import eval_file, rho_label
 
 MAX_RUNS = 1000  # bridge runs in one sweep (rhos x seeds) at most: a larger grid is split by hand
 
-__all__ = ["MAX_RUNS", "SweepTask", "parse_rhos", "parse_seeds", "task_name", "sweep_tasks", "run_task", "gpu_request",
+__all__ = ["MAX_RUNS", "SweepTask", "task_name", "sweep_tasks", "run_task", "gpu_request",
            "run_sweep"]
 
 TABLE = "bridge_results"
@@ -59,33 +58,6 @@ class SweepTask:
     base: Path | None = None  # folder of the shared base (None: the run trains its own)
     threads: int | None = None  # torch threads when the config sets none
     base_only: bool = False
-
-
-def _parse_list(text: str, kind: type, option: str) -> list:
-    """``"0,0.5,1"`` as a list of ``kind``; a bad or repeated value is a one-line ValueError."""
-    try:
-        values = [kind(x) for x in str(text).split(",")]
-    except ValueError:
-        raise ValueError(f"{option} must be a comma-separated list such as {'0,0.5,1' if kind is float else '0,1'}, "
-                         f"got {text!r}") from None
-    dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    if dup is not None:
-        raise ValueError(f"{option} lists {dup} twice, got {text!r}")
-    return values
-
-
-def parse_rhos(text: str) -> list[float]:
-    """``--rho``: distinct fork-format shares in [0, 1]."""
-    rhos = _parse_list(text, float, "--rho")
-    for r in rhos:
-        if not (math.isfinite(r) and 0.0 <= r <= 1.0):
-            raise ValueError(f"--rho values must be in [0, 1], got {r} in {text!r}")
-    return rhos
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``--seeds``: distinct non-negative integer seeds."""
-    return [checks.seed(s, "--seeds value") for s in _parse_list(text, int, "--seeds")]
 
 
 def task_name(rho: float, seed: int) -> str:
@@ -178,7 +150,7 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
     if not rhos or not seeds:
         raise ValueError(f"a sweep needs at least one rho and one seed, got rhos {rhos} and seeds {seeds}")
     for name, values in (("rhos", rhos), ("seeds", seeds)):
-        if len(set(values)) != len(values):
+        if checks.first_repeat(values) is not None:
             raise ValueError(f"the sweep's {name} must not repeat a value, got {list(values)}")
     if len(rhos) * len(seeds) > MAX_RUNS:
         raise ValueError(f"the sweep grid has {len(rhos) * len(seeds)} runs ({len(rhos)} rhos x {len(seeds)} seeds), "

@@ -236,7 +236,7 @@ def posttrain_grid(base: PosttrainConfig, methods=None, kls=None, seeds=None, re
 
     for name, values in (("methods", methods), ("kl", kls), ("seeds", seeds), ("reject_easy", rejects)):
         values = list(values or ())
-        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
+        dup = checks.first_repeat(values)
         if dup is not None:
             raise ValueError(f"{name} lists {dup} twice, got {values}: each run would be made twice")
     out = []

@@ -31,10 +31,11 @@ import numpy as np
 
 from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
 from markovfork.fit.measured import measured_curves
-from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS
+from markovfork.fit.parameters import PARAMETERS
 from markovfork.fit.predict import CurvePredictor, pass_at_k_table
-from markovfork.fit.schema import check_table, read_results
+from markovfork.fit.schema import check_table
 from markovfork.fit.solve import default_free, fit_document, fit_parameters, fit_warnings
+from markovfork.plumbing import checks
 
 __all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors",
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
@@ -303,7 +304,7 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
     for name, given in (("--predict-rho", predict_rhos), ("--train-rho", train_rhos)):
         given = [float(r) for r in given or ()]
-        dup = next((r for i, r in enumerate(given) if r in given[:i]), None)
+        dup = checks.first_repeat(given)
         if dup is not None:
             raise ValueError(f"{name} lists {dup:g} twice, got {given}")
         for r in given:

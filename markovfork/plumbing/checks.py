@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 __all__ = [
+    "first_repeat",
     "is_integer",
     "is_real",
     "integer",
@@ -49,6 +50,17 @@ def is_integer(value) -> bool:
 def is_real(value) -> bool:
     """Whether ``value`` is a real number (Python or NumPy, integers included), bools excluded."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def first_repeat(values):
+    """The first (hashable) value of ``values`` that an earlier one equals (None when all differ): a list
+    option or a config list that names a value twice would run or print it twice."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
 
 
 def integer(name: str, value, low: int | None = None, high: int | None = None) -> int:

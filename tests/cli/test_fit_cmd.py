@@ -78,11 +78,11 @@ def test_fit_predicts_a_held_out_rho_and_writes_every_output(files):
 def test_unwritable_outputs_are_refused_before_computing(files, monkeypatch):
     """--out under a file (not a directory) and --save-params on a directory: refused before
     the table is even read (a table that would fail to read shows the order)."""
-    import markovfork.fit.heldout as heldout
+    import markovfork.fit.schema as schema
 
     d, _ = files
     (d / "plain").write_text("x")
-    monkeypatch.setattr(heldout, "read_results", lambda paths: pytest.fail("read before the outputs were checked"))
+    monkeypatch.setattr(schema, "read_results", lambda paths: pytest.fail("read before the outputs were checked"))
     r = _invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--out", d / "plain" / "res"])
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "is not a directory" in r.output, r.output
     r = _invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--save-params", d])
