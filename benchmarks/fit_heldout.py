@@ -18,10 +18,8 @@ residuals of the *other* rhos (for the rho 0.9 run and seed 2: of all five).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
-import sys
 import time
 from pathlib import Path
 
@@ -106,7 +104,7 @@ def rmse(d) -> float:
 
 def report(out: Path, seed2: str | None) -> None:
     from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
-    from markovfork.fit.heldout import base_counts, interpolate_in_rho, mean_curves
+    from markovfork.fit.heldout import base_counts, mean_curves
     from markovfork.fit.intervals import coverage, discrepancy, interval, seed_ratio
     from markovfork.fit.planned import read_fit
     from markovfork.fit.predict import CurvePredictor

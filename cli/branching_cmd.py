@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from markovfork.branching.run import BranchingConfig, run_branching
-from markovfork.branching.task import BranchingTask, Teacher
+from markovfork.branching.task import Teacher
 from markovfork.branching.train import ENGINES
 from markovfork.cli import main
 from markovfork.cli.options import (

@@ -20,7 +20,7 @@ def _summary_lines(table, pred) -> list[str]:
     last = int(pred.epochs[-1])
     shown = [int(e) for e in pred.epochs if e == 0 or e == last or e in SUMMARY_EPOCHS]
     ks = [int(k) for k in pred.ks]
-    lines = [f"predicted pass@k (analytic simulator at the fitted parameters; +- parameter sd)",
+    lines = ["predicted pass@k (analytic simulator at the fitted parameters; +- parameter sd)",
              "rho   diversity epoch " + " ".join(f"{'k=' + str(k):>14}" for k in ks)]
     for rho, div in pred.arms:
         for e in shown:

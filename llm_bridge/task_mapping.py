@@ -57,8 +57,6 @@ parameters absorb (``docs/fit.md``). This module imports no torch.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from markovfork.llm_bridge.config import RunConfig
 from markovfork.llm_bridge.run_files import sft_settings
 from markovfork.fit.experiment import Experiment

@@ -20,7 +20,6 @@ import numba
 import numpy as np
 
 from markovfork.plumbing import checks
-from markovfork.model.indices import U1
 from markovfork.model.kernels import backward_value, forward_reach, hard_edge_counts
 
 __all__ = [
