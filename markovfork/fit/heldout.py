@@ -214,7 +214,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
 
     no_fork_fit = None
     if no_fork:
-        free_nf = tuple(n for n in free if n not in NO_FORK_FIXED and n != "capacity")
+        free_nf = tuple(n for n in free if n not in NO_FORK_FIXED and n not in ("capacity", "mode_memorisation"))
         saved = predictor.fixed
         predictor.fixed = saved | NO_FORK_FIXED
         try:
@@ -249,7 +249,7 @@ FIRST_EPOCH_RATIO = 1.3  # geometric first-epoch integration steps of the fit's 
 # from where fits of bridge runs end, lr ~ 80 - 340, memorisation ~ 40 - 120: a start in that region
 # saves least-squares iterations; it does not change the optimum). Used for the fit to every row
 # (markovfork fit without held-out rows); held-out splits start from the defaults)
-BRIDGE_START = {"lr": 80.0, "memorisation": 40.0, "capacity": 3.0}
+BRIDGE_START = {"lr": 80.0, "memorisation": 120.0, "capacity": 3.0}
 
 
 # further first-pass starts (capacity low and high): from the default start alone the fit can end in

@@ -42,17 +42,14 @@ class FreeParameter:
         return v * span if self.log else span
 
 
-# The feature scale enters as the memorisation rate m = lr scale^2 (scale = sqrt(m / lr)): the
-# gradient moves W phi at a rate lr scale^2 and the shared logits and skill at a rate lr, so the two
-# are separate knobs, and the integration error, which grows with the memorisation step m capacity,
-# is bounded by the bounds of m and capacity alone (at the corner, within 0.005 of 256 steps per
-# epoch at CurvePredictor's 16: docs/fit.md). lr reaches 100 because the bridge's SFT at rho = 0
-# drives pass@1 to 1 within 12 epochs, which a first fit on partial sweep data put at lr 30; 1000
-# because the fitted lr of the whole sweep sat on the bound 100 (97.5-100 in every held-out fit): the
-# cross-entropy flow on a near-deterministic target moves a logit like log(time), and a step shares the
-# normalised gradient with the ~7 other steps of its trajectory, so pass@1 ~ 0.97 after one epoch
-# needs flow times of hundreds. Large lr is integrated with geometric first-epoch steps
-# (CurvePredictor first_epoch_ratio).
+# The feature scale enters through the memorisation rate M = lr scale^2 capacity (scale = sqrt(M /
+# (lr capacity))): the gradient moves the shared logits and the skill at a rate lr and a training
+# problem's own fork logits W phi_x at a rate lr scale^2 |phi_x|^2 ~ M n_train, so lr and M are
+# separate knobs. Capacity then sets only how much of that leaks onto other problems (the cross
+# terms, relative to the own ones, fall like 1 / sqrt(capacity n_train)). Before format 2 of the fit
+# file the knob was m = lr scale^2 = M / capacity: fits of the bridge sweep slid along the valley m
+# capacity = const to a bound of m (docs/fit.md). The integration error grows with M and is bounded by
+# its bounds (CurvePredictor first_epoch_ratio integrates the large lr of the bridge's first epoch).
 PARAMETERS: dict[str, FreeParameter] = {
     p.name: p
     for p in (
@@ -61,12 +58,17 @@ PARAMETERS: dict[str, FreeParameter] = {
                       "schedule: per epoch at the peak learning rate)"),
         FreeParameter("base_step_accuracy", 0.3, 0.995, 0.8, False,
                       "base model's probability of the correct step at a decipherable node"),
-        FreeParameter("memorisation", 0.01, 200.0, 1.0, True,
-                      "memorisation rate: lr feature_scale^2, how fast the per-problem fork logits W phi grow per epoch"),
-        FreeParameter("capacity", 0.25, 8.0, 1.0, True,
-                      "memorisation capacity: feature dimension per training problem d / n_train (continuous)"),
+        FreeParameter("memorisation", 0.01, 2000.0, 1.0, True,
+                      "memorisation rate M = lr feature_scale^2 capacity: how fast a training problem's own fork "
+                      "logits W phi grow per epoch"),
+        FreeParameter("capacity", 0.01, 8.0, 1.0, True,
+                      "memorisation capacity: feature dimension per training problem d / n_train (continuous); "
+                      "the smaller, the more one problem's memorised fork leaks onto others"),
         FreeParameter("forward_prior", 0.05, 0.95, 0.5, False,
                       "base model's share of the forward (fork) mode among forward and reverse"),
+        FreeParameter("mode_memorisation", 0.001, 10.0, 1.0, True,
+                      "per-problem memorisation rate of the mode choice relative to the arm choice's "
+                      "(1: the same; near 0: the mode is a shared choice, not memorised per problem)"),
     )
 }
 

@@ -63,6 +63,11 @@ def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
     return out.reshape(*s.shape[:-1], len(np.atleast_1d(ks)))
 
 
+def feature_scale(values: dict) -> float:
+    """The feature scale of memorisation rate M and capacity c: M = lr scale^2 c (fit.parameters)."""
+    return math.sqrt(values["memorisation"] / (values["lr"] * values["capacity"]))
+
+
 class CurvePredictor:
     """pass@k of every SFT arm of ``experiment`` (an :class:`Experiment`) for given free-parameter values.
 
@@ -165,7 +170,7 @@ class CurvePredictor:
         cfg = self._arms[arm]["config"]
         fwd, rev, rat = cfg.task.mode_prior
         rest = fwd + rev
-        task = replace(cfg.task, feature_dim=0, feature_scale=math.sqrt(v["memorisation"] / v["lr"]),
+        task = replace(cfg.task, feature_dim=0, feature_scale=feature_scale(v),
                        base_step_accuracy=v["base_step_accuracy"],
                        mode_prior=(v["forward_prior"] * rest, (1.0 - v["forward_prior"]) * rest, rat))
         return replace(cfg, task=task, train=replace(cfg.train, lr=v["lr"]))
@@ -185,7 +190,8 @@ class CurvePredictor:
                          test=replace(ps.test, features=self._features(arm["test_features"], cfg, v)))
             for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed, lr_factors=self.lr_factors,
                                         skill_offset=self.skill_offsets(a, ps, cfg),
-                                        first_epoch_ratio=self.first_epoch_ratio):
+                                        first_epoch_ratio=self.first_epoch_ratio,
+                                        mode_memorisation=v["mode_memorisation"]):
                 if state.epoch in row:
                     probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
                     success = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
@@ -200,9 +206,9 @@ class CurvePredictor:
 
     def _features(self, full: np.ndarray, cfg, v: dict) -> np.ndarray:
         """The columns of ``full`` weighted by sqrt(w_j) (module docstring), times the feature scale
-        sqrt(memorisation / lr)."""
+        sqrt(memorisation / (lr capacity)) (:func:`feature_scale`)."""
         d = v["capacity"] * cfg.task.n_train
-        scale = math.sqrt(v["memorisation"] / v["lr"])  # m = lr scale^2
+        scale = feature_scale(v)
         if self.capacity_ramp > 0:
             tau = self.capacity_ramp * cfg.task.n_train
             j = np.arange(full.shape[1])

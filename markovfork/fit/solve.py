@@ -39,7 +39,10 @@ from markovfork.plumbing.io import json_safe
 __all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
            "FIT_FORMAT", "QUALITY_CHI2", "default_free"]
 
-FIT_FORMAT = "markovfork-fit/1"
+FIT_FORMAT = "markovfork-fit/2"
+# format 1 (before issue 20's reparametrisation): memorisation meant m = lr scale^2, now M = m capacity,
+# and there was no mode_memorisation (the simulator memorised the mode like the arm: 1)
+FIT_FORMAT_1 = "markovfork-fit/1"
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,12 @@ class FitResult:
 
 
 def default_free(predictor: CurvePredictor) -> tuple[str, ...]:
-    """The parameters fitted unless told otherwise: :data:`DEFAULT_FREE`, less ``base_step_accuracy``
-    when the predictor has a per-problem base spread (then the base skill of each problem is set by
-    the measured base counts, and the shared base value moves no prediction)."""
+    """The parameters fitted unless told otherwise: :data:`DEFAULT_FREE`; when the predictor has a
+    per-problem base spread (a bridge run), less ``base_step_accuracy`` (each problem's base skill is
+    then set by the measured base counts, and the shared value moves no prediction) and with
+    ``mode_memorisation`` (how far the mode choice, not only the arm, is memorised per problem)."""
     if getattr(predictor, "base_spread", None) is not None:
-        return tuple(n for n in DEFAULT_FREE if n != "base_step_accuracy")
+        return tuple(n for n in DEFAULT_FREE if n != "base_step_accuracy") + ("mode_memorisation",)
     return DEFAULT_FREE
 
 
@@ -230,6 +234,26 @@ _DOC_KEYS = {"format", "parameters", "reduced_chi2", "fitted",
              *(f.name for f in fields(FitResult) if f.name not in ("values", "sigma", "fixed"))}
 _GRID_KEYS = ("rhos", "diversities", "epochs", "ks")
 
+def _from_format_1(doc: dict) -> dict:
+    """A format-1 document in format 2's parameters: memorisation m -> M = m capacity (its sigma by
+    the same factor, the covariance in unit coordinates dropped to nan: the coordinates changed),
+    mode_memorisation 1, held fixed."""
+    doc = dict(doc, format=FIT_FORMAT)
+    params = {n: dict(p) if isinstance(p, dict) else p for n, p in (doc.get("parameters") or {}).items()}
+    mem, cap = params.get("memorisation"), params.get("capacity")
+    if isinstance(mem, dict) and isinstance(cap, dict) and all(
+            isinstance(x.get("value"), (int, float)) and not isinstance(x.get("value"), bool) for x in (mem, cap)):
+        mem["value"] = mem["value"] * cap["value"]
+        if isinstance(mem.get("sigma"), (int, float)):
+            mem["sigma"] = mem["sigma"] * cap["value"]
+        cov = doc.get("covariance_unit")
+        if isinstance(cov, list):
+            doc["covariance_unit"] = [[None] * len(row) if isinstance(row, list) else row for row in cov]
+    params.setdefault("mode_memorisation", {"value": PARAMETERS["mode_memorisation"].default, "sigma": None,
+                                            "fitted": False})
+    doc["parameters"] = params
+    return doc
+
 
 def _check_document(doc, path) -> None:
     """One-line ValueErrors for a fit document that :func:`load_fit` cannot trust."""
@@ -269,6 +293,8 @@ def _check_document(doc, path) -> None:
 def load_fit(path: str | Path) -> FitResult:
     """Read what :func:`save_fit` wrote (a malformed document is a one-line ValueError)."""
     doc = json.loads(Path(path).read_text())
+    if isinstance(doc, dict) and doc.get("format") == FIT_FORMAT_1:
+        doc = _from_format_1(doc)
     _check_document(doc, path)
     params = doc["parameters"]
     return FitResult(

@@ -96,14 +96,18 @@ class _State:
     theta: np.ndarray  # (N,) shared logit offsets (non-zero on fork children only)
     coef_t: np.ndarray  # (F, P_train) dual coefficients
     skill: float
+    rate: np.ndarray | None = None  # (F, 1) memorisation rate of each fork child's W phi (None: all 1)
 
     def step(self, grad_fc: np.ndarray, grad_skill: float, fc: np.ndarray, rows, scale: float) -> None:
-        """Gradient step of size ``scale`` (lr / total weight); ``grad_fc`` is (F, B)."""
+        """Gradient step of size ``scale`` (lr / total weight); ``grad_fc`` is (F, B). A fork child
+        c whose logit is gamma_c W_c phi moves it at gamma_c^2 times the rate: rate[c] = gamma_c^2
+        scales that child's dual step (the shared theta is not scaled)."""
         self.theta[fc] -= scale * grad_fc.sum(axis=1)
+        step = grad_fc if self.rate is None else self.rate * grad_fc
         if rows is None:
-            self.coef_t -= scale * grad_fc
+            self.coef_t -= scale * step
         else:
-            self.coef_t[:, rows] -= scale * grad_fc  # rows are unique
+            self.coef_t[:, rows] -= scale * step  # rows are unique
         self.skill -= scale * grad_skill
 
 
@@ -132,10 +136,21 @@ class TrainingState:
         return SFTParams(self.theta.copy(), weight, self.skill)
 
 
-def _setup(ps: PathStar, skill_offset=None):
+def mode_rate(tree, fc: np.ndarray, mode_memorisation: float) -> np.ndarray | None:
+    """(F, 1) memorisation rate of each fork child: ``mode_memorisation`` for the root's children
+    (the mode choice), 1 for the others (the arm choice); None when it is 1 (every rate 1)."""
+    if mode_memorisation == 1.0:
+        return None
+    if not (np.isfinite(mode_memorisation) and mode_memorisation >= 0):
+        raise ValueError(f"mode_memorisation must be a finite number >= 0, got {mode_memorisation!r}")
+    return np.where(tree.parent[fc] == 0, float(mode_memorisation), 1.0)[:, None]
+
+
+def _setup(ps: PathStar, skill_offset=None, mode_memorisation: float = 1.0):
     tree, train = ps.tree, ps.train
     fc = fork_children(tree)
-    state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), ps.task.base_skill)
+    state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), ps.task.base_skill,
+                   mode_rate(tree, fc, mode_memorisation))
     train_off, test_off = (None, None) if skill_offset is None else skill_offset
     test_logits = _DualLogits(tree, ps.test, train.features, fc, test_off)
 
@@ -155,17 +170,20 @@ def substep_fractions(n: int, ratio: float | None) -> np.ndarray:
 
 
 def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int, *, lr_factors=None,
-                   skill_offset=None, first_epoch_ratio: float | None = None) -> Iterator[TrainingState]:
+                   skill_offset=None, first_epoch_ratio: float | None = None,
+                   mode_memorisation: float = 1.0) -> Iterator[TrainingState]:
     """Full-batch gradient descent on the exact teacher distribution: yields the state at epochs
     0, 1, ..., ``settings.epochs`` (the loss taken at the state's own parameters).
 
     Options (defaults: the plain flow): ``lr_factors`` (epochs,) multiplies epoch e's gradient-flow
     time ``lr`` by ``lr_factors[e - 1]`` (a learning-rate schedule); ``skill_offset`` = (train, test)
     fixed per-problem offsets of the skill ((P_train,) and (P_test,) arrays); ``first_epoch_ratio``
-    spaces the first epoch's substeps geometrically by that ratio (:func:`substep_fractions`)."""
+    spaces the first epoch's substeps geometrically by that ratio (:func:`substep_fractions`);
+    ``mode_memorisation`` is the per-problem memorisation rate of the mode choice (the root's
+    children) relative to the arm choice's (:func:`mode_rate`; 0: the mode is shared only)."""
     steps = trajectory_steps(ps.tree, teacher_trajectories(ps, mix, derive_seeds(seed)["data"]), ps.train.start)
     total_w = float(steps.weight.sum())
-    fc, state, train_logits, snapshot = _setup(ps, skill_offset)
+    fc, state, train_logits, snapshot = _setup(ps, skill_offset, mode_memorisation)
     if lr_factors is not None:
         lr_factors = np.asarray(lr_factors, dtype=np.float64)
         if lr_factors.shape != (settings.epochs,) or not np.all(np.isfinite(lr_factors) & (lr_factors >= 0)):

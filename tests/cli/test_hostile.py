@@ -38,7 +38,7 @@ def _table() -> pl.DataFrame:
 
 def _fit_doc(fitted) -> dict:
     run = config_from_dict(RUN)
-    fit = FitResult(values=dict(VALUES), sigma={n: 0.01 for n in VALUES}, fixed={"forward_prior": 0.5},
+    fit = FitResult(values=dict(VALUES), sigma={n: 0.01 for n in VALUES}, fixed={"forward_prior": 0.5, "mode_memorisation": 1.0},
                     covariance_unit=np.diag([1e-4] * 4).tolist(), chi2=40.0, n_observations=50, evaluations=10,
                     seconds_per_evaluation=0.01, seconds=0.1, data_fingerprint="x", engines=("llm",),
                     predictor={"max_train_problems": 400, "steps_per_epoch": 16, "seed": 0, "capacity_ramp": 0.1},

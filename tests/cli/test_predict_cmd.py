@@ -33,7 +33,7 @@ epochs = [1, 2, 3]
 def files(tmp_path):
     run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 40, "epochs": 3, "rhos": [0.0, 0.5, 1.0]},
                             "eval": {"n_test": 30, "n_samples": 8, "epochs": [1, 3]}})
-    fit = FitResult(values=dict(VALUES), sigma={n: 0.01 for n in VALUES}, fixed={"forward_prior": 0.5},
+    fit = FitResult(values=dict(VALUES), sigma={n: 0.01 for n in VALUES}, fixed={"forward_prior": 0.5, "mode_memorisation": 1.0},
                     covariance_unit=(np.eye(4) * 1e-4).tolist(), chi2=1.0, n_observations=100, evaluations=1,
                     seconds_per_evaluation=0.1, seconds=0.1, data_fingerprint="0" * 64, engines=("llm",),
                     predictor=dict(SETTINGS), run_config=run.to_dict())
@@ -75,7 +75,7 @@ def test_json_is_strict_and_equals_the_predictor(files):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     rows = pl.DataFrame(doc["rows"])
-    assert set(rows["seed"]) == {9} and doc["values"] == VALUES | {"forward_prior": 0.5} and doc["files"] == []
+    assert set(rows["seed"]) == {9} and doc["values"] == VALUES | {"forward_prior": 0.5, "mode_memorisation": 1.0} and doc["files"] == []
     got = rows.filter(pl.col("rho") == 0.25).sort(["epoch", "k"])["pass_at_k_post"].to_numpy().reshape(4, 3)
     np.testing.assert_array_equal(got, _direct(planned)[0])
 

@@ -37,7 +37,7 @@ def planned_run(**changes):
 
 def hand_made_fit(cov_scale=1e-4, run=None, values=VALUES):
     p = len(values)
-    return FitResult(values=dict(values), sigma={n: 0.0 for n in values}, fixed={"forward_prior": 0.5},
+    return FitResult(values=dict(values), sigma={n: 0.0 for n in values}, fixed={"forward_prior": 0.5, "mode_memorisation": 1.0},
                      covariance_unit=(np.eye(p) * cov_scale).tolist(), chi2=1.0, n_observations=100, evaluations=1,
                      seconds_per_evaluation=0.1, seconds=0.1, data_fingerprint="0" * 64, engines=("llm",),
                      predictor=dict(SETTINGS), run_config=(run or fitted_run()).to_dict())

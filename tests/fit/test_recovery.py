@@ -168,7 +168,7 @@ def test_covariance_leaves_out_parameters_held_by_a_bound():
 # --- per-problem base skill and the bridge's schedule (issue 20) ---------------------------------
 
 SPREAD = {"a": 3.0, "b": 5.0, "w": 0.05}  # base success per problem: 0 w.p. 0.05, else Beta(3, 5)
-HET_TRUTH = {"lr": 40.0, "memorisation": 8.0, "capacity": 1.5}
+HET_TRUTH = {"lr": 40.0, "memorisation": 12.0, "capacity": 1.5, "mode_memorisation": 0.2}
 HET = dict(max_train_problems=60, steps_per_epoch=8, lr_schedule=True, first_epoch_ratio=1.3)
 
 
@@ -176,7 +176,10 @@ HET = dict(max_train_problems=60, steps_per_epoch=8, lr_schedule=True, first_epo
 def recovered_spread():
     """Curves and base counts made by a predictor with a known base spread and the bridge's
     schedule; the spread is re-estimated from the counts (two 'seeds' of 200 problems, n = 32) and
-    lr, memorisation and capacity are fitted with it."""
+    lr, memorisation, capacity and mode_memorisation are fitted with it, from the starts
+    `markovfork fit` uses."""
+    from markovfork.fit.heldout import more_starts
+    from markovfork.fit.solve import default_free
     from markovfork.fit.heterogeneity import base_spread_from_counts
 
     truth = CurvePredictor(experiment(small_run()), base_spread=SPREAD, **HET)
@@ -188,7 +191,8 @@ def recovered_spread():
     predictor = CurvePredictor(experiment(small_run()), base_spread=spread, **HET)
     curves = truth.predict(HET_TRUTH)
     measured = measured_curves(noisy_table(truth, curves, seed=3), predictor.arms, predictor.epochs, predictor.ks)
-    return truth, predictor, spread, counts, measured, fit_parameters(predictor, measured)
+    free = default_free(predictor)  # lr, memorisation, capacity, mode_memorisation
+    return truth, predictor, spread, counts, measured, fit_parameters(predictor, measured, free, more_starts=more_starts(free))
 
 
 def test_base_spread_is_recovered_from_counts(recovered_spread):
