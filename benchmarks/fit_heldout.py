@@ -2,7 +2,10 @@
 results"), each against its baselines, with 90 % predictive intervals and their coverage.
 
     python benchmarks/fit_heldout.py fit [--out DIR] [--only NAME ...]   # the fits (minutes each), cached in DIR
-    python benchmarks/fit_heldout.py report [--out DIR] [--seed2 PATH]   # the tables, from the cache
+    python benchmarks/fit_heldout.py report [--out DIR] [--seed2 PATH] [--sft1000 PATH]   # the tables, from the cache
+
+``--results/--counts/--config`` name another sweep (default: the committed one), e.g. the ArithChain
+sweep (docs/examples/bridge_arith_*): the same fits and tables, fitted on it alone.
 
 Settings (names for --only): ``full`` (every row; parameters, fit time), ``loo`` (each rho left out
 in turn), ``two`` (rho 0 and 1 fitted, every interior rho of both diversities predicted), ``early``
@@ -35,12 +38,13 @@ PRED = EX / "prediction"
 LEVEL = 0.9
 
 
-def setup():
+def setup(results=RESULTS, counts=COUNTS, config=CONFIG):
+    """The sweep's results and counts tables and the fit's predictor for it (default: the committed sweep)."""
     from markovfork.fit.heldout import bridge_predictor
     from markovfork.llm_bridge.fit_runs import experiment_from_table
 
-    table, counts = pl.read_parquet(RESULTS), pl.read_parquet(COUNTS)
-    return table, counts, bridge_predictor(experiment_from_table(table, str(CONFIG)), counts)
+    table, counts = pl.read_parquet(results), pl.read_parquet(counts)
+    return table, counts, bridge_predictor(experiment_from_table(table, str(config)), counts)
 
 
 def per_seed(table, predictor) -> tuple[np.ndarray, list[int]]:
@@ -51,13 +55,13 @@ def per_seed(table, predictor) -> tuple[np.ndarray, list[int]]:
     return np.stack([mean_curves(table.filter(pl.col("seed") == s), predictor) for s in seeds]), seeds
 
 
-def run_fits(out: Path, only) -> None:
+def run_fits(out: Path, only, data: dict) -> None:
     from markovfork.fit.heldout import Split, early_late, evaluate_split, leave_rho_out, more_starts
     from markovfork.fit.solve import default_free
     from markovfork.fit.measured import measured_curves
     from markovfork.fit.solve import fit_parameters
 
-    table, counts, predictor = setup()
+    table, counts, predictor = setup(**data)
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
     last = int(table["epoch"].max())
     jobs = []
@@ -102,14 +106,15 @@ def rmse(d) -> float:
     return float(np.sqrt(np.mean(np.asarray(d) ** 2)))
 
 
-def report(out: Path, seed2: str | None) -> None:
+def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> None:
     from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
     from markovfork.fit.heldout import base_counts, mean_curves
     from markovfork.fit.intervals import coverage, discrepancy, interval, seed_ratio
     from markovfork.fit.planned import read_fit
     from markovfork.fit.predict import CurvePredictor
 
-    table, counts, predictor = setup()
+    table, counts, predictor = setup(**data)
+    committed = data["results"] == RESULTS
     m = int(table["n_test"][0])
     curves, seeds = per_seed(table, predictor)
     meas = mean_curves(table, predictor)
@@ -121,14 +126,14 @@ def report(out: Path, seed2: str | None) -> None:
     # --- the base: count histogram and pass@k, before (the old fit) and after (per-problem skill)
     old = read_fit(PRED / "fit.json")
     from markovfork.llm_bridge.fit_runs import experiment_from_table
-    ex = experiment_from_table(table, str(CONFIG))
+    ex = experiment_from_table(table, str(data["config"]))
     s_old = CurvePredictor(ex, fixed=old.fixed, **old.predictor).success(old.values)[0, 0]
     s_new = predictor.success({})[0, 0]
     correct, n = base_counts(counts)
     h = measured_histogram(correct, int(n[0]))
-    print("## Base model (epoch 0), seeds 0-1 pooled\n")
+    print(f"## Base model (epoch 0), seeds {seeds} pooled\n")
     print(f"measured pass@k {np.round(meas[0, 0], 3).tolist()}")
-    for name, s in (("old (one skill)", s_old), ("new (per-problem skill)", s_new)):
+    for name, s in ((("old (one skill, the committed sweep's fit)", s_old),) if committed else ()) + (("new (per-problem skill)", s_new),):
         from markovfork.fit.predict import pass_at_k_table
         d = histogram_distance(h, predicted_histogram(s[~np.isnan(s)], int(n[0])))
         print(f"{name}: pass@k {np.round(pass_at_k_table(s, ks), 3).tolist()}, count TV {d['tv']:.3f}, W1 {d['w1']:.3f}")
@@ -245,7 +250,7 @@ def report(out: Path, seed2: str | None) -> None:
                     print(f"  rho {rho:g} {div}: simulator {rmse(d_s):.3f}, interpolation {rmse(d_b):.3f}")
 
     # --- the rho 0.9 run (seed 2), predicted by the full fit; the old prediction as committed
-    if full is not None:
+    if full is not None and committed:
         from markovfork.llm_bridge.config import load_config
         from markovfork.llm_bridge.task_mapping import experiment
         from markovfork.fit.heldout import bridge_predictor
@@ -272,7 +277,7 @@ def report(out: Path, seed2: str | None) -> None:
             print(f"  90 % interval coverage (one seed): {coverage(y[post], lo[post], hi[post]):.0%} of {int(post.sum() * ks.size)} cells")
 
     # --- a third seed as test data
-    if seed2 and Path(seed2).exists() and all(v is not None for v in loo.values()):
+    if seed2 and committed and Path(seed2).exists() and all(v is not None for v in loo.values()):
         t2 = pl.read_parquet(seed2)
         y2 = mean_curves(t2, predictor)
         print(f"\n## Seed 2 of the sweep ({seed2}): test data, nothing refitted\n")
@@ -294,6 +299,48 @@ def report(out: Path, seed2: str | None) -> None:
               f"{rmse(np.concatenate(allrep)):.3f} | {cin / cn:.0%} ({cin}/{cn}) |")
         print(f"seed 2 base pass@k {np.round(y2[0, 0], 3).tolist()}")
 
+    if sft1000 and committed and full is not None and lam_all is not None:
+        report_sft_size(sft1000, full, table, counts, predictor, meas, lam_all, ratio_all)
+
+
+def report_sft_size(path: str, full: dict, table, counts, predictor, meas, lam, ratio) -> None:
+    """A run with half the SFT set (docs/examples/bridge-sweep-sft1000.toml, seed 0), test data:
+    predicted by the fit to the whole sweep (nothing refitted), against the sweep's own measured
+    curve at the same rho (the set size ignored) and that curve plus the simulated effect of the
+    set size (simulator at 1,000 minus at 2,000)."""
+    from markovfork.fit.heldout import bridge_predictor, mean_curves
+    from markovfork.fit.intervals import interval
+    from markovfork.llm_bridge.fit_runs import experiment_from_table
+
+    t3 = pl.read_parquet(path)
+    p3 = bridge_predictor(experiment_from_table(t3, str(EX / "bridge-sweep-sft1000.toml")), counts)
+    values = full["fit_result"].values
+    sim = p3.predict(values)
+    y = mean_curves(t3, p3)
+    ks = predictor.ks
+    post = p3.epochs >= 1
+    m = int(t3["n_test"][0])
+    print(f"\n## Half the SFT set ({path}, 1,000 trajectories, seed 0): test data, nothing refitted\n")
+    print("| rho | simulator | sweep curve (2,000) | sweep curve + simulated size effect | 90 % coverage |")
+    print("|---|---|---|---|---|")
+    alls, allb, allc, cin, cn = [], [], [], 0, 0
+    for a, arm in enumerate(p3.arms):
+        j = predictor.arms.index(arm)
+        corrected = meas[j] + sim[a] - full["predicted"][j]
+        d_s, d_b, d_c = ((x - y[a])[post] for x in (sim[a], meas[j], corrected))
+        k2 = np.broadcast_to(np.arange(ks.size), sim[a].shape)
+        lo, hi, _ = interval(sim[a], k2, m, 1, ratio, lam, LEVEL)
+        inside = int(np.sum(((y[a] >= lo - 1e-12) & (y[a] <= hi + 1e-12))[post]))
+        cin += inside; cn += int(post.sum() * ks.size)
+        alls.append(d_s); allb.append(d_b); allc.append(d_c)
+        print(f"| {arm[0]:g} | {rmse(d_s):.3f} | {rmse(d_b):.3f} | {rmse(d_c):.3f} | {inside / (post.sum() * ks.size):.0%} |")
+    print(f"| pooled | {rmse(np.concatenate(alls)):.3f} | {rmse(np.concatenate(allb)):.3f} | {rmse(np.concatenate(allc)):.3f} | "
+          f"{cin / cn:.0%} ({cin}/{cn}) |")
+    i1 = p3.arms.index((1.0, "data"))
+    print(f"rho 1, epoch 12, pass@32: measured {y[i1, -1, -1]:.3f}, simulator {sim[i1, -1, -1]:.3f} "
+          f"(2,000: simulator {full['predicted'][predictor.arms.index((1.0, 'data')), -1, -1]:.3f}, "
+          f"measured {meas[predictor.arms.index((1.0, 'data')), -1, -1]:.3f})")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -301,13 +348,18 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "fit-heldout"), help="cache of the fits (default runs/fit-heldout)")
     ap.add_argument("--only", nargs="*", default=["full", "loo", "two", "early"])
     ap.add_argument("--seed2", default=None, help="a third seed's results table (test data only)")
+    ap.add_argument("--sft1000", default=None, help="the half-SFT-set run's results table (test data only)")
+    ap.add_argument("--results", default=str(RESULTS), help="the sweep's results table (default: the committed sweep)")
+    ap.add_argument("--counts", default=str(COUNTS), help="its per-problem counts")
+    ap.add_argument("--config", default=str(CONFIG), help="its bridge configuration")
     args = ap.parse_args()
+    data = {"results": Path(args.results).resolve(), "counts": Path(args.counts).resolve(), "config": Path(args.config).resolve()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.what == "fit":
-        run_fits(out, args.only)
+        run_fits(out, args.only, data)
     else:
-        report(out, args.seed2)
+        report(out, args.seed2, args.sft1000, data)
 
 
 if __name__ == "__main__":

@@ -287,7 +287,7 @@ def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> C
     spread = None if base is None else base_spread_from_counts(*base)
     schedule = bridge_lr_factors(experiment.run_config) is not None
     return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule,
-                          first_epoch_ratio=FIRST_EPOCH_RATIO, **settings)
+                          first_epoch_ratio=FIRST_EPOCH_RATIO, feature_spectrum="exponential", **settings)
 
 
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,

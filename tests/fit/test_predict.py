@@ -102,3 +102,27 @@ def test_the_corner_of_the_bounds_is_integrated_accurately():
     fine = CurvePredictor(experiment(small_run()), steps_per_epoch=256, **fit_like).predict(corner)
     assert np.all(np.isfinite(table)) and np.all(np.diff(table, axis=2) >= -1e-12)
     assert np.abs(table - fine).max() < 0.01
+
+
+def test_exponential_spectrum_has_the_capacity_as_effective_dimension_and_moves_smoothly():
+    """feature_spectrum="exponential": column j weighted by exp(-(j + 1/2) / (c n_train)), so the
+    summed weight (the effective dimension) is c n_train, and the curves move smoothly with c
+    (second differences small next to first ones), down to small capacities."""
+    pred = CurvePredictor(experiment(small_run()), steps_per_epoch=8, feature_spectrum="exponential")
+    cfg = pred.config(0)
+    n = cfg.task.n_train
+    for c in (0.05, 0.5, 2.0):
+        v = pred.values({"capacity": c, "lr": 5.0, "memorisation": 2.0})
+        ones = np.ones((1, pred._arms[0]["train_features"].shape[1]))
+        w = pred._features(ones, cfg, v)[0] ** 2 / (v["memorisation"] / (v["lr"] * c))
+        assert abs(w.sum() - c * n) < 0.02 * c * n + 0.05, (c, w.sum(), c * n)  # cut at 8.8 n_train columns
+        assert np.all(np.diff(w) < 0)  # decaying
+    base = {"lr": 5.0, "base_step_accuracy": 0.75, "memorisation": 2.0}
+    for c in (0.1, 1.0):
+        h = 0.02 * c
+        f = [pred.predict(base | {"capacity": c + i * h}) for i in (-1, 0, 1)]
+        first, second = np.abs(f[2] - f[0]).max(), np.abs(f[2] - 2 * f[1] + f[0]).max()
+        assert first > 1e-4 and second < 0.2 * first, (c, first, second)
+    assert pred.settings()["feature_spectrum"] == "exponential"
+    with pytest.raises(ValueError, match="feature_spectrum must be one of"):
+        CurvePredictor(experiment(small_run()), feature_spectrum="flat")
