@@ -168,8 +168,16 @@ def test_covariance_leaves_out_parameters_held_by_a_bound():
 # --- per-problem base skill and the bridge's schedule (issue 20) ---------------------------------
 
 SPREAD = {"a": 3.0, "b": 5.0, "w": 0.05}  # base success per problem: 0 w.p. 0.05, else Beta(3, 5)
-HET_TRUTH = {"lr": 40.0, "memorisation": 12.0, "capacity": 1.5, "mode_memorisation": 0.2}
-HET = dict(max_train_problems=60, steps_per_epoch=8, lr_schedule=True, first_epoch_ratio=1.3)
+# the regime of the bridge sweep's fit: strong interference (small capacity), the mode shared more than memorised
+HET_TRUTH = {"lr": 40.0, "memorisation": 12.0, "capacity": 0.3, "mode_memorisation": 0.1}
+HET = dict(max_train_problems=60, steps_per_epoch=8, lr_schedule=True, first_epoch_ratio=1.3, feature_spectrum="exponential")
+
+
+def five_rho_run():
+    """small_run at five rhos: the interior data-level arms are what tell the mode's memorisation."""
+    run = small_run().to_dict()
+    run["sft"]["rhos"] = [0.0, 0.25, 0.5, 0.75, 1.0]
+    return config_from_dict(run)
 
 
 @pytest.fixture(scope="module")
@@ -182,13 +190,13 @@ def recovered_spread():
     from markovfork.fit.solve import default_free
     from markovfork.fit.heterogeneity import base_spread_from_counts
 
-    truth = CurvePredictor(experiment(small_run()), base_spread=SPREAD, **HET)
+    truth = CurvePredictor(experiment(five_rho_run()), base_spread=SPREAD, **HET)
     success = truth.success(HET_TRUTH)
     rng = np.random.default_rng(7)
     base = success[0, 0]
     counts = np.concatenate([rng.binomial(32, base) for _ in range(2)])
     spread = base_spread_from_counts(counts, 32)
-    predictor = CurvePredictor(experiment(small_run()), base_spread=spread, **HET)
+    predictor = CurvePredictor(experiment(five_rho_run()), base_spread=spread, **HET)
     curves = truth.predict(HET_TRUTH)
     measured = measured_curves(noisy_table(truth, curves, seed=3), predictor.arms, predictor.epochs, predictor.ks)
     free = default_free(predictor)  # lr, memorisation, capacity, mode_memorisation
@@ -220,6 +228,8 @@ def test_fit_recovers_parameters_with_a_base_spread(recovered_spread):
         sigma = fit.sigma[name]
         assert np.isfinite(sigma) and sigma > 0, name
         assert abs(fit.values[name] - true) < 3 * sigma + 0.1 * true, (name, fit.values[name], true, sigma)
+    for name in ("lr", "memorisation", "capacity"):  # informative: the data pin them
+        assert fit.sigma[name] < 0.4 * HET_TRUTH[name], (name, fit.sigma[name])
     assert 0.5 < fit.reduced_chi2 < 2.0
 
 
