@@ -34,7 +34,7 @@ __all__ = [
     "node_entropy_reference",
 ]
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # the fit's predictor runs arms on threads
 def _success_kernel(child_start, probs, correct, start, out):
     """out[p] = V_p(start[p]) for the backward recursion in the module docstring."""
     value = np.empty(child_start.shape[0] - 1)

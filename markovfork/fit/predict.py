@@ -69,6 +69,7 @@ def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
     return out.reshape(*s.shape[:-1], len(np.atleast_1d(ks)))
 
 
+MAX_FEATURE_SCALE = 100.0  # the simulator's limit (tasks.path_star)
 FEATURE_SPECTRA = ("ramp", "exponential")  # how capacity weights the feature columns (module docstring)
 
 
@@ -86,7 +87,8 @@ class CurvePredictor:
 
     def __init__(self, experiment: Experiment, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
                  seed: int = 0, capacity_ramp: float = 0.1, base_spread: dict | None = None,
-                 lr_schedule: bool = False, first_epoch_ratio: float | None = None, feature_spectrum: str = "ramp"):
+                 lr_schedule: bool = False, first_epoch_ratio: float | None = None, feature_spectrum: str = "ramp",
+                 threads: int = 1):
         fixed = dict(fixed or {})
         check_names(fixed, "fixed parameters")
         if not isinstance(max_train_problems, int) or max_train_problems < 1:
@@ -106,6 +108,9 @@ class CurvePredictor:
         if feature_spectrum not in FEATURE_SPECTRA:
             raise ValueError(f"feature_spectrum must be one of {list(FEATURE_SPECTRA)}, got {feature_spectrum!r}")
         self.feature_spectrum = feature_spectrum
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        self.threads = threads  # arms run side by side (not a setting: the curves do not depend on it)
         self.base_spread = None if base_spread is None else check_spread(base_spread)
         if first_epoch_ratio is not None and not (isinstance(first_epoch_ratio, (int, float)) and 1.0 <= first_epoch_ratio <= 2.0):
             raise ValueError(f"first_epoch_ratio must be None or in [1, 2], got {first_epoch_ratio!r}")
@@ -179,39 +184,59 @@ class CurvePredictor:
 
     def config(self, arm: int, free: dict | None = None):
         """The simulator configuration arm ``arm`` runs with at these parameters (its features
-        differ: see the module docstring)."""
+        differ: see the module docstring). Its feature_scale is capped at the simulator's limit
+        100: at a corner of the bounds (large memorisation, small lr and capacity) the predictor's
+        own features carry a larger scale, which ``simulate`` would refuse."""
         v = self.values(free or {})
         cfg = self._arms[arm]["config"]
         fwd, rev, rat = cfg.task.mode_prior
         rest = fwd + rev
-        task = replace(cfg.task, feature_dim=0, feature_scale=feature_scale(v),
+        task = replace(cfg.task, feature_dim=0, feature_scale=min(feature_scale(v), MAX_FEATURE_SCALE),
                        base_step_accuracy=v["base_step_accuracy"],
                        mode_prior=(v["forward_prior"] * rest, (1.0 - v["forward_prior"]) * rest, rat))
         return replace(cfg, task=task, train=replace(cfg.train, lr=v["lr"]))
 
     def success(self, free: dict | None = None) -> np.ndarray:
         """(arms, epochs, test problems) exact success probability of one sample of the simulated
-        post-trained model on each test problem (arms with different problem counts: padded with nan)."""
+        post-trained model on each test problem (arms with different problem counts: padded with nan).
+        The arms are independent: with ``threads`` > 1 they run side by side (the kernels release
+        the GIL; the result does not depend on the number of threads)."""
         t0 = time.perf_counter()
         v = self.values(free or {})
         width = max(a["test_features"].shape[0] for a in self._arms)
         out = np.full((len(self._arms), self.epochs.size, width), np.nan)
-        row = {int(e): i for i, e in enumerate(self.epochs)}
-        for a, arm in enumerate(self._arms):
-            cfg = self.config(a, free)
-            ps = cfg.task.build(arm["task_seed"])
-            ps = replace(ps, train=replace(ps.train, features=self._features(arm["train_features"], cfg, v)),
-                         test=replace(ps.test, features=self._features(arm["test_features"], cfg, v)))
-            for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed, lr_factors=self.lr_factors,
-                                        skill_offset=self.skill_offsets(a, ps, cfg),
-                                        first_epoch_ratio=self.first_epoch_ratio,
-                                        mode_memorisation=v["mode_memorisation"]):
-                if state.epoch in row:
-                    probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
-                    success = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
-                    out[a, row[state.epoch], : success.size] = success
+        jobs = [self._arm_job(a, free, v) for a in range(len(self._arms))]  # sequential: fills the base-curve cache
+        if self.threads > 1 and len(jobs) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(self.threads, len(jobs))) as pool:
+                rows = list(pool.map(lambda job: self._arm_success(*job), jobs))
+        else:
+            rows = [self._arm_success(*job) for job in jobs]
+        for a, success in enumerate(rows):
+            out[a, :, : success.shape[1]] = success
         self.evaluations += 1
         self.seconds += time.perf_counter() - t0
+        return out
+
+    def _arm_job(self, a: int, free, v: dict):
+        """The simulated task, configuration and skill offsets of arm ``a`` at values ``v``."""
+        arm = self._arms[a]
+        cfg = self.config(a, free)
+        ps = cfg.task.build(arm["task_seed"])
+        ps = replace(ps, train=replace(ps.train, features=self._features(arm["train_features"], cfg, v)),
+                     test=replace(ps.test, features=self._features(arm["test_features"], cfg, v)))
+        return ps, cfg, self.skill_offsets(a, ps, cfg), v["mode_memorisation"]
+
+    def _arm_success(self, ps, cfg, offsets, mode_memorisation: float) -> np.ndarray:
+        """(epochs, test problems) success probabilities of one arm."""
+        row = {int(e): i for i, e in enumerate(self.epochs)}
+        out = np.full((self.epochs.size, len(ps.test)), np.nan)
+        for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed, lr_factors=self.lr_factors, skill_offset=offsets,
+                                    first_epoch_ratio=self.first_epoch_ratio, mode_memorisation=mode_memorisation):
+            if state.epoch in row:
+                probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
+                out[row[state.epoch]] = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
         return out
 
     def predict(self, free: dict | None = None) -> np.ndarray:

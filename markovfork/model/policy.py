@@ -132,7 +132,7 @@ def _decode_row(z, temperature, top_k, top_p, min_p, out):
         out[i] /= total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # the fit's predictor runs arms on threads
 def _transition_probs_kernel(child_start, logits, temperature, top_k, top_p, min_p, out):
     """out[p, v] = decoded softmax probability of the step into v for problem p; out[:, 0] = 1."""
     n_nodes = child_start.shape[0] - 1

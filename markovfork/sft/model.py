@@ -61,7 +61,7 @@ class StepGradient:
     loss: float  # sum of -w log pi(y)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # the fit's predictor runs arms on threads
 def _fused_step_kernel(
     child_start, kind, base_logit, fc_col, visible, fork_logit, skill, skill_offset, problem, node, target, weight,
     grad_fc, scalars

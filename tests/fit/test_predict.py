@@ -126,3 +126,24 @@ def test_exponential_spectrum_has_the_capacity_as_effective_dimension_and_moves_
     assert pred.settings()["feature_spectrum"] == "exponential"
     with pytest.raises(ValueError, match="feature_spectrum must be one of"):
         CurvePredictor(experiment(small_run()), feature_spectrum="flat")
+
+
+def test_threads_give_the_same_curves():
+    """Arms on threads (the kernels release the GIL) give bit-identical curves to one thread."""
+    run = small_run(diversities=["data", "problem"])
+    values = {"lr": 6.0, "memorisation": 3.0, "capacity": 0.5, "mode_memorisation": 0.1}
+    one = CurvePredictor(experiment(run), steps_per_epoch=4, feature_spectrum="exponential").predict(values)
+    three = CurvePredictor(experiment(run), steps_per_epoch=4, feature_spectrum="exponential", threads=3).predict(values)
+    np.testing.assert_array_equal(one, three)
+    with pytest.raises(ValueError, match="threads must be an integer >= 1, got 0"):
+        CurvePredictor(experiment(run), threads=0)
+
+
+def test_the_strong_memorisation_corner_gives_finite_curves():
+    """lr low, memorisation high, capacity low: a feature scale of ~800, beyond the simulator's
+    limit of 100 (config() caps the scale it reports), still gives finite probabilities."""
+    pred = CurvePredictor(experiment(small_run()), steps_per_epoch=4, feature_spectrum="exponential")
+    low_high = {"lr": 0.3, "memorisation": 2000.0, "capacity": 0.01, "mode_memorisation": 10.0}
+    table = pred.predict(low_high)
+    assert np.all(np.isfinite(table)) and np.all((table >= 0) & (table <= 1))
+    assert pred.config(0, low_high).task.feature_scale == 100.0
