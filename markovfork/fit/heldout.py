@@ -229,6 +229,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
            "train_until_epoch": split.train_until, "held_from_epoch": split.held_from,
            "fit": {"values": fit.values, "sigma": fit.sigma, "reduced_chi2": fit.reduced_chi2,
                    "at_bound": list(fit.at_bound), "evaluations": fit.evaluations,
+                   "integration_error": fit.integration_error,
                    "seconds_per_evaluation": fit.seconds_per_evaluation, "seconds": fit.seconds},
            "errors": methods, "fit_result": fit, "predicted": sim, "baseline": base, "measured": meas, "held": held}
     if no_fork_fit is not None:
@@ -373,7 +374,7 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
                "n_observations": fit.n_observations, "evaluations": fit.evaluations,
                "seconds_per_evaluation": fit.seconds_per_evaluation, "fit_seconds": fit.seconds,
                "train_fit": errors(sim, meas, train_cells), "data_fingerprint": fit.data_fingerprint,
-               "fitted": fit.fitted, "warnings": fit_warnings(fit)}
+               "fitted": fit.fitted, "integration_error": doc["integration_error"], "warnings": fit_warnings(fit)}
     text = [f"fitted on {fit.n_observations} measured values: reduced chi2 {doc['reduced_chi2']:.2f}, "
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"

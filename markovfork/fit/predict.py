@@ -239,6 +239,13 @@ class CurvePredictor:
                 out[row[state.epoch]] = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
         return out
 
+    def integration_error(self, free: dict | None = None, factor: int = 4) -> float:
+        """Largest change of the pass@k table at ``free`` when the analytic flow takes ``factor``
+        times the substeps per epoch (the fit's check of its own step size)."""
+        settings = self.settings() | {"steps_per_epoch": self._settings["steps_per_epoch"] * factor}
+        finer = CurvePredictor(self.experiment, fixed=self.fixed, threads=self.threads, **settings)
+        return float(np.nanmax(np.abs(finer.predict(free) - self.predict(free))))
+
     def predict(self, free: dict | None = None) -> np.ndarray:
         """(arms, epochs, ks) exact pass@k, mean over test problems of 1 - (1 - s_x)^k."""
         return pass_at_k_table(self.success(free), self.ks)

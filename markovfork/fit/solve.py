@@ -65,6 +65,7 @@ class FitResult:
     status: str = ""
     at_bound: tuple[str, ...] = ()  # fitted parameters that ended on a bound (their sigma is nan)
     fitted: dict = field(default_factory=dict)  # rhos, diversities, epochs, ks of the rows fitted
+    integration_error: float = float("nan")  # max |pass@k| change at the fitted values with 4x the substeps
 
     @property
     def reduced_chi2(self) -> float:
@@ -86,7 +87,8 @@ def default_free(predictor: CurvePredictor) -> tuple[str, ...]:
 
 
 def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, start: dict | None = None,
-                   max_evaluations: int = 200, reweight: bool = True, more_starts=()) -> FitResult:
+                   max_evaluations: int = 200, reweight: bool = True, more_starts=(),
+                   check_integration: bool = True) -> FitResult:
     """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
     keep the predictor's fixed values. ``start`` gives starting values (default: each one's
     declared default). With ``reweight`` the fit runs twice: first with standard errors at the
@@ -94,7 +96,9 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
     (:meth:`Measured.reweighted`). ``max_evaluations`` bounds each pass's function evaluations.
     ``more_starts``: further start values (dicts over ``start``) for the first pass; the second
     pass goes on from the first pass's lowest chi-square (the memorisation-capacity valley has
-    local minima: docs/fit.md)."""
+    local minima: docs/fit.md). ``check_integration``: predict once more at the fitted values with
+    four times the integration substeps and keep the largest change (``integration_error``;
+    :func:`fit_warnings` names it when above :data:`INTEGRATION_TOLERANCE`)."""
     from scipy.optimize import least_squares
 
     free = check_names(default_free(predictor) if free is None else free)
@@ -148,6 +152,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
         status=str(sol.message),
         at_bound=tuple(n for n, hit in zip(free, at_bound) if hit),
         fitted=fitted_grid(measured.table),
+        integration_error=predictor.integration_error(values) if check_integration else float("nan"),
     )
 
 
@@ -166,11 +171,15 @@ TOLERANCES = dict(ftol=1e-6, xtol=1e-6)
 FIRST_PASS_TOLERANCES = dict(ftol=1e-3, xtol=1e-3)
 
 QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data, not the noise
+# a fit whose curves move by more than this with 4x the integration substeps sits where the flow is
+# stiff (large memorisation over small capacity, large lr): its values are artefacts of the step size
+INTEGRATION_TOLERANCE = 0.005
 
 
 def fit_warnings(result: FitResult) -> list[str]:
     """Why a fit should not be trusted as it stands (empty: no reason found): parameters on a
-    bound, a reduced chi-square above :data:`QUALITY_CHI2`, undefined uncertainties."""
+    bound, a reduced chi-square above :data:`QUALITY_CHI2`, undefined uncertainties, an integration
+    error above :data:`INTEGRATION_TOLERANCE`."""
     out = []
     if result.at_bound:
         out.append("parameters on a bound (the bound, not the data, holds them): "
@@ -181,6 +190,9 @@ def fit_warnings(result: FitResult) -> list[str]:
     undefined = [n for n, s in result.sigma.items() if n not in result.at_bound and not np.isfinite(s)]
     if undefined or rc != rc:
         out.append("undefined uncertainties (the data do not constrain them): " + ", ".join(undefined or result.values))
+    if result.integration_error > INTEGRATION_TOLERANCE:
+        out.append(f"the curves at the fitted values move by {result.integration_error:.3g} with 4x the integration "
+                   f"substeps (> {INTEGRATION_TOLERANCE:g}): the fit sits where the simulated flow is stiff")
     return out
 
 
@@ -305,6 +317,7 @@ def load_fit(path: str | Path) -> FitResult:
         covariance_unit=[[_null_to_nan(x) for x in row] for row in doc["covariance_unit"]],
         at_bound=tuple(doc.get("at_bound", ())),
         fitted=doc.get("fitted") or {},
+        integration_error=_null_to_nan(doc.get("integration_error")),
         **{k: doc[k] for k in ("chi2", "n_observations", "evaluations", "seconds_per_evaluation",
                                "seconds", "data_fingerprint", "predictor", "run_config", "status")},
     )

@@ -159,3 +159,17 @@ def test_a_format_1_fit_reads_in_the_new_coordinates_and_predicts_as_committed()
     got = pred.pass_at_k[0].reshape(-1)
     # 4e-6 apart already before the reparametrisation: the kernels that made the file were older
     np.testing.assert_allclose(got, committed["pass_at_k_post"].to_numpy(), rtol=0, atol=1e-5)
+
+
+def test_fit_warnings_name_a_stiff_fit():
+    """A fit whose curves move by more than INTEGRATION_TOLERANCE with 4x the substeps is named;
+    the check itself is the predictor's integration_error (zero against itself at equal steps)."""
+    from markovfork.fit.solve import INTEGRATION_TOLERANCE, fit_warnings
+
+    fit = hand_made_fit()
+    assert fit_warnings(replace(fit, integration_error=0.001)) == []
+    (line,) = fit_warnings(replace(fit, integration_error=0.02))
+    assert "move by 0.02 with 4x the integration substeps" in line and f"{INTEGRATION_TOLERANCE:g}" in line
+    pred = CurvePredictor(experiment(fitted_run()), fixed=fit.fixed, **SETTINGS)
+    assert pred.integration_error(VALUES, factor=1) == 0.0
+    assert 0.0 < pred.integration_error(VALUES) < INTEGRATION_TOLERANCE
