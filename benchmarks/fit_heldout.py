@@ -78,7 +78,8 @@ def run_fits(out: Path, only, data: dict) -> None:
         t0 = time.perf_counter()
         if job == "full":
             m = measured_curves(table, predictor.arms, predictor.epochs, predictor.ks)
-            fit = fit_parameters(predictor, m, more_starts=more_starts(default_free(predictor)))
+            free = default_free(predictor, m)
+            fit = fit_parameters(predictor, m, free, more_starts=more_starts(free))
             res = {"fit_result": fit, "predicted": predictor.predict(fit.values)}
         else:
             if job.startswith("loo_"):

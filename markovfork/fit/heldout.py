@@ -194,7 +194,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     cells = np.broadcast_to(held[:, :, None], meas.shape)
 
     measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
-    free = default_free(predictor) if free is None else free
+    free = default_free(predictor, measured) if free is None else free
     fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free))
     if progress:
         progress()
@@ -343,8 +343,8 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]
     else:
         measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
-        fit = fit_parameters(predictor, measured, start=bridge_start(predictor),
-                             more_starts=more_starts(default_free(predictor)))
+        free = default_free(predictor, measured)
+        fit = fit_parameters(predictor, measured, free, start=bridge_start(predictor), more_starts=more_starts(free))
         if progress:
             progress()
         meas = mean_curves(table, predictor)

@@ -3,6 +3,7 @@ from pass@k curves that the simulator itself generated and that were perturbed w
 noise (seeded)."""
 
 import numpy as np
+import polars as pl
 import pytest
 
 from markovfork.fit import CurvePredictor, fit_parameters, load_fit, measured_curves, save_fit
@@ -250,3 +251,17 @@ def test_the_bridge_schedule_scales_each_epoch():
     except ImportError:  # torch absent
         return
     assert steps == pytest.approx([lr_at(s, total, run.sft) for s in range(total)], rel=1e-12)
+
+
+def test_mode_memorisation_is_fitted_only_where_the_rows_mix_modes(recovered_spread):
+    """Rows of rho 0 and 1 alone (every training problem asks for the same mode) do not tell the
+    mode's memorisation: it is held at its default; any data-level arm with 0 < rho < 1 frees it."""
+    from markovfork.fit.solve import default_free
+
+    truth, predictor, *_ = recovered_spread
+    table = noisy_table(truth, truth.predict(HET_TRUTH), seed=5)
+    edges = measured_curves(table.filter(pl.col("rho").is_in([0.0, 1.0])), predictor.arms, predictor.epochs, predictor.ks)
+    mixed = measured_curves(table.filter(pl.col("rho").is_in([0.0, 0.5])), predictor.arms, predictor.epochs, predictor.ks)
+    assert default_free(predictor, edges) == ("lr", "memorisation", "capacity")
+    assert default_free(predictor, mixed) == ("lr", "memorisation", "capacity", "mode_memorisation")
+    assert default_free(predictor) == ("lr", "memorisation", "capacity", "mode_memorisation")
