@@ -247,10 +247,11 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
 
 FIRST_EPOCH_RATIO = 1.3  # geometric first-epoch integration steps of the fit's predictor (docs/fit.md)
 # where a bridge fit with the schedule starts (the declared defaults, lr 5 and memorisation 1, lie far
-# from where fits of bridge runs end, lr ~ 80 - 340, memorisation ~ 40 - 120: a start in that region
-# saves least-squares iterations; it does not change the optimum). Used for the fit to every row
-# (markovfork fit without held-out rows); held-out splits start from the defaults)
-BRIDGE_START = {"lr": 80.0, "memorisation": 120.0, "capacity": 3.0}
+# from where fits of bridge runs end, lr ~ 50 - 160, memorisation ~ 45 - 130, capacity ~ 0.1 - 0.6,
+# mode_memorisation ~ 0.003 - 0.015 (docs/fit.md): a start in that region saves least-squares
+# iterations; the further starts still look at the other capacities). Used for the fit to every
+# row (markovfork fit without held-out rows); held-out splits start from the defaults)
+BRIDGE_START = {"lr": 100.0, "memorisation": 50.0, "capacity": 0.1, "mode_memorisation": 0.01}
 
 
 # further first-pass starts (capacity low and high): from the default start alone the fit can end in
