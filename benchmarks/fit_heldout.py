@@ -158,7 +158,7 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
     intervals_loo, residuals = {}, {}
     loo = {r: load(out, f"loo_{r:g}") for r in rhos}
     if all(v is not None for v in loo.values()):
-        print("\n## Leave one rho out (epochs 1-12, k 1-32; seeds 0-1 mean)\n")
+        print(f"\n## Leave one rho out (epochs 1-12, k 1-32; mean of seeds {seeds})\n")
         print("| held out | simulator RMSE / max | interpolation RMSE / max | no fork RMSE / max | k 16, 32: sim / interp / beta-bin | count TV | 90 % coverage | lr, memorisation, capacity | at bound | wall |")
         print("|---|---|---|---|---|---|---|---|---|---:|")
         pooled = {"simulator": [], "interpolation": [], "no_fork": []}
