@@ -259,25 +259,60 @@ _DOC_KEYS = {"format", "parameters", "reduced_chi2", "fitted",
              *(f.name for f in fields(FitResult) if f.name not in ("values", "sigma", "fixed"))}
 _GRID_KEYS = ("rhos", "diversities", "epochs", "ks")
 
-def _from_format_1(doc: dict) -> dict:
+def _from_format_1(doc: dict, path) -> dict:
     """A format-1 document in format 2's parameters: memorisation m -> M = m capacity (its sigma by
-    the same factor, the covariance in unit coordinates dropped to nan: the coordinates changed),
-    mode_memorisation 1, held fixed."""
+    the same factor), mode_memorisation 1, held fixed, and the covariance carried into the new unit
+    coordinates (:func:`_unit_jacobian_from_format_1`). A document that cannot be converted is a
+    one-line ValueError; other faults are left for :func:`_check_document` to name."""
     doc = dict(doc, format=FIT_FORMAT)
     params = {n: dict(p) if isinstance(p, dict) else p for n, p in (doc.get("parameters") or {}).items()}
     mem, cap = params.get("memorisation"), params.get("capacity")
-    if isinstance(mem, dict) and isinstance(cap, dict) and all(
-            isinstance(x.get("value"), (int, float)) and not isinstance(x.get("value"), bool) for x in (mem, cap)):
-        mem["value"] = mem["value"] * cap["value"]
-        if isinstance(mem.get("sigma"), (int, float)):
-            mem["sigma"] = mem["sigma"] * cap["value"]
-        cov = doc.get("covariance_unit")
-        if isinstance(cov, list):
-            doc["covariance_unit"] = [[None] * len(row) if isinstance(row, list) else row for row in cov]
+    numeric = all(isinstance(x, dict) and isinstance(x.get(k), (int, float)) and not isinstance(x.get(k), bool)
+                  for x in params.values() for k in ("value", "low", "high"))
+    if not (numeric and mem is not None and cap is not None):
+        raise ValueError(f"{path}: a format-1 fit file needs numeric value, low and high for every parameter, "
+                         f"memorisation and capacity among them, to be read (its memorisation meant m = M / capacity)")
+    cov = doc.get("covariance_unit")
+    fitted = [n for n, p in params.items() if p.get("fitted") is True]
+    if isinstance(cov, list) and len(cov) == len(fitted) and all(isinstance(r, list) and len(r) == len(fitted) for r in cov):
+        a = _unit_jacobian_from_format_1(params, fitted)
+        c = np.array([[np.nan if x is None else x for x in row] for row in cov], dtype=np.float64)
+        held = ~np.isfinite(np.diag(c))  # held at a bound in the old fit: no variance, and none known
+        new = a @ np.where(np.isfinite(c), c, 0.0) @ a.T
+        new[held, :] = np.nan
+        new[:, held] = np.nan
+        doc["covariance_unit"] = new.tolist()
+    # the sigma of M = m c with c held: the same factor (with c fitted too, the covariance above is the full story)
+    mem["value"] = mem["value"] * cap["value"]
+    if isinstance(mem.get("sigma"), (int, float)):
+        mem["sigma"] = mem["sigma"] * cap["value"]
+    for n, p in params.items():
+        if n in PARAMETERS:
+            p["low"], p["high"] = PARAMETERS[n].low, PARAMETERS[n].high
     params.setdefault("mode_memorisation", {"value": PARAMETERS["mode_memorisation"].default, "sigma": None,
                                             "fitted": False})
     doc["parameters"] = params
     return doc
+
+
+def _unit_jacobian_from_format_1(params: dict, fitted: list[str]) -> np.ndarray:
+    """d u_new / d u_old over the fitted parameters of a format-1 document: each parameter's unit
+    coordinate rescaled from its stored bounds to today's, and log M = log m + log capacity."""
+    def span(n, low, high):
+        t = np.log if PARAMETERS[n].log else (lambda x: x)
+        return float(t(high) - t(low))
+
+    a = np.zeros((len(fitted), len(fitted)))
+    for i, n in enumerate(fitted):
+        if n not in PARAMETERS:
+            return np.full_like(a, np.nan)
+        old = span(n, params[n]["low"], params[n]["high"])
+        new = span(n, PARAMETERS[n].low, PARAMETERS[n].high)
+        a[i, i] = old / new
+        if n == "memorisation" and "capacity" in fitted:  # log M = log m + log c (both log scales)
+            j = fitted.index("capacity")
+            a[i, j] = span("capacity", params["capacity"]["low"], params["capacity"]["high"]) / new
+    return a
 
 
 def _check_document(doc, path) -> None:
@@ -319,7 +354,7 @@ def load_fit(path: str | Path) -> FitResult:
     """Read what :func:`save_fit` wrote (a malformed document is a one-line ValueError)."""
     doc = json.loads(Path(path).read_text())
     if isinstance(doc, dict) and doc.get("format") == FIT_FORMAT_1:
-        doc = _from_format_1(doc)
+        doc = _from_format_1(doc, path)
     _check_document(doc, path)
     params = doc["parameters"]
     return FitResult(

@@ -138,7 +138,7 @@ def test_read_fit_errors_are_one_line(tmp_path):
                                   predict_run(hand_made_fit(), planned_run()).pass_at_k)
 
 
-def test_a_format_1_fit_reads_in_the_new_coordinates_and_predicts_as_committed():
+def test_a_format_1_fit_reads_in_the_new_coordinates_and_predicts_as_committed(tmp_path):
     """The prediction committed before its run (docs/examples/prediction, fit format 1: memorisation
     then meant m = lr scale^2) reads as M = m capacity with mode_memorisation 1 held fixed, and
     predicts the committed pass@k table again."""
@@ -154,11 +154,20 @@ def test_a_format_1_fit_reads_in_the_new_coordinates_and_predicts_as_committed()
     m, c = (old["parameters"][n]["value"] for n in ("memorisation", "capacity"))
     assert fit.values["memorisation"] == pytest.approx(m * c) and fit.values["capacity"] == c
     assert fit.fixed["mode_memorisation"] == 1.0
-    pred = predict_run(fit, load_config(here / "planned.toml"), uncertainty=False)
+    pred = predict_run(fit, load_config(here / "planned.toml"))
     committed = pl.read_parquet(here / "predicted.parquet").sort("epoch", "k")
     got = pred.pass_at_k[0].reshape(-1)
     # 4e-6 apart already before the reparametrisation: the kernels that made the file were older
     np.testing.assert_allclose(got, committed["pass_at_k_post"].to_numpy(), rtol=0, atol=1e-5)
+    # the parameter sd too: the covariance carried into the new unit coordinates (capacity held at
+    # its old bound stays held)
+    np.testing.assert_allclose(pred.sd[0].reshape(-1), committed["pass_at_k_post_sd"].to_numpy(), rtol=0.02, atol=1e-4)
+    assert committed["pass_at_k_post_sd"].max() > 0.01
+    bad = json.loads((here / "fit.json").read_text())
+    del bad["parameters"]["capacity"]["low"]
+    (tmp_path / "old.json").write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="a format-1 fit file needs numeric value, low and high"):
+        read_fit(tmp_path / "old.json")
 
 
 def test_fit_warnings_name_a_stiff_fit():
