@@ -83,3 +83,37 @@ def test_training_does_not_import_evaluation():
     code = "import sys, markovfork.sft.train; print('markovfork.sft.evaluate' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_mode_memorisation_scales_the_mode_choices_memorised_logits():
+    """mode_memorisation r scales the per-problem (W phi) part of the mode choice's logits: after
+    one Euler step from W = 0 it is exactly r times that of r = 1, the arm choice's is unchanged,
+    and the shared logits too; r = 1 is the default, bit for bit; r = 0 leaves the mode one
+    shared choice, the same on every test problem."""
+    from markovfork.sft.model import fork_children
+
+    ps = PathStarTask(feature_dim=40, n_train=60, n_test=30).build(1)
+    one_step = TrainSettings(epochs=1, steps_per_epoch=1, lr=3.0)
+    fc = fork_children(ps.tree)
+    mode = ps.tree.parent[fc] == 0
+    assert mode.sum() == 3 and (~mode).sum() >= 2  # forward, reverse, rationale; the arms
+
+    def after(r):
+        state = list(train_analytic(ps, SFTMix(0.5), one_step, seed=0, mode_memorisation=r))[-1]
+        return state, state._test.fork_logits(state.coef_t)
+
+    (s1, w1), (s3, w3) = after(1.0), after(0.3)
+    assert np.abs(w1[mode]).max() > 1e-3
+    np.testing.assert_allclose(w3[mode], 0.3 * w1[mode], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(w3[~mode], w1[~mode])
+    np.testing.assert_array_equal(s3.theta, s1.theta)
+    default = list(train_analytic(ps, SFTMix(0.5), TrainSettings(epochs=3), seed=0))[-1]
+    same = list(train_analytic(ps, SFTMix(0.5), TrainSettings(epochs=3), seed=0, mode_memorisation=1.0))[-1]
+    np.testing.assert_array_equal(default.test_logits(), same.test_logits())
+    shared = list(train_analytic(ps, SFTMix(0.5), TrainSettings(epochs=3), seed=0, mode_memorisation=0.0))[-1]
+    root = np.arange(ps.tree.child_start[0], ps.tree.child_start[1])
+    p_shared = transition_probs(ps.tree, shared.test_logits())[:, root]
+    p_default = transition_probs(ps.tree, default.test_logits())[:, root]
+    assert np.ptp(p_shared, axis=0).max() < 1e-12 < np.ptp(p_default, axis=0).max()
+    with pytest.raises(ValueError, match="mode_memorisation must be a finite number >= 0, got -1.0"):
+        list(train_analytic(ps, SFTMix(0.5), one_step, seed=0, mode_memorisation=-1.0))
