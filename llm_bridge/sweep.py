@@ -36,7 +36,7 @@ from pathlib import Path
 import polars as pl
 
 from markovfork.plumbing import checks
-from markovfork.plumbing.executors import parse_scheduler, run_tasks
+from markovfork.plumbing.executors import available_cores, parse_scheduler, run_tasks
 from markovfork.plumbing.io import check_outputs, read_json, read_table, table_paths, table_writers, write_outputs
 from markovfork.llm_bridge.config import RunConfig, config_from_dict
 from markovfork.llm_bridge.run_files import eval_file, rho_label
@@ -164,10 +164,10 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
 
         device = resolve_device(cfg.device)  # the local machine runs the tasks: refuse a missing device now
         if workers is None:
-            workers = 1 if device.type == "cuda" else (os.cpu_count() or 1)
-        threads = max(1, (os.cpu_count() or 1) // workers) if device.type == "cpu" else None
+            workers = 1 if device.type == "cuda" else available_cores()
+        threads = max(1, available_cores() // workers) if device.type == "cpu" else None
     else:
-        threads = max(1, (os.cpu_count() or 1) // n_dask) if kind == "local" else None
+        threads = max(1, available_cores() // n_dask) if kind == "local" else None
     resources = gpu_request(scheduler, gpus_per_task)
     bases, runs = sweep_tasks(cfg, rhos, seeds, out, threads)
     for t in bases + runs:

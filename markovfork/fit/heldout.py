@@ -288,19 +288,12 @@ def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> C
     base = None if counts is None else base_counts(counts)
     spread = None if base is None else base_spread_from_counts(*base)
     schedule = bridge_lr_factors(experiment.run_config) is not None
+    from markovfork.plumbing.executors import available_cores
+
     settings.setdefault("threads", available_cores())
     return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule,
                           first_epoch_ratio=FIRST_EPOCH_RATIO, feature_spectrum="exponential", **settings)
 
-
-def available_cores() -> int:
-    """The cores this process may run on (the predictor's arms run on as many threads)."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,

@@ -22,7 +22,15 @@ from typing import Callable, Sequence
 
 from markovfork.plumbing import checks
 
-__all__ = ["parse_scheduler", "run_tasks"]
+__all__ = ["parse_scheduler", "run_tasks", "available_cores"]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity; the machine's count where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def parse_scheduler(text: str | None) -> tuple[str, object]:
@@ -64,7 +72,7 @@ def run_tasks(fn: Callable, items: Sequence, scheduler: str | None = None, worke
         if batch_size is not None:
             batch_size = checks.integer("batch_size", batch_size, 1)
         return run_on_dask(fn, items, kind, value, progress, batch_size=batch_size, resources=resources)
-    workers = (os.cpu_count() or 1) if workers is None else checks.integer("workers", workers, 1)
+    workers = available_cores() if workers is None else checks.integer("workers", workers, 1)
     from markovfork.plumbing.process_pool import process_pool
 
     results: list = [None] * len(items)

@@ -197,7 +197,10 @@ def sweep(configs: list, workers: int | None = None, progress: bool = False, run
     the table does not depend on the executor, on ``workers`` or on the order runs finish."""
     if not configs:
         raise ValueError("a sweep needs at least one configuration")
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers is None:
+        from markovfork.plumbing.executors import available_cores
+
+        workers = available_cores()
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     from tqdm.auto import tqdm
