@@ -41,6 +41,7 @@ __all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_i
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
 
 NO_FORK_FIXED = {"memorisation": PARAMETERS["memorisation"].low}  # the fork mechanism off
+NO_FORK_IDLE = ("capacity", "mode_memorisation")  # with memorisation off they move nothing: not fitted
 SMALL_N = 8  # samples per problem the beta-binomial baseline may see
 
 
@@ -214,7 +215,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
 
     no_fork_fit = None
     if no_fork:
-        free_nf = tuple(n for n in free if n not in NO_FORK_FIXED and n not in ("capacity", "mode_memorisation"))
+        free_nf = tuple(n for n in free if n not in NO_FORK_FIXED and n not in NO_FORK_IDLE)
         saved = predictor.fixed
         predictor.fixed = saved | NO_FORK_FIXED
         try:
@@ -293,7 +294,6 @@ def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> C
     settings.setdefault("threads", available_cores())
     return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule,
                           first_epoch_ratio=FIRST_EPOCH_RATIO, feature_spectrum="exponential", **settings)
-
 
 
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,

@@ -48,8 +48,10 @@ class FreeParameter:
 # separate knobs. Capacity then sets only how much of that leaks onto other problems (the cross
 # terms, relative to the own ones, fall like 1 / sqrt(capacity n_train)). Before format 2 of the fit
 # file the knob was m = lr scale^2 = M / capacity: fits of the bridge sweep slid along the valley m
-# capacity = const to a bound of m (docs/fit.md). The integration error grows with M and is bounded by
-# its bounds (CurvePredictor first_epoch_ratio integrates the large lr of the bridge's first epoch).
+# capacity = const to a bound of m (docs/fit.md). The integration error grows with lr and with M over
+# capacity; at corners of these bounds the bridge predictor's 16 substeps are off by up to 0.37, so
+# every fit checks its own (fit.solve integration_error; CurvePredictor first_epoch_ratio integrates
+# the large lr of the bridge's first epoch).
 PARAMETERS: dict[str, FreeParameter] = {
     p.name: p
     for p in (
