@@ -56,7 +56,7 @@ def per_seed(table, predictor) -> tuple[np.ndarray, list[int]]:
 
 
 def run_fits(out: Path, only, data: dict) -> None:
-    from markovfork.fit.heldout import Split, early_late, evaluate_split, leave_rho_out, more_starts
+    from markovfork.fit.heldout import Split, early_late, evaluate_split, leave_rho_out, more_starts, train_forks
     from markovfork.fit.solve import default_free
     from markovfork.fit.measured import measured_curves
     from markovfork.fit.solve import fit_parameters
@@ -79,7 +79,9 @@ def run_fits(out: Path, only, data: dict) -> None:
         if job == "full":
             m = measured_curves(table, predictor.arms, predictor.epochs, predictor.ks)
             free = default_free(predictor, m)
-            fit = fit_parameters(predictor, m, free, more_starts=more_starts(free))
+            everything = Split("full", tuple(rhos), (), last, last + 1)
+            fit = fit_parameters(predictor, m, free, more_starts=more_starts(free),
+                                 forks=train_forks(counts, everything, predictor))
             res = {"fit_result": fit, "predicted": predictor.predict(fit.values)}
         else:
             if job.startswith("loo_"):

@@ -3,7 +3,8 @@ and score it against baselines (``docs/fit.md``, "Held-out results").
 
 A split names the training rows and the held-out rows of a results table: leave one rho out
 (train on every other rho, epoch 0 included; hold out that rho's SFT epochs), or fit early epochs
-and predict later ones (train on epochs <= E, hold out epochs > E). The score of a prediction
+and predict later ones (train on epochs <= E, hold out epochs > E). With per-problem counts the
+fit also takes the fork observations of the training rows (:func:`train_forks`). The score of a prediction
 P against the measured curves Y (the mean over seeds) on the held-out (arm, epoch >= 1, k) cells:
 
     RMSE = sqrt(mean (P - Y)^2),   max error = max |P - Y|.
@@ -15,8 +16,9 @@ Baselines, scored on the same cells:
   data- and problem-level mixes are the same, so those arms count for both); at an edge, the
   nearest training rho. ``persistence`` (early/late): the last training epoch's curve carried on.
 * ``no_fork``: the same simulator with its fork mechanism switched off, fitted the same way on the
-  same rows: the memorisation rate held at its lower bound (the per-problem fork logits do not
-  grow; the fork choice stays what the shared logits make it), lr and base skill fitted.
+  same pass@k rows: the memorisation rate held at its lower bound (the per-problem fork logits do
+  not grow; the fork choice stays what the shared logits make it), lr and base skill fitted; no
+  fork observations (its fork cannot move to meet them).
 * ``beta_binomial`` (large k, needs per-problem counts): per held-out (seed, arm, epoch), each
   problem's count of correct samples subsampled without replacement to n = 8 (hypergeometric,
   seeded), a beta-binomial with a zero mass fitted (:func:`markovfork.metrics.extrapolate.fit_beta_binomial`)
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
+from markovfork.fit.forks import measured_forks
 from markovfork.fit.measured import measured_curves
 from markovfork.fit.parameters import PARAMETERS
 from markovfork.fit.predict import CurvePredictor, pass_at_k_table
@@ -37,7 +40,7 @@ from markovfork.fit.schema import check_table
 from markovfork.fit.solve import default_free, fit_document, fit_parameters, fit_warnings
 from markovfork.plumbing import checks
 
-__all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors",
+__all__ = ["Split", "leave_rho_out", "early_late", "mean_curves", "interpolate_in_rho", "errors", "train_forks",
            "beta_binomial_curves", "evaluate_split", "NO_FORK_FIXED", "SMALL_N"]
 
 NO_FORK_FIXED = {"memorisation": PARAMETERS["memorisation"].low}  # the fork mechanism off
@@ -127,6 +130,17 @@ def errors(predicted: np.ndarray, measured: np.ndarray, mask: np.ndarray) -> dic
     return {"rmse": float(np.sqrt(np.mean(d**2))), "max": float(np.max(np.abs(d))), "cells": int(d.size)}
 
 
+def train_forks(counts, split: Split, predictor):
+    """The fork observations (:mod:`markovfork.fit.forks`) of the counts rows that ``split`` trains on
+    (None without counts): a held-out rho's or epoch's forks never reach the fit."""
+    if counts is None:
+        return None
+    import polars as pl
+
+    rows = counts.filter(pl.Series(split.train_mask(counts["rho"].to_numpy(), counts["epoch"].to_numpy())))
+    return measured_forks(rows, predictor.arms, predictor.epochs)
+
+
 def _held_counts(counts, predictor, held: np.ndarray):
     """(arm, epoch index, the per-problem count rows of that setting) for each (arm, epoch) pair
     that ``held`` marks, arm by arm."""
@@ -196,7 +210,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
 
     measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
     free = default_free(predictor, measured) if free is None else free
-    fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free))
+    fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free), forks=train_forks(counts, split, predictor))
     if progress:
         progress()
     success = predictor.success(fit.values)
@@ -338,7 +352,8 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
     else:
         measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
         free = default_free(predictor, measured)
-        fit = fit_parameters(predictor, measured, free, start=bridge_start(predictor), more_starts=more_starts(free))
+        fit = fit_parameters(predictor, measured, free, start=bridge_start(predictor), more_starts=more_starts(free),
+                             forks=train_forks(counts, split, predictor))
         if progress:
             progress()
         meas = mean_curves(table, predictor)
@@ -368,11 +383,16 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
                "n_observations": fit.n_observations, "evaluations": fit.evaluations,
                "seconds_per_evaluation": fit.seconds_per_evaluation, "fit_seconds": fit.seconds,
                "train_fit": errors(sim, meas, train_cells), "data_fingerprint": fit.data_fingerprint,
-               "fitted": fit.fitted, "integration_error": doc["integration_error"], "warnings": fit_warnings(fit)}
+               "fitted": fit.fitted, "integration_error": doc["integration_error"], "forks": fit.forks,
+               "warnings": fit_warnings(fit)}
     text = [f"fitted on {fit.n_observations} measured values: reduced chi2 {doc['reduced_chi2']:.2f}, "
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"
               + (" (at bound)" if n in fit.at_bound else "") for n, v in fit.values.items())]
+    if fit.forks:
+        n_f, chi2_f = fit.forks["observations"], fit.forks["chi2"]
+        text.insert(1, f"  of them {n_f} fork observations: chi2 per value {chi2_f / n_f:.2f} forks, "
+                       f"{(fit.chi2 - chi2_f) / (fit.n_observations - n_f):.2f} pass@k")
     seeds = sorted(int(x) for x in table["seed"].unique())
     if len(seeds) >= 2 and "n_test" in table.columns:  # the noise part of a predictive interval (fit.intervals)
         from markovfork.fit.intervals import seed_ratio

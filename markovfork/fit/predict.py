@@ -198,13 +198,19 @@ class CurvePredictor:
 
     def success(self, free: dict | None = None) -> np.ndarray:
         """(arms, epochs, test problems) exact success probability of one sample of the simulated
-        post-trained model on each test problem (arms with different problem counts: padded with nan).
+        post-trained model on each test problem (arms with different problem counts: padded with nan)."""
+        return self.evaluate(free)[0]
+
+    def evaluate(self, free: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(success, target-arm probability), each (arms, epochs, test problems): :meth:`success`,
+        and each test problem's probability of its correct arm at the forward fork
+        (``PathStar.target_arm_probability``; the bridge's ``q_target``; ``markovfork.fit.forks``).
         The arms are independent: with ``threads`` > 1 they run side by side (the kernels release
         the GIL; the result does not depend on the number of threads)."""
         t0 = time.perf_counter()
         v = self.values(free or {})
         width = max(a["test_features"].shape[0] for a in self._arms)
-        out = np.full((len(self._arms), self.epochs.size, width), np.nan)
+        out = np.full((2, len(self._arms), self.epochs.size, width), np.nan)
         jobs = [self._arm_job(a, free, v) for a in range(len(self._arms))]  # sequential: fills the base-curve cache
         if self.threads > 1 and len(jobs) > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -213,11 +219,11 @@ class CurvePredictor:
                 rows = list(pool.map(lambda job: self._arm_success(*job), jobs))
         else:
             rows = [self._arm_success(*job) for job in jobs]
-        for a, success in enumerate(rows):
-            out[a, :, : success.shape[1]] = success
+        for a, both in enumerate(rows):
+            out[:, a, :, : both.shape[2]] = both
         self.evaluations += 1
         self.seconds += time.perf_counter() - t0
-        return out
+        return out[0], out[1]
 
     def _arm_job(self, a: int, free, v: dict):
         """The simulated task, configuration and skill offsets of arm ``a`` at values ``v``."""
@@ -229,14 +235,16 @@ class CurvePredictor:
         return ps, cfg, self.skill_offsets(a, ps, cfg), v["mode_memorisation"]
 
     def _arm_success(self, ps, cfg, offsets, mode_memorisation: float) -> np.ndarray:
-        """(epochs, test problems) success probabilities of one arm."""
+        """(2, epochs, test problems): success probabilities and target-arm probabilities of one arm."""
         row = {int(e): i for i, e in enumerate(self.epochs)}
-        out = np.full((self.epochs.size, len(ps.test)), np.nan)
+        out = np.full((2, self.epochs.size, len(ps.test)), np.nan)
         for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed, lr_factors=self.lr_factors, skill_offset=offsets,
                                     first_epoch_ratio=self.first_epoch_ratio, mode_memorisation=mode_memorisation):
             if state.epoch in row:
-                probs = transition_probs(ps.tree, state.test_logits(), cfg.train.decoding)
-                out[row[state.epoch]] = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
+                logits = state.test_logits()
+                probs = transition_probs(ps.tree, logits, cfg.train.decoding)
+                out[0, row[state.epoch]] = success_probability(ps.tree, probs, ps.test.correct, ps.test.start)
+                out[1, row[state.epoch]] = ps.target_arm_probability(logits)
         return out
 
     def integration_error(self, free: dict | None = None, factor: int = 4) -> float:

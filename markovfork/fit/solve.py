@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from markovfork.fit.forks import ForkObservations, fork_statistic
 from markovfork.fit.measured import Measured
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS, check_names, from_unit, to_unit
-from markovfork.fit.predict import CurvePredictor
+from markovfork.fit.predict import CurvePredictor, pass_at_k_table
 from markovfork.plumbing.io import json_safe
 
 __all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
@@ -66,6 +67,7 @@ class FitResult:
     at_bound: tuple[str, ...] = ()  # fitted parameters that ended on a bound (their sigma is nan)
     fitted: dict = field(default_factory=dict)  # rhos, diversities, epochs, ks of the rows fitted
     integration_error: float = float("nan")  # max |pass@k| change at the fitted values with 4x the substeps
+    forks: dict = field(default_factory=dict)  # fork observations fitted: their count and chi2 (fit.forks)
 
     @property
     def reduced_chi2(self) -> float:
@@ -99,7 +101,7 @@ def mixes_modes(predictor: CurvePredictor, measured: Measured) -> bool:
 
 def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, start: dict | None = None,
                    max_evaluations: int = 200, reweight: bool = True, more_starts=(),
-                   check_integration: bool = True) -> FitResult:
+                   check_integration: bool = True, forks: ForkObservations | None = None) -> FitResult:
     """Fit the parameters ``free`` of ``predictor`` to ``measured`` (module docstring); the others
     keep the predictor's fixed values. ``start`` gives starting values (default: each one's
     declared default). With ``reweight`` the fit runs twice: first with standard errors at the
@@ -109,7 +111,8 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
     pass goes on from the first pass's lowest chi-square (the memorisation-capacity valley has
     local minima: docs/fit.md). ``check_integration``: predict once more at the fitted values with
     four times the integration substeps and keep the largest change (``integration_error``;
-    :func:`fit_warnings` names it when above :data:`INTEGRATION_TOLERANCE`)."""
+    :func:`fit_warnings` names it when above :data:`INTEGRATION_TOLERANCE`). ``forks``: fork
+    observations (:mod:`markovfork.fit.forks`) fitted beside the pass@k values."""
     from scipy.optimize import least_squares
 
     free = check_names(default_free(predictor, measured) if free is None else free)
@@ -117,13 +120,23 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
         raise ValueError("free must name at least one parameter to fit, got []")
     start = {n: PARAMETERS[n].default for n in free} | dict(start or {})
     check_names(start, "start values")
-    if len(measured) <= len(free):
+    n_forks = 0 if forks is None else len(forks)
+    if len(measured) + n_forks <= len(free):
         raise ValueError(f"need more observations than free parameters, got {len(measured)} for {len(free)}")
     u0 = np.clip(to_unit(free, predictor.values({n: start[n] for n in free})), 0.0, 1.0)
     evals0, seconds0, t0 = predictor.evaluations, predictor.seconds, time.perf_counter()
 
+    def predicted(u: np.ndarray):
+        values = from_unit(free, np.clip(u, 0.0, 1.0))
+        if forks is None:
+            return predictor.predict(values), None
+        success, target = predictor.evaluate(values)
+        return pass_at_k_table(success, predictor.ks), fork_statistic(target)
+
     def residuals(u: np.ndarray) -> np.ndarray:
-        return measured.residuals(predictor.predict(from_unit(free, np.clip(u, 0.0, 1.0))))
+        curves, fork = predicted(u)
+        r = measured.residuals(curves)
+        return r if forks is None else np.concatenate([r, forks.residuals(fork)])
 
     # with reweight, the first pass only sets the weights of the second: a loose tolerance is enough
     first = FIRST_PASS_TOLERANCES if reweight else TOLERANCES
@@ -136,12 +149,12 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
         if alt.cost < sol.cost:
             sol = alt
     if reweight:
-        measured = measured.reweighted(predictor.predict(from_unit(free, sol.x)))
+        measured = measured.reweighted(predicted(sol.x)[0])
         sol = least_squares(residuals, sol.x, bounds=(0.0, 1.0), method="trf", diff_step=1e-4, max_nfev=max_evaluations,
                             **TOLERANCES)
     values = from_unit(free, sol.x)
     chi2 = float(np.sum(sol.fun**2))
-    dof = len(measured) - len(free)
+    dof = len(measured) + n_forks - len(free)
     cov, at_bound = _covariance(sol.jac, sol.x, chi2 / dof)
     sigma = {n: float(np.sqrt(cov[i, i]) * PARAMETERS[n].unit_derivative(values[n])) if cov[i, i] >= 0 else float("nan")
              for i, n in enumerate(free)}
@@ -152,7 +165,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
         fixed={n: v for n, v in predictor.fixed.items() if n not in free},
         covariance_unit=cov.tolist(),
         chi2=chi2,
-        n_observations=len(measured),
+        n_observations=len(measured) + n_forks,
         evaluations=evaluations,
         seconds_per_evaluation=(predictor.seconds - seconds0) / max(evaluations, 1),
         seconds=time.perf_counter() - t0,
@@ -164,6 +177,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
         at_bound=tuple(n for n, hit in zip(free, at_bound) if hit),
         fitted=fitted_grid(measured.table),
         integration_error=predictor.integration_error(values) if check_integration else float("nan"),
+        forks={} if forks is None else {"observations": n_forks, "chi2": float(np.sum(sol.fun[len(measured):] ** 2))},
     )
 
 
@@ -366,6 +380,7 @@ def load_fit(path: str | Path) -> FitResult:
         at_bound=tuple(doc.get("at_bound", ())),
         fitted=doc.get("fitted") or {},
         integration_error=_null_to_nan(doc.get("integration_error")),
+        forks=doc.get("forks") or {},
         **{k: doc[k] for k in ("chi2", "n_observations", "evaluations", "seconds_per_evaluation",
                                "seconds", "data_fingerprint", "predictor", "run_config", "status")},
     )

@@ -138,6 +138,24 @@ class PathStar:
     test: Problems
     train_arm: np.ndarray = field(repr=False)  # (n_train,) the hidden correct arm of each training problem
 
+    @property
+    def forward_fork(self) -> int:
+        """The forward mode's head: the fork over the arms, the one FORK among the root's children."""
+        kids = self.tree.children(0)
+        return int(kids[self.tree.kind[kids] == FORK][0])
+
+    def target_arm_probability(self, logits: np.ndarray) -> np.ndarray:
+        """(P,) each test problem's probability of its correct arm at the forward fork, the softmax of
+        ``logits`` (P, N) over the arms (the model's, before decoding; the bridge's ``q_target``)."""
+        if logits.shape != (len(self.test), self.tree.n_nodes):
+            raise ValueError(f"logits must be (test problems, nodes) = {(len(self.test), self.tree.n_nodes)}, "
+                             f"got {logits.shape}")
+        arms = self.tree.children(self.forward_fork)
+        z = logits[:, arms] - logits[:, arms].max(axis=1, keepdims=True)
+        p = np.exp(z)
+        correct = self.test.on_correct_path(self.tree)[:, arms]
+        return (p * correct).sum(axis=1) / p.sum(axis=1)
+
 
 def _build(task: PathStarTask, seed: int) -> PathStar:
     tb = TreeBuilder()

@@ -133,3 +133,25 @@ def test_counts_give_the_fitted_simulators_histogram_distance(files):
     assert near["settings"] == far["settings"] == 3 * 3
     # far w1: the mean success rate of the fitted model (lower with the bridge schedule in the truth: 0.38)
     assert near["tv"] < 0.3 and far["tv"] > 0.6 and far["w1"] > 0.3
+
+
+def test_counts_with_fork_probabilities_add_fork_observations_of_the_fitted_rows_only(files):
+    """q_target in the counts: the fit takes one fork observation per fitted (rho > 0, epoch >= 1)
+    setting, none of a held-out rho, and the simulator's own values fit them to their noise."""
+    d, _ = files
+    run = config_from_dict({"task": {"depth": 3}, "sft": {"n_problems": 60, "epochs": 4, "rhos": [0.0, 0.5, 1.0]},
+                            "eval": {"n_test": 100, "n_samples": 16, "epochs": [1, 2, 4]}})
+    predictor = bridge_predictor(experiment(run))
+    success, target = predictor.evaluate(TRUTH)
+    rows = [dict(seed=0, diversity=div, rho=rho, epoch=int(ep), problem=i, n_samples=16, correct=int(round(16 * s)),
+                 target_arm=0, q_target=float(q))
+            for a, (rho, div) in enumerate(predictor.arms) for e, ep in enumerate(predictor.epochs) if ep > 0
+            for i, (s, q) in enumerate(zip(success[a, e], target[a, e]))]
+    pl.DataFrame(rows).write_parquet(d / "forks.parquet")
+    args = [d / "runs.parquet", "--config", d / "cfg.toml", "--counts", d / "forks.parquet", "--json"]
+    whole = json.loads(_invoke(args).output)
+    held = json.loads(_invoke([*args, "--predict-rho", "1", "--no-fork-baseline"]).output)
+    assert whole["forks"]["observations"] == 2 * 3 and held["forks"]["observations"] == 3
+    assert whole["forks"]["chi2"] < 6.0
+    plain = json.loads(_invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--json"]).output)
+    assert whole["n_observations"] == plain["n_observations"] + 6 and plain["forks"] == {}
