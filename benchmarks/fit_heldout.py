@@ -109,6 +109,21 @@ def rmse(d) -> float:
     return float(np.sqrt(np.mean(np.asarray(d) ** 2)))
 
 
+def report_forks(predictor, counts, values) -> None:
+    """The fork statistic mean q (1 - q) (markovfork.fit.forks) of every arm, simulated vs measured."""
+    from markovfork.fit.forks import fork_statistic
+
+    stat = fork_statistic(predictor.evaluate(values)[1])
+    print("\n| fork statistic mean q (1 - q), simulator / bridge | " + " | ".join(f"epoch {e}" for e in predictor.epochs[1:]) + " |")
+    print("|---|" + "---|" * (predictor.epochs.size - 1))
+    for a, (rho, div) in enumerate(predictor.arms):
+        cells = []
+        for i, e in enumerate(predictor.epochs[1:], start=1):
+            q = counts.filter(pl.col("rho") == rho, pl.col("diversity") == div, pl.col("epoch") == int(e))["q_target"].to_numpy()
+            cells.append(f"{stat[a, i]:.3f} / {fork_statistic(q):.3f}" if q.size else "-")
+        print(f"| rho {rho:g} {div} | " + " | ".join(cells) + " |")
+
+
 def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> None:
     from markovfork.fit.counts import histogram_distance, measured_histogram, predicted_histogram
     from markovfork.fit.heldout import base_counts, mean_curves
@@ -154,6 +169,11 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
             print(f"  {k_} = {v:.4g} +- {f.sigma[k_]:.2g} (bounds {p.low:g} - {p.high:g})")
         fitted = ~np.isnan(meas)
         print(f"  RMSE over every measured cell {rmse((full['predicted'] - meas)[fitted]):.4f}")
+        if f.forks:
+            n_f, chi2_f = f.forks["observations"], f.forks["chi2"]
+            print(f"  chi2 per value: pass@k {(f.chi2 - chi2_f) / (f.n_observations - n_f):.2f}, "
+                  f"{n_f} fork observations {chi2_f / n_f:.2f}")
+        report_forks(predictor, counts, f.values)
 
     # --- leave one rho out
     lam_all = ratio_all = None
