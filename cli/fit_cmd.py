@@ -65,14 +65,19 @@ def _figures(rows, arms, epochs, ks):
 @needs(Needs("--no-fork-baseline", "with something held out (--predict-rho or --train-until-epoch)",
              lambda p: not p["skip_no_fork"] or bool(p["predict_rho"]) or p["train_until_epoch"] is not None),
        Needs("--with-no-fork-baseline", "with something held out (--predict-rho or --train-until-epoch)",
-             lambda p: p["skip_no_fork"] or bool(p["predict_rho"]) or p["train_until_epoch"] is not None))
+             lambda p: p["skip_no_fork"] or bool(p["predict_rho"]) or p["train_until_epoch"] is not None),
+       Needs("--no-fork-observations", "with --counts (the fork observations come from their q_target column)",
+             lambda p: p["fork_observations"] or bool(p["counts_paths"])))
 @click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Bridge TOML the runs were made with (SFT set size, sampling); the task, arms, epochs and "
                    "evaluation size come from the table. Default: the CPU default.")
 @click.option("--counts", "counts_paths", multiple=True, type=click.Path(dir_okay=False),
-              help="Per-problem success counts (markovfork bridge counts): adds the beta-binomial baseline at "
-                   "large k and the count-histogram distance. Repeatable.")
+              help="Per-problem success counts (markovfork bridge counts): sets each problem's base skill, adds the "
+                   "beta-binomial baseline at large k and the count-histogram distance, and (with a q_target column) "
+                   "the fork observations the fit takes. Repeatable.")
+@click.option("--fork-observations/--no-fork-observations", default=True, show_default=True,
+              help="Fit the counts' fork observations (docs/fit.md, \"Fork observations\") beside pass@k.")
 @click.option("--train-rho", callback=list_option(float, "--train-rho"), metavar="LIST",
               help="Rhos to fit on (default: every rho not predicted).")
 @click.option("--predict-rho", callback=list_option(float, "--predict-rho"), metavar="LIST",
@@ -87,8 +92,8 @@ def _figures(rows, arms, epochs, ks):
 @seed_option("Seed of the simulated task and the subsampling.", default=0, show_default=True)
 @json_option("Print the fit and the held-out errors as JSON.")
 @no_progress_option
-def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoch, skip_no_fork, out, save_params,
-            seed, as_json, no_progress) -> None:
+def fit_cmd(runs, config, counts_paths, fork_observations, train_rho, predict_rho, train_until_epoch, skip_no_fork, out,
+            save_params, seed, as_json, no_progress) -> None:
     """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
     predict held-out rhos or epochs, next to baselines."""
     from markovfork.plumbing import checks
@@ -113,7 +118,7 @@ def fit_cmd(runs, config, counts_paths, train_rho, predict_rho, train_until_epoc
     try:
         result = fit_and_predict(table, experiment_from_table(table, config), counts=counts, train_rhos=train_rho, predict_rhos=predict_rho,
                                  train_until=train_until_epoch, no_fork=not skip_no_fork, seed=seed,
-                                 progress=lambda: bar.update(1))
+                                 progress=lambda: bar.update(1), fork_observations=fork_observations)
     finally:
         bar.close()
     writers = {}

@@ -190,11 +190,12 @@ def _count_distance(counts, predictor, success: np.ndarray, held: np.ndarray) ->
 
 
 def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool = True, seed: int = 0,
-                   free=None, progress=None) -> dict:
+                   free=None, progress=None, fork_observations: bool = True) -> dict:
     """Fit ``predictor`` on the training rows of ``table`` (a polars results table) and score its
     held-out prediction against the baselines (module docstring). Returns a JSON-ready dict with
     the fit, each method's RMSE and max error, and (with ``counts``) the large-k comparison and
-    the count-histogram distance of the fitted simulator on the held-out settings."""
+    the count-histogram distance of the fitted simulator on the held-out settings. With
+    ``fork_observations`` the fit takes the fork observations of the counts' training rows."""
     import polars as pl
 
     train = table.filter(pl.Series(split.train_mask(table["rho"].to_numpy(), table["epoch"].to_numpy())))
@@ -210,7 +211,8 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
 
     measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
     free = default_free(predictor, measured) if free is None else free
-    fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free), forks=train_forks(counts, split, predictor))
+    forks = train_forks(counts, split, predictor) if fork_observations else None
+    fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free), forks=forks)
     if progress:
         progress()
     success = predictor.success(fit.values)
@@ -311,7 +313,7 @@ def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> C
 
 
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
-                    no_fork: bool = True, seed: int = 0, progress=None) -> dict:
+                    no_fork: bool = True, seed: int = 0, progress=None, fork_observations: bool = True) -> dict:
     """What ``markovfork fit`` computes: the simulator fitted on the training rows of ``table``
     (the run it describes mapped onto the simulator as ``experiment``, an
     :class:`~markovfork.fit.experiment.Experiment`; a bridge table's:
@@ -347,13 +349,14 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
         raise ValueError(f"too few settings to fit: {settings} SFT (rho, diversity, epoch) setting(s) in the training rows, need >= 2")
     predictor = bridge_predictor(experiment, counts, seed=seed)
     if held_rhos:
-        res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress)
+        res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress,
+                             fork_observations=fork_observations)
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]
     else:
         measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=_n_test(train))
         free = default_free(predictor, measured)
         fit = fit_parameters(predictor, measured, free, start=bridge_start(predictor), more_starts=more_starts(free),
-                             forks=train_forks(counts, split, predictor))
+                             forks=train_forks(counts, split, predictor) if fork_observations else None)
         if progress:
             progress()
         meas = mean_curves(table, predictor)

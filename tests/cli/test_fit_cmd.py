@@ -153,5 +153,7 @@ def test_counts_with_fork_probabilities_add_fork_observations_of_the_fitted_rows
     held = json.loads(_invoke([*args, "--predict-rho", "1", "--no-fork-baseline"]).output)
     assert whole["forks"]["observations"] == 2 * 3 and held["forks"]["observations"] == 3
     assert whole["forks"]["chi2"] < 6.0
-    plain = json.loads(_invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--json"]).output)
+    plain = json.loads(_invoke([*args, "--no-fork-observations"]).output)
     assert whole["n_observations"] == plain["n_observations"] + 6 and plain["forks"] == {}
+    r = _invoke([d / "runs.parquet", "--no-fork-observations"])
+    assert r.exit_code == 2 and "--no-fork-observations applies only with --counts" in r.output

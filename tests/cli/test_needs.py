@@ -37,6 +37,7 @@ CASES = [
     ("branching", ["--train-size", "20"], "--train-size"),
     ("fit", ["runs.csv", "--no-fork-baseline"], "--no-fork-baseline"),
     ("fit", ["runs.csv", "--with-no-fork-baseline"], "--with-no-fork-baseline"),
+    ("fit", ["runs.csv", "--no-fork-observations"], "--no-fork-observations"),
     ("bridge sweep", ["--gpus-per-task", "1"], "--gpus-per-task"),
     ("bridge sweep", ["--workers", "2", "--scheduler", "local:1"], "--workers"),
     ("bridge eval", ["ckpt", "--problems-file", "p.jsonl", "--n-test", "3"], "--n-test"),
