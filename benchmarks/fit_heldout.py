@@ -55,7 +55,7 @@ def per_seed(table, predictor) -> tuple[np.ndarray, list[int]]:
     return np.stack([mean_curves(table.filter(pl.col("seed") == s), predictor) for s in seeds]), seeds
 
 
-def run_fits(out: Path, only, data: dict) -> None:
+def run_fits(out: Path, only, data: dict, fork_observations: bool = True) -> None:
     from markovfork.fit.heldout import Split, early_late, evaluate_split, leave_rho_out, more_starts, train_forks
     from markovfork.fit.solve import default_free
     from markovfork.fit.measured import measured_curves
@@ -81,7 +81,7 @@ def run_fits(out: Path, only, data: dict) -> None:
             free = default_free(predictor, m)
             everything = Split("full", tuple(rhos), (), last, last + 1)
             fit = fit_parameters(predictor, m, free, more_starts=more_starts(free),
-                                 forks=train_forks(counts, everything, predictor))
+                                 forks=train_forks(counts, everything, predictor) if fork_observations else None)
             res = {"fit_result": fit, "predicted": predictor.predict(fit.values)}
         else:
             if job.startswith("loo_"):
@@ -90,7 +90,7 @@ def run_fits(out: Path, only, data: dict) -> None:
                 split = Split("rho 0 and 1 fitted", (0.0, 1.0), tuple(r for r in rhos if 0 < r < 1), last, 1)
             else:
                 split = early_late(rhos, 4, last)
-            res = evaluate_split(predictor, table, split, counts=counts)
+            res = evaluate_split(predictor, table, split, counts=counts, fork_observations=fork_observations)
         res["wall"] = time.perf_counter() - t0
         with open(out / f"{job}.pkl", "wb") as f:
             pickle.dump(res, f)
@@ -375,12 +375,13 @@ def main() -> None:
     ap.add_argument("--results", default=str(RESULTS), help="the sweep's results table (default: the committed sweep)")
     ap.add_argument("--counts", default=str(COUNTS), help="its per-problem counts")
     ap.add_argument("--config", default=str(CONFIG), help="its bridge configuration")
+    ap.add_argument("--no-fork-observations", action="store_true", help="fit pass@k only (docs/fit.md, \"Fork observations\")")
     args = ap.parse_args()
     data = {"results": Path(args.results).resolve(), "counts": Path(args.counts).resolve(), "config": Path(args.config).resolve()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.what == "fit":
-        run_fits(out, args.only, data)
+        run_fits(out, args.only, data, fork_observations=not args.no_fork_observations)
     else:
         report(out, args.seed2, args.sft1000, data)
 

@@ -4,6 +4,7 @@ The fit minimises the chi-square of the observations (``markovfork.fit.measured`
 
     chi2(u) = sum_i ((pred_i(u) - y_i) / se_i)^2
 
+(with fork observations, :mod:`markovfork.fit.forks`, their (pred - y) / se as further terms)
 over the free parameters in their unit coordinates u in [0, 1]^p (``scipy.optimize.least_squares``,
 trust-region reflective, finite-difference Jacobian). The covariance of u is the Gauss-Newton
 one scaled by the reduced chi-square (so that a model that misses the data by more than the
@@ -122,7 +123,7 @@ def fit_parameters(predictor: CurvePredictor, measured: Measured, free=None, sta
     check_names(start, "start values")
     n_forks = 0 if forks is None else len(forks)
     if len(measured) + n_forks <= len(free):
-        raise ValueError(f"need more observations than free parameters, got {len(measured)} for {len(free)}")
+        raise ValueError(f"need more observations than free parameters, got {len(measured) + n_forks} for {len(free)}")
     u0 = np.clip(to_unit(free, predictor.values({n: start[n] for n in free})), 0.0, 1.0)
     evals0, seconds0, t0 = predictor.evaluations, predictor.seconds, time.perf_counter()
 
