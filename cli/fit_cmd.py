@@ -97,7 +97,7 @@ def fit_cmd(runs, config, counts_paths, fork_observations, train_rho, predict_rh
     """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
     predict held-out rhos or epochs, next to baselines."""
     from markovfork.plumbing import checks
-    from markovfork.fit.heldout import fit_and_predict
+    from markovfork.fit.measured_run import fit_and_predict
     from markovfork.fit.schema import read_results
     from markovfork.llm_bridge.fit_runs import experiment_from_table
     from markovfork.plumbing.io import check_not_inputs, check_outputs, figure_writer, json_writer, output_prefix, \

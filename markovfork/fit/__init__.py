@@ -8,6 +8,8 @@
 * :mod:`markovfork.fit.forks`: the fork observations of per-problem counts (how far the arm choice
   at the forward fork has collapsed on the test problems), fitted beside pass@k;
 * :mod:`markovfork.fit.solve`: weighted least squares, Jacobian uncertainties, JSON I/O;
+* :mod:`markovfork.fit.heldout`: held-out splits and their baselines; :mod:`markovfork.fit.measured_run`:
+  what ``markovfork fit`` computes;
 * :mod:`markovfork.fit.counts`: predicted and measured histograms of per-problem success counts
   and their distances.
 """
