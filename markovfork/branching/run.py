@@ -25,7 +25,6 @@ from markovfork.plumbing.seeds import child_seed
 
 __all__ = ["BranchingConfig", "run_branching", "TABLE_COLUMNS"]
 
-INT64_MAX = 2**63 - 1
 
 TABLE_COLUMNS = {
     "engine": "String",
@@ -90,7 +89,7 @@ class BranchingConfig:
             raise ValueError("eval_epochs must be a non-empty list of epochs (leave it out for 0, 1, 2, 4, ..., epochs)")
         for i, e in enumerate(self.eval_epochs or ()):
             checks.integer(f"eval_epochs[{i}]", e, 0, self.epochs)
-        checks.integer("seed", self.seed, 0, INT64_MAX)
+        checks.integer("seed", self.seed, 0, checks.INT64_MAX)
 
     @property
     def evaluation_epochs(self) -> tuple[int, ...]:

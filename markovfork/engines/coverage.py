@@ -21,7 +21,11 @@ from markovfork.model.policy import Decoding, Policy, problem_logits, transition
 from markovfork.model.problems import Problems
 from markovfork.model.tree import Tree
 
-__all__ = ["CoverageReport", "base_coverage", "plot_coverage"]
+__all__ = ["CoverageReport", "base_coverage", "plot_coverage", "MAX_ROLLOUTS"]
+
+# sampled rollouts of one coverage estimate: about 1e8 a second on one core (the rollout kernels),
+# so 1e10 is minutes; more is a typo (--samples 1e11), not a run
+MAX_ROLLOUTS = 10**10
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,14 +110,18 @@ def base_coverage(
     """pass@k of the base policy (logits ``log edge_prob``, ``skill`` at decipherable nodes, W = 0).
 
     Exact pass@k for every k; with ``n_samples > 0`` also the sampled estimate from
-    ``n_samples`` rollouts per problem (needs ``max(k) <= n_samples``).
+    ``n_samples`` rollouts per problem (needs ``max(k) <= n_samples``, and at most
+    :data:`MAX_ROLLOUTS` rollouts in all).
     """
     k_arr = checks.k_values(k, increasing=True)
-    n_samples = checks.integer("n_samples", n_samples, 0)
+    n_samples = checks.integer("n_samples", n_samples, 0, checks.INT64_MAX)  # the kernels count in int64
     seed = checks.seed(seed)
     if n_samples and k_arr[-1] > n_samples:
         raise ValueError(f"k must be <= n_samples={n_samples} for the sampled estimate, got k={int(k_arr[-1])}")
     problems.check_tree(tree)
+    if n_samples * len(problems) > MAX_ROLLOUTS:
+        raise ValueError(f"n_samples x problems = {n_samples} x {len(problems)} = {n_samples * len(problems):.3g} rollouts "
+                         f"is more than {MAX_ROLLOUTS:.0e} (beyond that, hours of sampling): lower n_samples or the problems")
     policy = Policy.base(tree, feature_dim=problems.feature_dim, skill=skill)
     probs = transition_probs(tree, problem_logits(tree, policy, problems), decoding)
     success = success_probability(tree, probs, problems.correct, problems.start)

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 SEED_MAX = 2**64 - 1
+INT64_MAX = 2**63 - 1  # the largest count the compiled kernels hold
 
 
 def _show(value) -> str:

@@ -42,7 +42,6 @@ ENGINES = ("analytic", "sampled")
 MAX_EPOCHS = 1_000_000  # about 6 hours at the defaults (20 ms an epoch); more is a typo, not a run
 MAX_STEPS_PER_EPOCH = 1_000  # analytic engine (the default 8 is stable up to lr 20; lr 50 needs 32)
 MAX_LR = 1e4  # with |phi|^2 ~ d feature_scale^2 bounded, logits stay finite for any MAX_EPOCHS run
-INT64_MAX = 2**63 - 1  # seeds (and k) are stored in Int64 columns of the results table
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,11 @@ class TrainSettings:
         if not self.ks:
             raise ValueError("ks must be a non-empty list of integers, got []")
         for i, k in enumerate(self.ks):
-            checks.integer(f"ks[{i}]", k, 1, INT64_MAX)
+            checks.integer(f"ks[{i}]", k, 1, checks.INT64_MAX)
         for name in ("trajectories_per_problem", "batch_size"):
             checks.integer(name, getattr(self, name), 1)
         checks.integer("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
-        checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks), INT64_MAX)
+        checks.integer("n_samples (at least the largest k)", self.n_samples, max(self.ks), checks.INT64_MAX)
 
     @property
     def evaluation_epochs(self) -> tuple[int, ...]:
@@ -106,7 +105,7 @@ class SimulationConfig:
             raise ValueError(f"set forks or rho, not both (rho = forks / n_train), got forks = {self.forks} and rho = {self.rho:g}")
         if self.forks is not None and not 0 <= self.forks <= self.task.n_train:
             raise ValueError(f"forks must be in [0, n_train={self.task.n_train}], got {self.forks}")
-        checks.integer("seed", self.seed, 0, INT64_MAX)
+        checks.integer("seed", self.seed, 0, checks.INT64_MAX)
         self.mix  # validates rho and diversity
         need, limit = memory_estimate(self.task, self.train, self.engine, self.diversity), memory_limit()
         if need > limit:

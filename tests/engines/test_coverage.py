@@ -77,7 +77,10 @@ def test_sampled_matches_exact_within_monte_carlo_error():
         (dict(k=[]), r"k must be an integer or a non-empty 1-D list of integers, got \[\]"),
         (dict(k=[1], seed=-1), r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
         (dict(k=[1, 100], n_samples=64), "k must be <= n_samples=64 for the sampled estimate, got k=100"),
-        (dict(k=[1], n_samples=-1), "n_samples must be an integer >= 0, got -1"),
+        (dict(k=[1], n_samples=-1), r"n_samples must be an integer in \[0, 9223372036854775807\], got -1"),
+        # beyond the kernels' int64: a one-line error, not a Numba typing error (found by tests/cli/test_fuzz_options.py)
+        (dict(k=[1], n_samples=2**64), r"n_samples must be an integer in \[0, 9223372036854775807\], got 18446744073709551616"),
+        (dict(k=[1], n_samples=10**11), r"n_samples x problems = 100000000000 x 3 = 3e\+11 rollouts is more than 1e\+10"),
     ],
 )
 def test_bad_input(kwargs, message):

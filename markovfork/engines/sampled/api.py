@@ -64,7 +64,7 @@ def sample_leaves(tree, probs, start, n_samples: int, seed: int, n_threads: int 
     problem, whichever is cheaper for ``n_samples``; see :mod:`markovfork.engines.sampled`). All three
     draw from the same distribution; a given method and seed always give the same leaves.
     """
-    n_samples = checks.integer("n_samples", n_samples, 1)
+    n_samples = checks.integer("n_samples", n_samples, 1, checks.INT64_MAX)
     seed = checks.seed(seed)
     n_threads = thread_count(n_threads)
     code = method_code(method)
@@ -87,7 +87,7 @@ def sample_rollouts(tree, probs, problems, n_samples: int, seed: int, n_threads:
     (seed, p)); the leaves are classified as they are drawn, in blocks, instead of returned, so
     memory does not grow with ``n_samples``.
     """
-    n_samples = checks.integer("n_samples", n_samples, 1)
+    n_samples = checks.integer("n_samples", n_samples, 1, checks.INT64_MAX)
     seed = checks.seed(seed)
     n_threads = thread_count(n_threads)
     code = method_code(method)

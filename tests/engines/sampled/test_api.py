@@ -273,7 +273,7 @@ def test_start_at_a_leaf_returns_that_leaf(method):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"n_samples": 0}, "n_samples must be an integer >= 1, got 0"),
+        ({"n_samples": 0}, r"n_samples must be an integer in \[1, 9223372036854775807\], got 0"),
         ({"n_samples": 2.5}, "n_samples must be an integer"),
         ({"n_samples": True}, "n_samples must be an integer, got True"),
         ({"seed": -1}, r"seed must be an integer in \[0, 18446744073709551615\], got -1"),
