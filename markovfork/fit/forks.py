@@ -18,7 +18,7 @@ rho > 0 (docs/fit.md, "Fork observations").
 Only arms that train the forward mode (rho > 0) are observed: at rho = 0 no SFT example takes the
 forward fork, the simulator's fork does not move (y stays 1/4), and the bridge's still sharpens
 (y 0.064 at epoch 12 of the sweep): a difference in kind that the fit should not absorb. Epoch 0
-is left out for the same reason (the bridge's base is not undecided at the fork: y 0.19).
+is left out for the same reason (the bridge's base is not undecided at the fork: y 0.20).
 
 The fit (``solve.fit_parameters(forks=)``) adds (pred - y) / se to its residuals, each weighted
 by its sampling noise like a pass@k value. The simulator misses these values by more than that
