@@ -56,6 +56,8 @@ class MitigationsConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.simulation.train.epochs < 1:  # the mitigations act on what SFT did: with no epoch there is nothing
+            raise ValueError(f"the mitigations need at least one SFT epoch (epochs >= 1), got {self.simulation.train.epochs}")
         for i, t in enumerate(self.temperatures):
             checks.real(f"temperatures[{i}]", t, 0.0, low_open=True)
         for i, p in enumerate(self.min_ps):

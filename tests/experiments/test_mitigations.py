@@ -2,6 +2,7 @@
 recomputed independently; and ``markovfork mitigations`` on the command line."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -78,6 +79,10 @@ def test_bad_config_values_are_named():
         MitigationsConfig(temperatures=(0.0,))
     with pytest.raises(ValueError, match="'data'"):
         MitigationsConfig(diversities=("data",))
+    # found by an exhaustive run of tests/cli/test_fuzz_options.py's cases: --epochs 0 was an UnboundLocalError
+    sim = MitigationsConfig().simulation
+    with pytest.raises(ValueError, match=r"the mitigations need at least one SFT epoch \(epochs >= 1\), got 0"):
+        MitigationsConfig(simulation=replace(sim, train=replace(sim.train, epochs=0)))
 
 
 def test_command_prints_json_and_refuses_bad_input(tmp_path):
