@@ -163,9 +163,10 @@ def run_sweep(cfg: RunConfig, rhos: list[float], seeds: list[int], out: str | Pa
         from markovfork.llm_bridge.model import resolve_device
 
         device = resolve_device(cfg.device)  # the local machine runs the tasks: refuse a missing device now
+        cores = available_cores()
         if workers is None:
-            workers = 1 if device.type == "cuda" else available_cores()
-        threads = max(1, available_cores() // workers) if device.type == "cpu" else None
+            workers = 1 if device.type == "cuda" else cores
+        threads = max(1, cores // workers) if device.type == "cpu" else None
     else:
         threads = max(1, available_cores() // n_dask) if kind == "local" else None
     resources = gpu_request(scheduler, gpus_per_task)

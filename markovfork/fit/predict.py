@@ -55,6 +55,7 @@ from markovfork.model.policy import transition_probs
 from markovfork.fit.experiment import Experiment
 from markovfork.plumbing.seeds import child_rng
 from markovfork.sft.train import derive_seeds, train_analytic
+from markovfork.tasks.path_star import MAX_FEATURE_SCALE
 
 __all__ = ["CurvePredictor", "pass_at_k_table"]
 
@@ -69,7 +70,6 @@ def pass_at_k_table(success: np.ndarray, ks) -> np.ndarray:
     return out.reshape(*s.shape[:-1], len(np.atleast_1d(ks)))
 
 
-MAX_FEATURE_SCALE = 100.0  # the simulator's limit (tasks.path_star)
 FEATURE_SPECTRA = ("ramp", "exponential")  # how capacity weights the feature columns (module docstring)
 
 

@@ -26,6 +26,7 @@ everywhere; ``docs/architecture.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -34,11 +35,12 @@ from markovfork.plumbing.config_reader import check_fields
 from markovfork.model.problems import Problems
 from markovfork.model.tree import DECIPHERABLE, FORK, LEAF, Tree, TreeBuilder
 
-__all__ = ["PathStarTask", "PathStar", "MODES", "DIVERSITIES", "check_depth", "check_arms", "fork_count",
-           "distinct_problems"]
+__all__ = ["PathStarTask", "PathStar", "MODES", "DIVERSITIES", "MAX_FEATURE_SCALE", "check_depth", "check_arms",
+           "fork_count", "distinct_problems"]
 
 MODES = ("forward", "reverse", "rationale")  # reasoning modes, in the order of mode_prior and the tree's heads
 DIVERSITIES = ("data", "problem")  # SFT mix: one mode per problem, or both modes of the same problems
+MAX_FEATURE_SCALE = 100.0  # phi's scale: Gram entries d scale^2 stay finite
 
 
 def check_depth(depth: int) -> int:
@@ -98,7 +100,7 @@ class PathStarTask:
             raise ValueError(f"mode_prior must be 3 non-negative numbers summing to 1, got {list(self.mode_prior)}")
         checks.real("base_step_accuracy", self.base_step_accuracy, 0.0, 1.0, low_open=True, high_open=True)
         checks.integer("feature_dim", self.feature_dim, 0)
-        checks.real("feature_scale", self.feature_scale, 0.0, 100.0)  # Gram entries d scale^2 stay finite
+        checks.real("feature_scale", self.feature_scale, 0.0, MAX_FEATURE_SCALE)
         checks.integer("n_train", self.n_train, 1)
         checks.integer("n_test", self.n_test, 1)
 
@@ -150,11 +152,16 @@ class PathStar:
         if logits.shape != (len(self.test), self.tree.n_nodes):
             raise ValueError(f"logits must be (test problems, nodes) = {(len(self.test), self.tree.n_nodes)}, "
                              f"got {logits.shape}")
-        arms = self.tree.children(self.forward_fork)
+        arms, correct = self._forward_arms
         z = logits[:, arms] - logits[:, arms].max(axis=1, keepdims=True)
         p = np.exp(z)
-        correct = self.test.on_correct_path(self.tree)[:, arms]
         return (p * correct).sum(axis=1) / p.sum(axis=1)
+
+    @cached_property
+    def _forward_arms(self) -> tuple[np.ndarray, np.ndarray]:
+        """The forward fork's children and, per test problem, which of them is the correct arm."""
+        arms = self.tree.children(self.forward_fork)
+        return arms, self.test.on_correct_path(self.tree)[:, arms]
 
 
 def _build(task: PathStarTask, seed: int) -> PathStar:
