@@ -102,7 +102,7 @@ def real(name: str, value, low: float | None = None, high: float | None = None, 
 
 
 def _int64(name: str, value: int) -> int:
-    if value > np.iinfo(np.int64).max:
+    if value > INT64_MAX:
         raise ValueError(f"{name} must be below 2^63, got {value}")
     return value
 
@@ -120,7 +120,7 @@ def k_values(k, *, n: int | None = None, increasing: bool = False, name: str = "
             raise ValueError(f"{name} must be integers, got {_show(k)}")
         if np.any(arr < 1):
             raise ValueError(f"{name} must be integers >= 1, got {int(arr[arr < 1][0])}")
-        if arr.dtype == np.uint64 and np.any(arr > np.iinfo(np.int64).max):
+        if arr.dtype == np.uint64 and np.any(arr > INT64_MAX):
             raise ValueError(f"{name} must be below 2^63, got {int(arr.max())}")
         values = arr.astype(np.int64)
     if increasing and np.any(np.diff(values) <= 0):
@@ -268,7 +268,7 @@ def counts(name: str, value) -> np.ndarray:
     if arr.dtype == object:  # Python integers beyond 64 bits, or mixed objects
         flat = arr.ravel().tolist()
         if all(is_integer(v) for v in flat):
-            big = next((int(v) for v in flat if not 0 <= v <= np.iinfo(np.int64).max), None)
+            big = next((int(v) for v in flat if not 0 <= v <= INT64_MAX), None)
             if big is not None:
                 raise ValueError(f"{name} must be integer counts in [0, 2^63), got {big}")
             return arr.astype(np.int64)
@@ -283,6 +283,6 @@ def counts(name: str, value) -> np.ndarray:
         low, high = arr.min(), arr.max()
         if low < 0:
             raise ValueError(f"{name} must be integer counts in [0, 2^63), got {low.item()}")
-        if high > np.iinfo(np.int64).max or (np.issubdtype(arr.dtype, np.floating) and high >= 2.0**63):
+        if high > INT64_MAX or (np.issubdtype(arr.dtype, np.floating) and high >= 2.0**63):
             raise ValueError(f"{name} must be integer counts in [0, 2^63), got {high.item()}")
     return arr.astype(np.int64)
