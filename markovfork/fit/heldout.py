@@ -270,6 +270,13 @@ FIRST_EPOCH_RATIO = 1.3  # geometric first-epoch integration steps of the fit's 
 # row (markovfork fit without held-out rows); held-out splits start from the defaults)
 BRIDGE_START = {"lr": 100.0, "memorisation": 50.0, "capacity": 0.1, "mode_memorisation": 0.01}
 
+# where the rows to fit cannot tell the mode's memorisation (solve.default_free: no data-level arm mixes
+# the modes, e.g. rho 0 and 1 only), a bridge fit holds it here, not at the simulator's own 1 (the mode
+# memorised per problem like the arm): the path-star bridge's mode is a shared choice, and every fit of
+# it that could tell ended at 0.001 - 0.019 (seeds 0-1 and seed 2, docs/fit.md, "Held where the rows
+# cannot tell it"). The fit file records the held value, so a saved fit predicts as it did.
+BRIDGE_MODE_MEMORISATION = 0.01
+
 
 # further first-pass starts (capacity low and high): from the default start alone the fit can end in
 # a local minimum of the memorisation-capacity valley (tests/fit/test_recovery.py, calibration)
@@ -299,7 +306,8 @@ def base_counts(counts):
 def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> CurvePredictor:
     """The predictor ``markovfork fit`` uses: the bridge's learning-rate schedule when the run
     states it, geometric first-epoch steps, and (with per-problem ``counts`` holding epoch-0 rows)
-    each problem's base skill from the base's count distribution (``markovfork.fit.heterogeneity``)."""
+    each problem's base skill from the base's count distribution (``markovfork.fit.heterogeneity``);
+    the mode's memorisation, where not fitted, held at :data:`BRIDGE_MODE_MEMORISATION`."""
     from markovfork.fit.heterogeneity import base_spread_from_counts, bridge_lr_factors
 
     base = None if counts is None else base_counts(counts)
@@ -308,5 +316,6 @@ def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> C
     from markovfork.plumbing.executors import available_cores
 
     settings.setdefault("threads", available_cores())
-    return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule,
+    fixed = {"mode_memorisation": BRIDGE_MODE_MEMORISATION} | dict(settings.pop("fixed", None) or {})
+    return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule, fixed=fixed,
                           first_epoch_ratio=FIRST_EPOCH_RATIO, feature_spectrum="exponential", **settings)

@@ -33,7 +33,9 @@ by default, so a fit saved without them predicts as it did): ``base_spread`` giv
 its own base skill from a distribution fitted to the base's per-problem counts; ``lr_schedule``
 scales each epoch's gradient-flow time by the bridge's mean learning-rate multiplier in that
 epoch (warm-up, cosine); ``first_epoch_ratio`` spaces the first epoch's integration steps
-geometrically (accurate at a large ``lr``, where the flow moves fastest at the start).
+geometrically (accurate at a large ``lr``, where the flow moves fastest at the start);
+``skill_per_mode`` gives the forward, reverse and rationale walks each its own decipherable-step
+skill, learnt from that mode's SFT steps only (``sft.model``).
 
 The table is ``(arms, epochs, ks)``: pass@k on the test problems after each evaluation epoch
 (epoch 0 is the base model).
@@ -88,7 +90,7 @@ class CurvePredictor:
     def __init__(self, experiment: Experiment, *, fixed: dict | None = None, max_train_problems: int = 400, steps_per_epoch: int = 16,
                  seed: int = 0, capacity_ramp: float = 0.1, base_spread: dict | None = None,
                  lr_schedule: bool = False, first_epoch_ratio: float | None = None, feature_spectrum: str = "ramp",
-                 threads: int = 1):
+                 skill_per_mode: bool = False, threads: int = 1):
         fixed = dict(fixed or {})
         check_names(fixed, "fixed parameters")
         if not isinstance(max_train_problems, int) or max_train_problems < 1:
@@ -129,6 +131,11 @@ class CurvePredictor:
             self._settings["first_epoch_ratio"] = self.first_epoch_ratio
         if feature_spectrum != "ramp":
             self._settings["feature_spectrum"] = feature_spectrum
+        if not isinstance(skill_per_mode, bool):
+            raise ValueError(f"skill_per_mode must be True or False, got {skill_per_mode!r}")
+        self.skill_per_mode = skill_per_mode
+        if skill_per_mode:
+            self._settings["skill_per_mode"] = True
         self._curves: dict = {}  # base success over the skill grid, per forward_prior
         self.evaluations = 0  # calls of predict
         self.seconds = 0.0  # time spent in them
@@ -239,7 +246,8 @@ class CurvePredictor:
         row = {int(e): i for i, e in enumerate(self.epochs)}
         out = np.full((2, self.epochs.size, len(ps.test)), np.nan)
         for state in train_analytic(ps, cfg.mix, cfg.train, cfg.seed, lr_factors=self.lr_factors, skill_offset=offsets,
-                                    first_epoch_ratio=self.first_epoch_ratio, mode_memorisation=mode_memorisation):
+                                    first_epoch_ratio=self.first_epoch_ratio, mode_memorisation=mode_memorisation,
+                                    skill_per_mode=self.skill_per_mode):
             if state.epoch in row:
                 logits = state.test_logits()
                 probs = transition_probs(ps.tree, logits, cfg.train.decoding)

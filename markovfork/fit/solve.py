@@ -87,7 +87,8 @@ def default_free(predictor: CurvePredictor, measured: Measured | None = None) ->
     the rows to fit (``measured``; None: assume so) have a data-level arm of both modes, 0 < rho < 1,
     after SFT: in the other arms every training problem asks for the same mode, and the rows do
     not tell the mode's memorisation (fitted on rho 0 and 1 alone it took 1.7, against 0.006 on the
-    whole sweep; held at 1 instead)."""
+    whole sweep; held at the predictor's fixed value instead: ``heldout.BRIDGE_MODE_MEMORISATION``
+    for a bridge run)."""
     if getattr(predictor, "base_spread", None) is None:
         return DEFAULT_FREE
     free = tuple(n for n in DEFAULT_FREE if n != "base_step_accuracy")

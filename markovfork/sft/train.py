@@ -22,7 +22,7 @@ import numpy as np
 
 from markovfork.plumbing.seeds import seed_sequence
 from markovfork.sft.data import SFTMix, Steps, sample_trajectories, teacher_trajectories, trajectory_steps
-from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient
+from markovfork.sft.model import SFTParams, fork_children, fused_step_gradient, skill_groups
 from markovfork.sft.config import TrainSettings
 from markovfork.tasks.path_star import PathStar
 from markovfork.model.tree import DECIPHERABLE
@@ -47,12 +47,16 @@ class _DualLogits:
 
         z = log edge_prob + theta + s D + scatter_fc((phi phi_train^T) A),
 
-    with D[p, v] = [parent of v decipherable and v on a correct path of p]. The Gram matrix is
+    with D[p, v] = [parent of v decipherable and v on a correct path of p] and s the skill (shared,
+    or that of v's mode: ``skill_groups``). The Gram matrix is
     computed once, so a step costs O(P P_train F) instead of O(P d F).
     """
 
-    def __init__(self, tree, problems, train_features: np.ndarray, fc: np.ndarray, skill_offset=None):
+    def __init__(self, tree, problems, train_features: np.ndarray, fc: np.ndarray, skill_offset=None,
+                 n_skills: int = 1):
         self.tree, self.fc = tree, fc
+        self.skill_group = skill_groups(tree, n_skills)
+        self.child_group = self.skill_group[np.maximum(tree.parent, 0)]  # the skill group of each step's parent
         # fixed per-problem offsets of the decipherable-step skill (None: every problem has the shared skill)
         self.skill_offset = None if skill_offset is None else np.asarray(skill_offset, dtype=np.float64)
         self.fc_col = np.full(tree.n_nodes, -1, dtype=np.int64)
@@ -66,9 +70,10 @@ class _DualLogits:
         """(F, P) feature part W phi of the fork children's logits ((F, B) for ``rows``)."""
         return coef_t @ (self.gram_t if rows is None else self.gram_t[:, rows])
 
-    def logits(self, theta: np.ndarray, coef_t: np.ndarray, skill: float) -> np.ndarray:
+    def logits(self, theta: np.ndarray, coef_t: np.ndarray, skill) -> np.ndarray:
         """(P, N) logits z of every step of every problem (column 0, the root, is 0)."""
-        own = skill if self.skill_offset is None else skill + self.skill_offset[:, None]
+        own = skill if np.ndim(skill) == 0 else np.asarray(skill)[self.child_group]
+        own = own if self.skill_offset is None else own + self.skill_offset[:, None]
         z = np.where(self.visible, own, 0.0) + (self.tree.edge_logit + theta)
         z[:, 0] = 0.0
         z[:, self.fc] += self.fork_logits(coef_t).T
@@ -86,6 +91,7 @@ class _DualLogits:
             steps.problem[sel] if local is None else local,
             steps.node[sel], steps.target[sel], steps.weight[sel],
             None if self.skill_offset is None else (self.skill_offset if rows is None else self.skill_offset[rows]),
+            self.skill_group,
         )
 
 
@@ -95,7 +101,7 @@ class _State:
 
     theta: np.ndarray  # (N,) shared logit offsets (non-zero on fork children only)
     coef_t: np.ndarray  # (F, P_train) dual coefficients
-    skill: float
+    skill: float | np.ndarray  # shared, or one per mode ((modes,))
     rate: np.ndarray | None = None  # (F, 1) memorisation rate of each fork child's W phi (None: all 1)
 
     def step(self, grad_fc: np.ndarray, grad_skill: float, fc: np.ndarray, rows, scale: float) -> None:
@@ -108,7 +114,7 @@ class _State:
             self.coef_t -= scale * step
         else:
             self.coef_t[:, rows] -= scale * step  # rows are unique
-        self.skill -= scale * grad_skill
+        self.skill = self.skill - scale * grad_skill  # a new array: snapshots keep theirs
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,7 +127,7 @@ class TrainingState:
     train_loss: float
     theta: np.ndarray = field(repr=False)  # (N,) shared logit offsets
     coef_t: np.ndarray = field(repr=False)  # (F, P_train) dual coefficients of W
-    skill: float
+    skill: float | np.ndarray  # the decipherable-step skill: shared, or one per mode ((modes,))
     _test: _DualLogits = field(repr=False)
     _train_features: np.ndarray = field(repr=False)
 
@@ -146,18 +152,19 @@ def mode_rate(tree, fc: np.ndarray, mode_memorisation: float) -> np.ndarray | No
     return np.where(tree.parent[fc] == 0, float(mode_memorisation), 1.0)[:, None]
 
 
-def _setup(ps: PathStar, skill_offset=None, mode_memorisation: float = 1.0):
+def _setup(ps: PathStar, skill_offset=None, mode_memorisation: float = 1.0, skill_per_mode: bool = False):
     tree, train = ps.tree, ps.train
     fc = fork_children(tree)
-    state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), ps.task.base_skill,
-                   mode_rate(tree, fc, mode_memorisation))
+    n_skills = int(tree.child_start[1] - tree.child_start[0]) if skill_per_mode else 1
+    skill = np.full(n_skills, float(ps.task.base_skill)) if skill_per_mode else ps.task.base_skill
+    state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), skill, mode_rate(tree, fc, mode_memorisation))
     train_off, test_off = (None, None) if skill_offset is None else skill_offset
-    test_logits = _DualLogits(tree, ps.test, train.features, fc, test_off)
+    test_logits = _DualLogits(tree, ps.test, train.features, fc, test_off, n_skills)
 
     def snapshot(epoch: int, loss: float) -> TrainingState:
         return TrainingState(epoch, loss, state.theta.copy(), state.coef_t.copy(), state.skill, test_logits, train.features)
 
-    return fc, state, _DualLogits(tree, train, train.features, fc, train_off), snapshot
+    return fc, state, _DualLogits(tree, train, train.features, fc, train_off, n_skills), snapshot
 
 
 def substep_fractions(n: int, ratio: float | None) -> np.ndarray:
@@ -171,7 +178,7 @@ def substep_fractions(n: int, ratio: float | None) -> np.ndarray:
 
 def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int, *, lr_factors=None,
                    skill_offset=None, first_epoch_ratio: float | None = None,
-                   mode_memorisation: float = 1.0) -> Iterator[TrainingState]:
+                   mode_memorisation: float = 1.0, skill_per_mode: bool = False) -> Iterator[TrainingState]:
     """Full-batch gradient descent on the exact teacher distribution: yields the state at epochs
     0, 1, ..., ``settings.epochs`` (the loss taken at the state's own parameters).
 
@@ -180,10 +187,12 @@ def train_analytic(ps: PathStar, mix: SFTMix, settings: TrainSettings, seed: int
     fixed per-problem offsets of the skill ((P_train,) and (P_test,) arrays); ``first_epoch_ratio``
     spaces the first epoch's substeps geometrically by that ratio (:func:`substep_fractions`);
     ``mode_memorisation`` is the per-problem memorisation rate of the mode choice (the root's
-    children) relative to the arm choice's (:func:`mode_rate`; 0: the mode is shared only)."""
+    children) relative to the arm choice's (:func:`mode_rate`; 0: the mode is shared only);
+    ``skill_per_mode`` gives each mode its own decipherable-step skill, moved by that mode's steps
+    only (``sft.model``; all start at the task's base skill)."""
     steps = trajectory_steps(ps.tree, teacher_trajectories(ps, mix, derive_seeds(seed)["data"]), ps.train.start)
     total_w = float(steps.weight.sum())
-    fc, state, train_logits, snapshot = _setup(ps, skill_offset, mode_memorisation)
+    fc, state, train_logits, snapshot = _setup(ps, skill_offset, mode_memorisation, skill_per_mode)
     if lr_factors is not None:
         lr_factors = np.asarray(lr_factors, dtype=np.float64)
         if lr_factors.shape != (settings.epochs,) or not np.all(np.isfinite(lr_factors) & (lr_factors >= 0)):

@@ -117,3 +117,40 @@ def test_mode_memorisation_scales_the_mode_choices_memorised_logits():
     assert np.ptp(p_shared, axis=0).max() < 1e-12 < np.ptp(p_default, axis=0).max()
     with pytest.raises(ValueError, match="mode_memorisation must be a finite number >= 0, got -1.0"):
         list(train_analytic(ps, SFTMix(0.5), one_step, seed=0, mode_memorisation=-1.0))
+
+
+@pytest.mark.parametrize("rho, trained", [(1.0, 0), (0.0, 1)])
+def test_per_mode_skill_moves_only_the_trained_modes_skill(rho, trained):
+    """With one skill per mode and SFT data of one mode only (rho 1: forward, rho 0: reverse), that
+    mode's skill follows the shared-skill trainer's exactly (the same steps drive it) and the other
+    modes' skills stay at the base; the per-problem fork logits are the same too."""
+    ps = PathStarTask(feature_dim=40, n_train=40, n_test=20).build(2)
+    st_ = TrainSettings(epochs=3, lr=4.0)
+    shared = list(train_analytic(ps, SFTMix(rho), st_, seed=0))
+    per_mode = list(train_analytic(ps, SFTMix(rho), st_, seed=0, skill_per_mode=True))
+    for s, p in zip(shared, per_mode):
+        assert p.skill.shape == (3,)
+        assert p.skill[trained] == pytest.approx(s.skill, abs=1e-12)
+        others = np.delete(p.skill, trained)
+        np.testing.assert_array_equal(others, ps.task.base_skill)
+        np.testing.assert_allclose(p.coef_t, s.coef_t, atol=1e-12)
+    assert abs(per_mode[-1].skill[trained] - ps.task.base_skill) > 0.1
+
+
+def test_per_mode_skill_learns_each_mode_from_its_share_of_the_steps():
+    """At rho 0.5 both walk modes' skills rise, and each by less than a one-mode run (rho 1, rho 0)
+    raises it: each learns from its own steps only. The test logits of a per-mode state equal the
+    policy built from its parameters."""
+    from markovfork.model.policy import problem_logits
+
+    ps = PathStarTask(feature_dim=40, n_train=40, n_test=20).build(3)
+    st_ = TrainSettings(epochs=2, lr=4.0)
+
+    def last(rho):
+        return list(train_analytic(ps, SFTMix(rho), st_, seed=0, skill_per_mode=True))[-1]
+
+    mixed, forward, reverse = last(0.5), last(1.0), last(0.0)
+    base = ps.task.base_skill
+    assert base < mixed.skill[0] < forward.skill[0] and base < mixed.skill[1] < reverse.skill[1]
+    np.testing.assert_allclose(mixed.test_logits(), problem_logits(ps.tree, mixed.params().to_policy(ps.tree), ps.test),
+                               atol=1e-10)
