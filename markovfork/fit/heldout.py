@@ -306,8 +306,10 @@ def base_counts(counts):
 def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> CurvePredictor:
     """The predictor ``markovfork fit`` uses: the bridge's learning-rate schedule when the run
     states it, geometric first-epoch steps, and (with per-problem ``counts`` holding epoch-0 rows)
-    each problem's base skill from the base's count distribution (``markovfork.fit.heterogeneity``);
-    the mode's memorisation, where not fitted, held at :data:`BRIDGE_MODE_MEMORISATION`."""
+    each problem's base skill from the base's count distribution (``markovfork.fit.heterogeneity``),
+    a decipherable-step skill per mode (forward and reverse walks are different look-ups: each is
+    learnt from its own SFT steps), and the mode's memorisation, where not fitted, held at
+    :data:`BRIDGE_MODE_MEMORISATION`."""
     from markovfork.fit.heterogeneity import base_spread_from_counts, bridge_lr_factors
 
     base = None if counts is None else base_counts(counts)
@@ -317,5 +319,6 @@ def bridge_predictor(experiment, counts=None, *, seed: int = 0, **settings) -> C
 
     settings.setdefault("threads", available_cores())
     fixed = {"mode_memorisation": BRIDGE_MODE_MEMORISATION} | dict(settings.pop("fixed", None) or {})
+    settings.setdefault("skill_per_mode", True)
     return CurvePredictor(experiment, seed=seed, base_spread=spread, lr_schedule=schedule, fixed=fixed,
                           first_epoch_ratio=FIRST_EPOCH_RATIO, feature_spectrum="exponential", **settings)

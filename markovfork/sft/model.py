@@ -90,14 +90,14 @@ class StepGradient:
 @numba.njit(cache=True, nogil=True)  # the fit's predictor runs arms on threads
 def _fused_step_kernel(
     child_start, kind, base_logit, fc_col, visible, fork_logit, skills, group, skill_offset, problem, node, target,
-    weight, grad_fc, grad_skill, scalars
+    weight, grad_fc, out
 ):
     """Softmax and gradient at each step's node straight from the logit parts, without forming
     the (P, N) probability table. z(c) = base_logit[c] + s [visible[p, c]] + fork_logit[p, fc_col[c]]
     (the last term for fork children only; fork_logit is stored (F, P)); at node u the skill of
     problem p is s = ``skills[group[u]] + skill_offset[p]`` (its fixed per-problem offset).
-    Accumulates w g(c) into grad_fc[fc_col[c], p] and dL/ds into grad_skill[group[u]];
-    scalars[0] += loss."""
+    Accumulates w g(c) into grad_fc[fc_col[c], p], the loss into out[0] and dL/ds of skill group g
+    into out[1 + g]."""
     z = np.empty(64)
     q = np.empty(64)
     for i in range(problem.shape[0]):
@@ -117,7 +117,7 @@ def _fused_step_kernel(
                 v += fork_logit[fc_col[c], p]
             z[c - a] = v
         softmax_children(z, U0, m, 1.0, q)
-        scalars[0] -= w * (np.log(q[y - a]) if q[y - a] > 0 else np.log(1e-300))  # guard: pruned step
+        out[0] -= w * (np.log(q[y - a]) if q[y - a] > 0 else np.log(1e-300))  # guard: pruned step
         visible_node = kind[u] == 0  # DECIPHERABLE
         s_grad = 0.0
         for c in range(a, b):
@@ -126,7 +126,7 @@ def _fused_step_kernel(
                 grad_fc[fc_col[c], p] += w * g
             if visible_node and visible[p, c]:
                 s_grad += g
-        grad_skill[group[u]] += w * s_grad
+        out[1 + group[u]] += w * s_grad
 
 
 def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, skill, problem, node, target, weight,
@@ -142,14 +142,14 @@ def fused_step_gradient(tree: Tree, base_logit, fc_col, visible, fork_logit, ski
     reads them as unsigned indices)."""
     grad_fc = np.zeros_like(fork_logit)
     skills = np.atleast_1d(np.asarray(skill, dtype=np.float64))
-    grad_skill, scalars = np.zeros(skills.size), np.zeros(1)
+    out = np.zeros(1 + skills.size)  # the loss, then dL/ds per skill group
     offset = np.zeros(visible.shape[0]) if skill_offset is None else np.ascontiguousarray(skill_offset, dtype=np.float64)
     _fused_step_kernel(
         tree.child_start, tree.kind, base_logit, fc_col, visible, fork_logit, skills,
         skill_groups(tree, skills.size) if skill_group is None else skill_group,
-        offset, problem, node, target, weight, grad_fc, grad_skill, scalars,
+        offset, problem, node, target, weight, grad_fc, out,
     )
-    return grad_fc, (float(grad_skill[0]) if np.ndim(skill) == 0 else grad_skill), float(scalars[0])
+    return grad_fc, (float(out[1]) if np.ndim(skill) == 0 else out[1:]), float(out[0])
 
 
 def step_gradient_reference(tree: Tree, probs, on_path, problem, node, target, weight, n_groups: int = 1) -> StepGradient:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from markovfork.cli import main
 from markovfork.fit import load_fit
-from markovfork.fit.heldout import bridge_predictor
+from markovfork.fit.heldout import BRIDGE_MODE_MEMORISATION, bridge_predictor
 from markovfork.llm_bridge.config import config_from_dict
 from markovfork.reporting.results import results_frame
 from markovfork.llm_bridge.task_mapping import experiment
@@ -73,6 +73,8 @@ def test_fit_predicts_a_held_out_rho_and_writes_every_output(files):
         assert (d / f"res_{name}.png").stat().st_size > 1000
     fit = load_fit(d / "fit.json")
     assert fit.values == pytest.approx({n: v["value"] for n, v in doc["parameters"].items()})
+    # rho 0 and 1 do not tell the mode's memorisation: held at the bridge's shared-mode value, recorded
+    assert "mode_memorisation" not in fit.values and fit.fixed["mode_memorisation"] == BRIDGE_MODE_MEMORISATION
 
 
 def test_unwritable_outputs_are_refused_before_computing(files, monkeypatch):
