@@ -38,13 +38,13 @@ PRED = EX / "prediction"
 LEVEL = 0.9
 
 
-def setup(results=RESULTS, counts=COUNTS, config=CONFIG):
+def setup(results=RESULTS, counts=COUNTS, config=CONFIG, skill_per_mode=True):
     """The sweep's results and counts tables and the fit's predictor for it (default: the committed sweep)."""
     from markovfork.fit.heldout import bridge_predictor
     from markovfork.llm_bridge.fit_runs import experiment_from_table
 
     table, counts = pl.read_parquet(results), pl.read_parquet(counts)
-    return table, counts, bridge_predictor(experiment_from_table(table, str(config)), counts)
+    return table, counts, bridge_predictor(experiment_from_table(table, str(config)), counts, skill_per_mode=skill_per_mode)
 
 
 def per_seed(table, predictor) -> tuple[np.ndarray, list[int]]:
@@ -278,7 +278,7 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
         from markovfork.llm_bridge.task_mapping import experiment
         from markovfork.fit.heldout import bridge_predictor
         planned = experiment(load_config(PRED / "planned.toml"))
-        pp = bridge_predictor(planned, counts)
+        pp = bridge_predictor(planned, counts, skill_per_mode=full["fit_result"].predictor.get("skill_per_mode", False))
         new = pp.predict(full["fit_result"].values)[0]
         mt = pl.read_parquet(PRED / "measured_results.parquet")
         y = mean_curves(mt, pp)[0]
@@ -336,7 +336,8 @@ def report_sft_size(path: str, full: dict, table, counts, predictor, meas, lam, 
     from markovfork.llm_bridge.fit_runs import experiment_from_table
 
     t3 = pl.read_parquet(path)
-    p3 = bridge_predictor(experiment_from_table(t3, str(EX / "bridge-sweep-sft1000.toml")), counts)
+    p3 = bridge_predictor(experiment_from_table(t3, str(EX / "bridge-sweep-sft1000.toml")), counts,
+                          skill_per_mode=full["fit_result"].predictor.get("skill_per_mode", False))
     values = full["fit_result"].values
     sim = p3.predict(values)
     y = mean_curves(t3, p3)
@@ -376,8 +377,11 @@ def main() -> None:
     ap.add_argument("--counts", default=str(COUNTS), help="its per-problem counts")
     ap.add_argument("--config", default=str(CONFIG), help="its bridge configuration")
     ap.add_argument("--no-fork-observations", action="store_true", help="fit pass@k only (docs/fit.md, \"Fork observations\")")
+    ap.add_argument("--skill", choices=("per-mode", "shared"), default="per-mode",
+                    help="the predictor's decipherable-step skill (docs/fit.md, \"Fourth round\"); report needs the fit's")
     args = ap.parse_args()
-    data = {"results": Path(args.results).resolve(), "counts": Path(args.counts).resolve(), "config": Path(args.config).resolve()}
+    data = {"results": Path(args.results).resolve(), "counts": Path(args.counts).resolve(), "config": Path(args.config).resolve(),
+            "skill_per_mode": args.skill == "per-mode"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.what == "fit":

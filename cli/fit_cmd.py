@@ -78,6 +78,9 @@ def _figures(rows, arms, epochs, ks):
                    "the fork observations the fit takes. Repeatable.")
 @click.option("--fork-observations/--no-fork-observations", default=True, show_default=True,
               help="Fit the counts' fork observations (docs/fit.md, \"Fork observations\") beside pass@k.")
+@click.option("--skill", type=click.Choice(["per-mode", "shared"]), default="per-mode", show_default=True,
+              help="The simulator's decipherable-step skill: one per mode (forward and reverse walks learnt from "
+                   "their own SFT steps) or one shared by both (docs/fit.md, \"Fourth round\").")
 @click.option("--train-rho", callback=list_option(float, "--train-rho"), metavar="LIST",
               help="Rhos to fit on (default: every rho not predicted).")
 @click.option("--predict-rho", callback=list_option(float, "--predict-rho"), metavar="LIST",
@@ -92,7 +95,7 @@ def _figures(rows, arms, epochs, ks):
 @seed_option("Seed of the simulated task and the subsampling.", default=0, show_default=True)
 @json_option("Print the fit and the held-out errors as JSON.")
 @no_progress_option
-def fit_cmd(runs, config, counts_paths, fork_observations, train_rho, predict_rho, train_until_epoch, skip_no_fork, out,
+def fit_cmd(runs, config, counts_paths, fork_observations, skill, train_rho, predict_rho, train_until_epoch, skip_no_fork, out,
             save_params, seed, as_json, no_progress) -> None:
     """Fit the simulator to measured results tables RUNS (CSV or Parquet, results schema) and
     predict held-out rhos or epochs, next to baselines."""
@@ -118,7 +121,8 @@ def fit_cmd(runs, config, counts_paths, fork_observations, train_rho, predict_rh
     try:
         result = fit_and_predict(table, experiment_from_table(table, config), counts=counts, train_rhos=train_rho, predict_rhos=predict_rho,
                                  train_until=train_until_epoch, no_fork=not skip_no_fork, seed=seed,
-                                 progress=lambda: bar.update(1), fork_observations=fork_observations)
+                                 progress=lambda: bar.update(1), fork_observations=fork_observations,
+                                 skill_per_mode=skill == "per-mode")
     finally:
         bar.close()
     writers = {}

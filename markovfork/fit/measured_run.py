@@ -18,13 +18,15 @@ __all__ = ["fit_and_predict"]
 
 
 def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_rhos=None, train_until=None,
-                    no_fork: bool = True, seed: int = 0, progress=None, fork_observations: bool = True) -> dict:
+                    no_fork: bool = True, seed: int = 0, progress=None, fork_observations: bool = True,
+                    skill_per_mode: bool = True) -> dict:
     """What ``markovfork fit`` computes: the simulator fitted on the training rows of ``table``
     (the run it describes mapped onto the simulator as ``experiment``, an
     :class:`~markovfork.fit.experiment.Experiment`; a bridge table's:
     ``llm_bridge.fit_runs.experiment_from_table``), the prediction on every cell and (when rhos or epochs are held out) the
     held-out errors next to the baselines. Returns the long table of measured vs predicted
-    (``rows``), the JSON summary, the fit document and a few text lines."""
+    (``rows``), the JSON summary, the fit document and a few text lines. ``skill_per_mode``: the
+    predictor's decipherable-step skill, one per mode (default) or one shared (``docs/fit.md``)."""
     import polars as pl
 
     check_table(table)
@@ -52,7 +54,7 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
     settings = train.filter(pl.col("epoch") > 0).select("rho", "diversity", "epoch").unique().height
     if settings < 2:
         raise ValueError(f"too few settings to fit: {settings} SFT (rho, diversity, epoch) setting(s) in the training rows, need >= 2")
-    predictor = bridge_predictor(experiment, counts, seed=seed)
+    predictor = bridge_predictor(experiment, counts, seed=seed, skill_per_mode=skill_per_mode)
     if held_rhos:
         res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress,
                              fork_observations=fork_observations)

@@ -75,6 +75,24 @@ def test_fit_predicts_a_held_out_rho_and_writes_every_output(files):
     assert fit.values == pytest.approx({n: v["value"] for n, v in doc["parameters"].items()})
     # rho 0 and 1 do not tell the mode's memorisation: held at the bridge's shared-mode value, recorded
     assert "mode_memorisation" not in fit.values and fit.fixed["mode_memorisation"] == BRIDGE_MODE_MEMORISATION
+    assert fit.predictor["skill_per_mode"] is True  # the default: a skill per mode, saved with the fit
+
+
+def test_shared_skill_is_a_choice_saved_with_the_fit(files):
+    """--skill shared fits the one-skill simulator (its saved settings say so, and markovfork predict
+    rebuilds the same predictor), with a different result from the per-mode default."""
+    d, _ = files
+    docs = {}
+    for skill in ("shared", "per-mode"):
+        r = _invoke([d / "runs.parquet", "--config", d / "cfg.toml", "--skill", skill, "--json",
+                     "--save-params", d / f"fit_{skill}.json", "--no-progress"])
+        assert r.exit_code == 0, r.output
+        docs[skill] = json.loads(r.output[r.output.index("{"):])  # after any warning line
+    assert "skill_per_mode" not in load_fit(d / "fit_shared.json").predictor
+    assert load_fit(d / "fit_per-mode.json").predictor["skill_per_mode"] is True
+    assert docs["shared"]["parameters"]["lr"]["value"] != docs["per-mode"]["parameters"]["lr"]["value"]
+    r = _invoke([d / "runs.parquet", "--skill", "both"])
+    assert r.exit_code == 2 and "--skill" in r.output
 
 
 def test_unwritable_outputs_are_refused_before_computing(files, monkeypatch):

@@ -171,7 +171,8 @@ def test_covariance_leaves_out_parameters_held_by_a_bound():
 SPREAD = {"a": 3.0, "b": 5.0, "w": 0.05}  # base success per problem: 0 w.p. 0.05, else Beta(3, 5)
 # the regime of the bridge sweep's fit: strong interference (small capacity), the mode shared more than memorised
 HET_TRUTH = {"lr": 40.0, "memorisation": 12.0, "capacity": 0.3, "mode_memorisation": 0.1}
-HET = dict(max_train_problems=60, steps_per_epoch=8, lr_schedule=True, first_epoch_ratio=1.3, feature_spectrum="exponential")
+HET = dict(max_train_problems=60, steps_per_epoch=8, lr_schedule=True, first_epoch_ratio=1.3, feature_spectrum="exponential",
+           skill_per_mode=True)  # the settings of the bridge fit's predictor (heldout.bridge_predictor)
 
 
 def five_rho_run():
@@ -229,8 +230,11 @@ def test_fit_recovers_parameters_with_a_base_spread(recovered_spread):
         sigma = fit.sigma[name]
         assert np.isfinite(sigma) and sigma > 0, name
         assert abs(fit.values[name] - true) < 3 * sigma + 0.1 * true, (name, fit.values[name], true, sigma)
-    for name in ("lr", "memorisation", "capacity"):  # informative: the data pin them
-        assert fit.sigma[name] < 0.4 * HET_TRUTH[name], (name, fit.sigma[name])
+    # informative: the data pin them. With a skill per mode, which takes part of memorisation's and
+    # capacity's effect on these small arms, their sigmas were 4.9 of 12 and 0.21 of 0.3 (the values
+    # 11.8 and 0.34); with one shared skill 2.2 and 0.074 (the values 8.9 and 0.15)
+    for name, share in (("lr", 0.4), ("memorisation", 0.5), ("capacity", 0.75)):
+        assert fit.sigma[name] < share * HET_TRUTH[name], (name, fit.sigma[name])
     assert 0.5 < fit.reduced_chi2 < 2.0
 
 
