@@ -203,12 +203,15 @@ QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data
 # a fit whose curves move by more than this with 4x the integration substeps sits where the flow is
 # stiff (large memorisation over small capacity, large lr): its values are artefacts of the step size
 INTEGRATION_TOLERANCE = 0.005
+# a fitted value whose standard error exceeds this share of it: the data barely constrain it (for a
+# log-scale parameter, a 2-sigma range spanning a factor of e^2 ~ 7)
+LOOSE_SHARE = 0.5
 
 
 def fit_warnings(result: FitResult) -> list[str]:
     """Why a fit should not be trusted as it stands (empty: no reason found): parameters on a
-    bound, a reduced chi-square above :data:`QUALITY_CHI2`, undefined uncertainties, an integration
-    error above :data:`INTEGRATION_TOLERANCE`."""
+    bound, a reduced chi-square above :data:`QUALITY_CHI2`, undefined uncertainties or ones above
+    :data:`LOOSE_SHARE` of the value, an integration error above :data:`INTEGRATION_TOLERANCE`."""
     out = []
     if result.at_bound:
         out.append("parameters on a bound (the bound, not the data, holds them): "
@@ -219,6 +222,10 @@ def fit_warnings(result: FitResult) -> list[str]:
     undefined = [n for n, s in result.sigma.items() if n not in result.at_bound and not np.isfinite(s)]
     if undefined or rc != rc:
         out.append("undefined uncertainties (the data do not constrain them): " + ", ".join(undefined or result.values))
+    loose = [n for n, sd in result.sigma.items() if np.isfinite(sd) and sd > LOOSE_SHARE * abs(result.values[n])]
+    if loose:
+        out.append(f"parameters the data barely constrain (sd above {LOOSE_SHARE:.0%} of the value): "
+                   + ", ".join(f"{n} = {result.values[n]:.4g} +- {result.sigma[n]:.2g}" for n in loose))
     if result.integration_error > INTEGRATION_TOLERANCE:
         out.append(f"the curves at the fitted values move by {result.integration_error:.3g} with 4x the integration "
                    f"substeps (> {INTEGRATION_TOLERANCE:g}): the fit sits where the simulated flow is stiff")

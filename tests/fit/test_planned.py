@@ -182,3 +182,16 @@ def test_fit_warnings_name_a_stiff_fit():
     pred = CurvePredictor(experiment(fitted_run()), fixed=fit.fixed, **SETTINGS)
     assert pred.integration_error(VALUES, factor=1) == 0.0
     assert 0.0 < pred.integration_error(VALUES) < INTEGRATION_TOLERANCE
+
+
+def test_fit_warnings_name_a_loosely_constrained_parameter():
+    """A fitted value whose standard error is above LOOSE_SHARE of it is named with its sd; one just
+    below is not."""
+    from markovfork.fit.solve import LOOSE_SHARE, fit_warnings
+
+    fit = replace(hand_made_fit(), integration_error=0.0)
+    name = next(iter(fit.values))
+    value = fit.values[name]
+    assert fit_warnings(replace(fit, sigma=fit.sigma | {name: 0.99 * LOOSE_SHARE * value})) == []
+    (line,) = fit_warnings(replace(fit, sigma=fit.sigma | {name: 1.01 * LOOSE_SHARE * value}))
+    assert "barely constrain" in line and f"{name} = {value:.4g} +- " in line
