@@ -60,6 +60,7 @@ def run_fits(out: Path, only, data: dict, fork_observations: bool = True) -> Non
     from markovfork.fit.solve import default_free
     from markovfork.fit.measured import measured_curves
     from markovfork.fit.solve import fit_parameters
+    from markovfork.fit.predict import pass_at_k_table
 
     table, counts, predictor = setup(**data)
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
@@ -82,7 +83,8 @@ def run_fits(out: Path, only, data: dict, fork_observations: bool = True) -> Non
             everything = Split("full", tuple(rhos), (), last, last + 1)
             fit = fit_parameters(predictor, m, free, more_starts=more_starts(free),
                                  forks=train_forks(counts, everything, predictor) if fork_observations else None)
-            res = {"fit_result": fit, "predicted": predictor.predict(fit.values)}
+            success = predictor.converged_success(fit.values, fit.integration_error)[0]
+            res = {"fit_result": fit, "predicted": pass_at_k_table(success, predictor.ks)}
         else:
             if job.startswith("loo_"):
                 split = leave_rho_out(rhos, float(job[4:]), last)
@@ -129,7 +131,7 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
     from markovfork.fit.heldout import base_counts, mean_curves
     from markovfork.fit.intervals import coverage, discrepancy, interval, seed_ratio
     from markovfork.fit.planned import read_fit
-    from markovfork.fit.predict import CurvePredictor
+    from markovfork.fit.predict import CurvePredictor, pass_at_k_table
 
     table, counts, predictor = setup(**data)
     committed = data["results"] == RESULTS
@@ -152,7 +154,6 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
     print(f"## Base model (epoch 0), seeds {seeds} pooled\n")
     print(f"measured pass@k {np.round(meas[0, 0], 3).tolist()}")
     for name, s in ((("old (one skill, the committed sweep's fit)", s_old),) if committed else ()) + (("new (per-problem skill)", s_new),):
-        from markovfork.fit.predict import pass_at_k_table
         d = histogram_distance(h, predicted_histogram(s[~np.isnan(s)], int(n[0])))
         print(f"{name}: pass@k {np.round(pass_at_k_table(s, ks), 3).tolist()}, count TV {d['tv']:.3f}, W1 {d['w1']:.3f}")
     print(f"base spread: {predictor.base_spread}")
@@ -279,7 +280,7 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
         from markovfork.fit.heldout import bridge_predictor
         planned = experiment(load_config(PRED / "planned.toml"))
         pp = bridge_predictor(planned, counts, skill_per_mode=full["fit_result"].predictor.get("skill_per_mode", False))
-        new = pp.predict(full["fit_result"].values)[0]
+        new = pass_at_k_table(pp.converged_success(full["fit_result"].values)[0], pp.ks)[0]  # as markovfork predict
         mt = pl.read_parquet(PRED / "measured_results.parquet")
         y = mean_curves(mt, pp)[0]
         old_t = pl.read_parquet(PRED / "predicted.parquet").sort("epoch", "k")
@@ -333,13 +334,14 @@ def report_sft_size(path: str, full: dict, table, counts, predictor, meas, lam, 
     set size (simulator at 1,000 minus at 2,000)."""
     from markovfork.fit.heldout import bridge_predictor, mean_curves
     from markovfork.fit.intervals import interval
+    from markovfork.fit.predict import pass_at_k_table
     from markovfork.llm_bridge.fit_runs import experiment_from_table
 
     t3 = pl.read_parquet(path)
     p3 = bridge_predictor(experiment_from_table(t3, str(EX / "bridge-sweep-sft1000.toml")), counts,
                           skill_per_mode=full["fit_result"].predictor.get("skill_per_mode", False))
     values = full["fit_result"].values
-    sim = p3.predict(values)
+    sim = pass_at_k_table(p3.converged_success(values)[0], p3.ks)
     y = mean_curves(t3, p3)
     ks = predictor.ks
     post = p3.epochs >= 1

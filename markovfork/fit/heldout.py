@@ -215,7 +215,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
     fit = fit_parameters(predictor, measured, free, more_starts=more_starts(free), forks=forks)
     if progress:
         progress()
-    success = predictor.success(fit.values)
+    success, multiple = predictor.converged_success(fit.values, fit.integration_error)
     sim = pass_at_k_table(success, predictor.ks)
     methods = {"simulator": errors(sim, meas, cells)}
 
@@ -236,7 +236,8 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
         predictor.fixed = saved | NO_FORK_FIXED
         try:
             no_fork_fit = fit_parameters(predictor, measured, free_nf)
-            methods["no_fork"] = errors(predictor.predict(no_fork_fit.values), meas, cells)
+            nf_success = predictor.converged_success(no_fork_fit.values, no_fork_fit.integration_error)[0]
+            methods["no_fork"] = errors(pass_at_k_table(nf_success, predictor.ks), meas, cells)
         finally:
             predictor.fixed = saved
         if progress:
@@ -246,7 +247,7 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
            "train_until_epoch": split.train_until, "held_from_epoch": split.held_from,
            "fit": {"values": fit.values, "sigma": fit.sigma, "reduced_chi2": fit.reduced_chi2,
                    "at_bound": list(fit.at_bound), "evaluations": fit.evaluations,
-                   "integration_error": fit.integration_error,
+                   "integration_error": fit.integration_error, "prediction_substep_multiple": multiple,
                    "seconds_per_evaluation": fit.seconds_per_evaluation, "seconds": fit.seconds},
            "errors": methods, "fit_result": fit, "predicted": sim, "baseline": base, "measured": meas, "held": held}
     if no_fork_fit is not None:

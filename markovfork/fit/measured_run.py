@@ -59,6 +59,7 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
         res = evaluate_split(predictor, table, split, counts=counts, no_fork=no_fork, seed=seed, progress=progress,
                              fork_observations=fork_observations)
         fit, sim, meas, held = res.pop("fit_result"), res["predicted"], res["measured"], res["held"]
+        multiple = res["fit"]["prediction_substep_multiple"]
     else:
         measured = measured_curves(train, predictor.arms, predictor.epochs, predictor.ks, n_test=table_n_test(train))
         free = default_free(predictor, measured)
@@ -67,7 +68,7 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
         if progress:
             progress()
         meas = mean_curves(table, predictor)
-        success = predictor.success(fit.values)
+        success, multiple = predictor.converged_success(fit.values, fit.integration_error)
         sim = pass_at_k_table(success, predictor.ks)
         held = np.zeros(meas.shape[:2], dtype=bool)
         res = None
@@ -93,12 +94,16 @@ def fit_and_predict(table, experiment, *, counts=None, train_rhos=None, predict_
                "n_observations": fit.n_observations, "evaluations": fit.evaluations,
                "seconds_per_evaluation": fit.seconds_per_evaluation, "fit_seconds": fit.seconds,
                "train_fit": errors(sim, meas, train_cells), "data_fingerprint": fit.data_fingerprint,
-               "fitted": fit.fitted, "integration_error": doc["integration_error"], "forks": fit.forks,
+               "fitted": fit.fitted, "integration_error": doc["integration_error"],
+               "prediction_substep_multiple": multiple, "forks": fit.forks,
                "warnings": fit_warnings(fit)}
     text = [f"fitted on {fit.n_observations} measured values: reduced chi2 {doc['reduced_chi2']:.2f}, "
             f"{fit.evaluations} simulator evaluations at {fit.seconds_per_evaluation:.2f} s",
             *(f"  {n} = {v:.4g} +- {doc['parameters'][n]['sigma'] or float('nan'):.2g}"
               + (" (at bound)" if n in fit.at_bound else "") for n, v in fit.values.items())]
+    if multiple > 1:
+        text.append(f"  curves predicted with {multiple}x the fit's integration substeps (its own step moved them by "
+                    f"{fit.integration_error:.3g})")
     if fit.forks:
         n_f, chi2_f = fit.forks["observations"], fit.forks["chi2"]
         text.insert(1, f"  of them {n_f} fork observations: chi2 per value {chi2_f / n_f:.2f} forks, "

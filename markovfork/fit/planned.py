@@ -9,6 +9,9 @@ values, with the fit's predictor settings:
 
     pass@k(arm, epoch, k) = CurvePredictor(planned, fixed=fit.fixed, **fit.predictor).predict(fit.values)
 
+(integrated with more substeps where 4x of them would move the table by more than the fit's
+tolerance: ``CurvePredictor.converged_success``).
+
 The fitted parameters absorb what the simulator lacks (the bridge's model, optimiser, base
 schedule, task shape), so a prediction is only as good as its run resembles the fitted one.
 ``llm_bridge.fit_runs.coverage_problems`` lists the settings outside what the fit covers: any difference in
@@ -36,7 +39,7 @@ import numpy as np
 
 from markovfork.fit.experiment import Experiment
 from markovfork.fit.parameters import from_unit, to_unit
-from markovfork.fit.predict import CurvePredictor
+from markovfork.fit.predict import CurvePredictor, pass_at_k_table
 from markovfork.fit.solve import FitResult, load_fit
 
 __all__ = [
@@ -87,7 +90,9 @@ def predict_planned(fit: FitResult, planned: Experiment, *, uncertainty: bool = 
     ``llm_bridge.fit_runs.predict_run``)."""
     predictor = CurvePredictor(planned, fixed=fit.fixed, **fit.predictor)
     values = dict(fit.values)
-    curves = predictor.predict(values)
+    # integrated until 4x the substeps moves the table by at most INTEGRATION_TOLERANCE: the fit's own check
+    # covered its fitted arms only, and a planned arm can be stiff where they were not
+    curves = pass_at_k_table(predictor.converged_success(values)[0], predictor.ks)
     sd = np.zeros_like(curves)
     if uncertainty and values:
         cov = np.asarray(fit.covariance_unit, dtype=np.float64)

@@ -56,8 +56,12 @@ from markovfork.fit.parameters import PARAMETERS, check_names
 from markovfork.model.policy import transition_probs
 from markovfork.fit.experiment import Experiment
 from markovfork.plumbing.seeds import child_rng
+from markovfork.sft.config import MAX_STEPS_PER_EPOCH
 from markovfork.sft.train import derive_seeds, train_analytic
 from markovfork.tasks.path_star import MAX_FEATURE_SCALE
+
+# the largest change of a pass@k table with 4x the substeps that counts as integrated (fit.solve warns above it)
+INTEGRATION_TOLERANCE = 0.005
 
 __all__ = ["CurvePredictor", "pass_at_k_table"]
 
@@ -255,12 +259,36 @@ class CurvePredictor:
                 out[1, row[state.epoch]] = ps.target_arm_probability(logits)
         return out
 
+    def finer(self, factor: int) -> "CurvePredictor":
+        """The same predictor with ``factor`` times the analytic flow's substeps per epoch."""
+        settings = self.settings() | {"steps_per_epoch": self._settings["steps_per_epoch"] * factor}
+        return CurvePredictor(self.experiment, fixed=self.fixed, threads=self.threads, **settings)
+
     def integration_error(self, free: dict | None = None, factor: int = 4) -> float:
         """Largest change of the pass@k table at ``free`` when the analytic flow takes ``factor``
         times the substeps per epoch (the fit's check of its own step size)."""
-        settings = self.settings() | {"steps_per_epoch": self._settings["steps_per_epoch"] * factor}
-        finer = CurvePredictor(self.experiment, fixed=self.fixed, threads=self.threads, **settings)
-        return float(np.nanmax(np.abs(finer.predict(free) - self.predict(free))))
+        return float(np.nanmax(np.abs(self.finer(factor).predict(free) - self.predict(free))))
+
+    def converged_success(self, free: dict | None = None, error: float | None = None,
+                          tolerance: float = INTEGRATION_TOLERANCE, factor: int = 4, most: int = 64):
+        """(success, substep multiple): the success probabilities at ``free`` of this predictor when
+        its pass@k table moves by at most ``tolerance`` with ``factor`` times the substeps (``error``:
+        that change, if already measured, e.g. the fit's ``integration_error``), else of the first
+        finer one (``factor``, ``factor``^2, ... times the substeps, at most ``most`` and the flow's
+        ``MAX_STEPS_PER_EPOCH``) whose next
+        refinement moves it by at most ``tolerance`` (the finest tried, if none). A fit's fitted arms can be accurate where a
+        held-out arm is not: at a large lr the coarse flow overshoots on a mixed arm's mode choice."""
+        success = self.success(free)
+        if error is not None and error <= tolerance:
+            return success, 1
+        multiple, steps = 1, self._settings["steps_per_epoch"]
+        while multiple * factor <= most and steps * multiple * factor <= MAX_STEPS_PER_EPOCH:
+            fine = self.finer(multiple * factor).success(free)
+            change = float(np.nanmax(np.abs(pass_at_k_table(fine, self.ks) - pass_at_k_table(success, self.ks))))
+            if change <= tolerance:
+                break
+            success, multiple = fine, multiple * factor
+        return success, multiple
 
     def predict(self, free: dict | None = None) -> np.ndarray:
         """(arms, epochs, ks) exact pass@k, mean over test problems of 1 - (1 - s_x)^k."""

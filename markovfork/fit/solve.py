@@ -35,7 +35,7 @@ import numpy as np
 from markovfork.fit.forks import ForkObservations, fork_statistic
 from markovfork.fit.measured import Measured
 from markovfork.fit.parameters import DEFAULT_FREE, PARAMETERS, check_names, from_unit, to_unit
-from markovfork.fit.predict import CurvePredictor, pass_at_k_table
+from markovfork.fit.predict import INTEGRATION_TOLERANCE, CurvePredictor, pass_at_k_table
 from markovfork.plumbing.io import json_safe
 
 __all__ = ["FitResult", "fit_parameters", "save_fit", "load_fit", "fit_document", "fit_warnings", "fitted_grid",
@@ -200,9 +200,9 @@ TOLERANCES = dict(ftol=1e-4, xtol=1e-4)
 FIRST_PASS_TOLERANCES = dict(ftol=1e-3, xtol=1e-3)
 
 QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data, not the noise
-# a fit whose curves move by more than this with 4x the integration substeps sits where the flow is
-# stiff (large memorisation over small capacity, large lr): its values are artefacts of the step size
-INTEGRATION_TOLERANCE = 0.005
+# INTEGRATION_TOLERANCE (fit.predict): a fit whose curves move by more than it with 4x the integration
+# substeps sits where the flow is stiff (large memorisation over small capacity, large lr): its values
+# may be artefacts of the step size; its predictions are integrated finer (CurvePredictor.converged_success)
 # a fitted value whose standard error exceeds this share of it: the data barely constrain it (for a
 # log-scale parameter, a 2-sigma range spanning a factor of e^2 ~ 7)
 LOOSE_SHARE = 0.5

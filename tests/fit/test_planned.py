@@ -195,3 +195,25 @@ def test_fit_warnings_name_a_loosely_constrained_parameter():
     assert fit_warnings(replace(fit, sigma=fit.sigma | {name: 0.99 * LOOSE_SHARE * value})) == []
     (line,) = fit_warnings(replace(fit, sigma=fit.sigma | {name: 1.01 * LOOSE_SHARE * value}))
     assert "barely constrain" in line and f"{name} = {value:.4g} +- " in line
+
+
+def test_a_stiff_prediction_is_integrated_until_it_converges():
+    """At a large lr the coarse flow overshoots: ``converged_success`` returns the success of the
+    first finer predictor (4x, 16x the substeps) whose next 4x refinement moves the pass@k table by
+    at most the tolerance, and the coarse predictor's own where that is already within it (or where
+    the caller's measured error says so)."""
+    from markovfork.fit.predict import INTEGRATION_TOLERANCE
+
+    p = CurvePredictor(experiment(fitted_run()), fixed={"mode_memorisation": 0.01}, **(SETTINGS | {"steps_per_epoch": 4}))
+    stiff = VALUES | {"lr": 600.0}
+    assert p.integration_error(stiff) > 0.1 and p.finer(4).integration_error(stiff) > 0.1
+    assert p.finer(16).integration_error(stiff) <= INTEGRATION_TOLERANCE
+    success, multiple = p.converged_success(stiff)
+    assert multiple == 16
+    np.testing.assert_array_equal(success, p.finer(16).success(stiff))
+    q = CurvePredictor(experiment(fitted_run()), fixed={"mode_memorisation": 0.01}, **SETTINGS)  # 8 substeps
+    assert q.integration_error(VALUES) <= INTEGRATION_TOLERANCE
+    coarse, one = q.converged_success(VALUES)
+    assert one == 1
+    np.testing.assert_array_equal(coarse, q.success(VALUES))
+    assert p.converged_success(stiff, error=0.0)[1] == 1
