@@ -274,8 +274,8 @@ BRIDGE_START = {"lr": 100.0, "memorisation": 50.0, "capacity": 0.1, "mode_memori
 # where the rows to fit cannot tell the mode's memorisation (solve.default_free: no data-level arm mixes
 # the modes, e.g. rho 0 and 1 only), a bridge fit holds it here, not at the simulator's own 1 (the mode
 # memorised per problem like the arm): the path-star bridge's mode is a shared choice, and every fit of
-# it that could tell ended at 0.001 - 0.019 (seeds 0-1 and seed 2, docs/fit.md, "Held where the rows
-# cannot tell it"). The fit file records the held value, so a saved fit predicts as it did.
+# it that could tell ended at 0.001 - 0.019 (seeds 0-1 and seed 2, docs/fit.md, "A skill per mode, and a
+# shared mode where the rows cannot tell it"). The fit file records the held value, so a saved fit predicts as it did.
 BRIDGE_MODE_MEMORISATION = 0.01
 
 

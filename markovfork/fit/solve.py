@@ -203,6 +203,7 @@ QUALITY_CHI2 = 4.0  # a reduced chi-square above this: the model misses the data
 # INTEGRATION_TOLERANCE (fit.predict): a fit whose curves move by more than it with 4x the integration
 # substeps sits where the flow is stiff (large memorisation over small capacity, large lr): its values
 # may be artefacts of the step size; its predictions are integrated finer (CurvePredictor.converged_success)
+
 # a fitted value whose standard error exceeds this share of it: the data barely constrain it (for a
 # log-scale parameter, a 2-sigma range spanning a factor of e^2 ~ 7)
 LOOSE_SHARE = 0.5
