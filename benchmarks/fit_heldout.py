@@ -60,7 +60,6 @@ def run_fits(out: Path, only, data: dict, fork_observations: bool = True) -> Non
     from markovfork.fit.solve import default_free
     from markovfork.fit.measured import measured_curves
     from markovfork.fit.solve import fit_parameters
-    from markovfork.fit.predict import pass_at_k_table
 
     table, counts, predictor = setup(**data)
     rhos = sorted(float(r) for r in table.filter(pl.col("epoch") > 0)["rho"].unique())
@@ -83,8 +82,7 @@ def run_fits(out: Path, only, data: dict, fork_observations: bool = True) -> Non
             everything = Split("full", tuple(rhos), (), last, last + 1)
             fit = fit_parameters(predictor, m, free, more_starts=more_starts(free),
                                  forks=train_forks(counts, everything, predictor) if fork_observations else None)
-            success = predictor.converged_success(fit.values, fit.integration_error)[0]
-            res = {"fit_result": fit, "predicted": pass_at_k_table(success, predictor.ks)}
+            res = {"fit_result": fit, "predicted": predictor.converged_predict(fit.values, fit.integration_error)}
         else:
             if job.startswith("loo_"):
                 split = leave_rho_out(rhos, float(job[4:]), last)
@@ -280,7 +278,7 @@ def report(out: Path, seed2: str | None, sft1000: str | None, data: dict) -> Non
         from markovfork.fit.heldout import bridge_predictor
         planned = experiment(load_config(PRED / "planned.toml"))
         pp = bridge_predictor(planned, counts, skill_per_mode=full["fit_result"].predictor.get("skill_per_mode", False))
-        new = pass_at_k_table(pp.converged_success(full["fit_result"].values)[0], pp.ks)[0]  # as markovfork predict
+        new = pp.converged_predict(full["fit_result"].values)[0]  # as markovfork predict
         mt = pl.read_parquet(PRED / "measured_results.parquet")
         y = mean_curves(mt, pp)[0]
         old_t = pl.read_parquet(PRED / "predicted.parquet").sort("epoch", "k")
@@ -334,14 +332,13 @@ def report_sft_size(path: str, full: dict, table, counts, predictor, meas, lam, 
     set size (simulator at 1,000 minus at 2,000)."""
     from markovfork.fit.heldout import bridge_predictor, mean_curves
     from markovfork.fit.intervals import interval
-    from markovfork.fit.predict import pass_at_k_table
     from markovfork.llm_bridge.fit_runs import experiment_from_table
 
     t3 = pl.read_parquet(path)
     p3 = bridge_predictor(experiment_from_table(t3, str(EX / "bridge-sweep-sft1000.toml")), counts,
                           skill_per_mode=full["fit_result"].predictor.get("skill_per_mode", False))
     values = full["fit_result"].values
-    sim = pass_at_k_table(p3.converged_success(values)[0], p3.ks)
+    sim = p3.converged_predict(values)
     y = mean_curves(t3, p3)
     ks = predictor.ks
     post = p3.epochs >= 1

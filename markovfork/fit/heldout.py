@@ -236,8 +236,8 @@ def evaluate_split(predictor, table, split: Split, *, counts=None, no_fork: bool
         predictor.fixed = saved | NO_FORK_FIXED
         try:
             no_fork_fit = fit_parameters(predictor, measured, free_nf)
-            nf_success = predictor.converged_success(no_fork_fit.values, no_fork_fit.integration_error)[0]
-            methods["no_fork"] = errors(pass_at_k_table(nf_success, predictor.ks), meas, cells)
+            methods["no_fork"] = errors(predictor.converged_predict(no_fork_fit.values, no_fork_fit.integration_error),
+                                        meas, cells)
         finally:
             predictor.fixed = saved
         if progress:

@@ -39,7 +39,7 @@ import numpy as np
 
 from markovfork.fit.experiment import Experiment
 from markovfork.fit.parameters import from_unit, to_unit
-from markovfork.fit.predict import CurvePredictor, pass_at_k_table
+from markovfork.fit.predict import CurvePredictor
 from markovfork.fit.solve import FitResult, load_fit
 
 __all__ = [
@@ -92,7 +92,7 @@ def predict_planned(fit: FitResult, planned: Experiment, *, uncertainty: bool = 
     values = dict(fit.values)
     # integrated until 4x the substeps moves the table by at most INTEGRATION_TOLERANCE: the fit's own check
     # covered its fitted arms only, and a planned arm can be stiff where they were not
-    curves = pass_at_k_table(predictor.converged_success(values)[0], predictor.ks)
+    curves = predictor.converged_predict(values)
     sd = np.zeros_like(curves)
     if uncertainty and values:
         cov = np.asarray(fit.covariance_unit, dtype=np.float64)

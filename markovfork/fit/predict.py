@@ -294,6 +294,10 @@ class CurvePredictor:
         """(arms, epochs, ks) exact pass@k, mean over test problems of 1 - (1 - s_x)^k."""
         return pass_at_k_table(self.success(free), self.ks)
 
+    def converged_predict(self, free: dict | None = None, error: float | None = None) -> np.ndarray:
+        """:meth:`predict` from :meth:`converged_success` (integrated until it converges)."""
+        return pass_at_k_table(self.converged_success(free, error)[0], self.ks)
+
     def _features(self, full: np.ndarray, cfg, v: dict) -> np.ndarray:
         """The columns of ``full`` weighted by sqrt(w_j) (module docstring), times the feature scale
         sqrt(memorisation / (lr capacity)) (:func:`feature_scale`)."""

@@ -41,11 +41,10 @@ class SFTParams:
     def to_policy(self, tree: Tree) -> Policy:
         if np.ndim(self.skill) == 0:
             base = Policy.base(tree, self.weight.shape[1], float(self.skill))
-        else:
-            base = Policy.base(tree, self.weight.shape[1])
+        else:  # the base with skill 1 marks the nodes that carry one: scaled by each node's mode skill
             skills = np.asarray(self.skill, dtype=np.float64)
-            decipherable = (tree.kind == DECIPHERABLE) & (tree.n_children > 0)
-            base = base.with_(skill=np.where(decipherable, skills[skill_groups(tree, skills.size)], 0.0))
+            base = Policy.base(tree, self.weight.shape[1], 1.0)
+            base = base.with_(skill=base.skill * skills[skill_groups(tree, skills.size)])
         return base.with_(logit=base.logit + self.theta, fork_weight=self.weight)
 
 
@@ -56,7 +55,7 @@ def skill_groups(tree: Tree, n_groups: int = 1) -> np.ndarray:
     group = np.zeros(tree.n_nodes, dtype=np.int64)
     if n_groups == 1:
         return group
-    modes = np.arange(tree.child_start[0], tree.child_start[1])
+    modes = tree.children(0)
     if n_groups != modes.size:
         raise ValueError(f"skill groups must be 1 (shared) or one per mode ({modes.size}), got {n_groups}")
     group[modes] = np.arange(modes.size)

@@ -155,7 +155,7 @@ def mode_rate(tree, fc: np.ndarray, mode_memorisation: float) -> np.ndarray | No
 def _setup(ps: PathStar, skill_offset=None, mode_memorisation: float = 1.0, skill_per_mode: bool = False):
     tree, train = ps.tree, ps.train
     fc = fork_children(tree)
-    n_skills = int(tree.child_start[1] - tree.child_start[0]) if skill_per_mode else 1
+    n_skills = int(tree.n_children[0]) if skill_per_mode else 1  # the modes: the root's children
     skill = np.full(n_skills, float(ps.task.base_skill)) if skill_per_mode else ps.task.base_skill
     state = _State(np.zeros(tree.n_nodes), np.zeros((fc.size, len(train))), skill, mode_rate(tree, fc, mode_memorisation))
     train_off, test_off = (None, None) if skill_offset is None else skill_offset
